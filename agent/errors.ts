@@ -1,0 +1,58 @@
+// One catalogue of error codes (as fastify's lib/errors.js): every error the agent raises on
+// purpose carries one of these, so logs, tests and exit codes can rely on identity, not text.
+
+export const ErrorCode = {
+  /** Bad command line: unknown flag or command, missing argument. Exit 2. */
+  Usage: 'E_USAGE',
+  /** Configuration that does not validate (file, env or flag). Exit 2. */
+  ConfigInvalid: 'E_CONFIG_INVALID',
+  /** Configuration file that cannot be read or parsed. Exit 2. */
+  ConfigUnreadable: 'E_CONFIG_UNREADABLE',
+  /** A host file exists but cannot be read (permissions, not a regular file, too large). */
+  HostRead: 'E_HOST_READ',
+  /** A check did not finish within its timeout. */
+  CheckTimeout: 'E_CHECK_TIMEOUT',
+  /** A check's previous run never finished; a new one is not started on top of it. */
+  CheckStillRunning: 'E_CHECK_STILL_RUNNING',
+  /** A check threw. */
+  CheckFailed: 'E_CHECK_FAILED',
+  /** The HTTP server could not listen. */
+  Listen: 'E_LISTEN',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class AuditorError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AuditorError';
+    this.code = code;
+  }
+}
+
+/** Errors that mean "the operator gave us something wrong": the CLI exits 2 on these. */
+export function isUsageOrConfigError(error: unknown): error is AuditorError {
+  return (
+    error instanceof AuditorError &&
+    (error.code === ErrorCode.Usage ||
+      error.code === ErrorCode.ConfigInvalid ||
+      error.code === ErrorCode.ConfigUnreadable)
+  );
+}
+
+/** The errno code of a Node system error, if any (ENOENT, EACCES, ...). */
+export function errnoCode(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+/** A short, human message for any thrown value (never a stack trace). */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,188 @@
+// Every read of the host goes through HostRoot, rooted at --host-root ("/" on a host, "/host"
+// in the DaemonSet). Checks name host paths as the host sees them ("/etc/sysctl.d/x.conf");
+// only this module knows where they really are.
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { AuditorError, ErrorCode, errnoCode } from '../errors.ts';
+import { byCodeUnit } from '../findings/finding.ts';
+
+/** Files we read are small (config, /proc/sys); anything larger is not what we think it is. */
+export const DEFAULT_MAX_BYTES = 1024 * 1024;
+/** Linux gives up after 40 symlinks (MAXSYMLINKS); so do we. */
+const MAX_SYMLINK_HOPS = 40;
+/**
+ * O_NONBLOCK: opening a FIFO for reading blocks until a writer appears, which would park one of
+ * libuv's four threadpool threads forever. With O_NONBLOCK the open returns at once and fstat
+ * then rejects anything that is not a regular file. It has no effect on regular files.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+const ERRNO_TEXT: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory',
+  ELOOP: 'too many levels of symbolic links',
+  EIO: 'input/output error',
+  EINVAL: 'invalid argument',
+};
+
+/** A host file that exists but cannot be read; the message names the path. */
+export class HostReadError extends AuditorError {
+  readonly hostPath: string;
+
+  constructor(hostPath: string, reason: string, options?: { cause?: unknown }) {
+    super(ErrorCode.HostRead, `cannot read ${hostPath}: ${reason}`, options);
+    this.name = 'HostReadError';
+    this.hostPath = hostPath;
+  }
+}
+
+export interface ReadOptions {
+  /** Resolve symbolic links inside the host root (default true; /proc and /sys need not). */
+  resolveLinks?: boolean;
+  maxBytes?: number;
+}
+
+export interface HostDirEntry {
+  name: string;
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymbolicLink: boolean;
+}
+
+export class HostRoot {
+  /** Absolute path of the host's "/" on this machine. */
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  /** Where a host path is on this machine. No symlink resolution: for /proc and /sys. */
+  local(hostPath: string): string {
+    return path.join(this.root, path.posix.normalize('/' + hostPath));
+  }
+
+  /** A host path for messages: the host's own path, plus where we read it when rooted. */
+  display(hostPath: string): string {
+    return this.root === '/' ? hostPath : `${hostPath} (read at ${this.local(hostPath)})`;
+  }
+
+  /**
+   * Resolve symbolic links the way the host's kernel would, but inside the root: an absolute
+   * target such as /etc/sysctl.d/99-sysctl.conf -> /etc/sysctl.conf is re-rooted instead of
+   * escaping to this container's own /etc. Returns a host path; a missing tail is kept as is.
+   */
+  async resolve(hostPath: string): Promise<string> {
+    const pending = splitPath(hostPath);
+    const resolved: string[] = [];
+    let hops = 0;
+    while (pending.length > 0) {
+      const name = pending.shift() as string;
+      if (name === '.') continue;
+      if (name === '..') {
+        resolved.pop();
+        continue;
+      }
+      const candidate = '/' + [...resolved, name].join('/');
+      let target: string;
+      try {
+        const stat = await fs.lstat(this.local(candidate));
+        if (!stat.isSymbolicLink()) {
+          resolved.push(name);
+          continue;
+        }
+        target = await fs.readlink(this.local(candidate));
+      } catch (error) {
+        const code = errnoCode(error);
+        if (code === 'ENOENT' || code === 'ENOTDIR') {
+          return '/' + [...resolved, name, ...pending].join('/');
+        }
+        throw new HostReadError(candidate, reasonOf(error), { cause: error });
+      }
+      if (++hops > MAX_SYMLINK_HOPS) throw new HostReadError(hostPath, ERRNO_TEXT.ELOOP ?? 'loop');
+      if (target.startsWith('/')) resolved.length = 0;
+      pending.unshift(...splitPath(target));
+    }
+    return '/' + resolved.join('/');
+  }
+
+  /**
+   * Text of a regular host file, or null when it does not exist. Throws HostReadError when it
+   * exists but cannot be read, is not a regular file, or is larger than maxBytes.
+   */
+  async readText(hostPath: string, options: ReadOptions = {}): Promise<string | null> {
+    const buffer = await this.readBytes(hostPath, options);
+    return buffer === null ? null : buffer.toString('utf8');
+  }
+
+  async readBytes(hostPath: string, options: ReadOptions = {}): Promise<Buffer | null> {
+    const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+    const resolveHere = options.resolveLinks !== false && this.root !== '/';
+    const target = resolveHere ? await this.resolve(hostPath) : hostPath;
+    // When we resolved links ourselves, the last component must not be a link any more: refuse
+    // to follow one that appeared in between (it could point outside the root).
+    const flags = resolveHere ? OPEN_FLAGS | constants.O_NOFOLLOW : OPEN_FLAGS;
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(this.local(target), flags);
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      throw new HostReadError(hostPath, reasonOf(error), { cause: error });
+    }
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw new HostReadError(hostPath, 'not a regular file');
+      // /proc and /sys files report size 0 (or 4096): read until EOF, whatever stat says.
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for (;;) {
+        const chunk = Buffer.allocUnsafe(Math.min(64 * 1024, maxBytes + 1 - total));
+        const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+        if (bytesRead === 0) break;
+        chunks.push(chunk.subarray(0, bytesRead));
+        total += bytesRead;
+        if (total > maxBytes) {
+          throw new HostReadError(hostPath, `larger than the ${maxBytes}-byte limit`);
+        }
+      }
+      return Buffer.concat(chunks, total);
+    } catch (error) {
+      if (error instanceof HostReadError) throw error;
+      throw new HostReadError(hostPath, reasonOf(error), { cause: error });
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  /** Entries of a host directory sorted by name, or null when it does not exist. */
+  async listDir(hostPath: string): Promise<HostDirEntry[] | null> {
+    const target = this.root === '/' ? hostPath : await this.resolve(hostPath);
+    try {
+      const entries = await fs.readdir(this.local(target), { withFileTypes: true });
+      return entries
+        .map((entry) => ({
+          name: entry.name,
+          isFile: entry.isFile(),
+          isDirectory: entry.isDirectory(),
+          isSymbolicLink: entry.isSymbolicLink(),
+        }))
+        .sort((a, b) => byCodeUnit(a.name, b.name));
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      throw new HostReadError(hostPath, reasonOf(error), { cause: error });
+    }
+  }
+}
+
+function splitPath(p: string): string[] {
+  return p.split('/').filter((part) => part !== '');
+}
+
+function reasonOf(error: unknown): string {
+  const code = errnoCode(error);
+  if (code !== undefined) return ERRNO_TEXT[code] ?? code;
+  return error instanceof Error ? error.message : String(error);
+}
