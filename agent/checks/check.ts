@@ -1,0 +1,44 @@
+// The one interface every check implements (node_exporter's Collector, NPD's Monitor).
+// A check does host I/O and maps what it saw to findings and metric samples; parsing lives in
+// agent/parsers. It never throws for bad host data (that is a finding); if it throws anyway,
+// the runner reports a CheckFailed finding and the other checks carry on.
+import type { Logger } from 'pino';
+import type * as v from 'valibot';
+import type { FindingDraft } from '../findings/finding.ts';
+import type { HostRoot } from '../host/hostRoot.ts';
+import type { MetricSample } from '../sinks/metrics/catalogue.ts';
+
+export interface CheckContext<Options> {
+  readonly host: HostRoot;
+  readonly nodeName: string;
+  /** This check's own validated, frozen options (checks.<id>.*). */
+  readonly options: Readonly<Options>;
+  /** Aborted when the run times out or the agent stops: stop early, results are discarded. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+}
+
+export interface CheckOutcome {
+  /** Every problem currently true. Anything not reported again is cleared. */
+  findings: FindingDraft[];
+  /** Gauge values for the metrics this check owns; label sets not reported again are removed. */
+  samples?: MetricSample[];
+}
+
+export interface CheckDefaults {
+  enabled: boolean;
+  /** A duration such as "60s"; checks.<id>.cron replaces it with a schedule. */
+  interval: string;
+  timeout: string;
+}
+
+export interface Check<Options extends v.ObjectEntries = v.ObjectEntries> {
+  /** Stable id (never renamed): CLI --only, config key checks.<id>, metric label. */
+  readonly id: string;
+  readonly title: string;
+  readonly description: string;
+  readonly defaults: CheckDefaults;
+  /** Schemas of the check's own options (checks.<id>.<option>), with their defaults. */
+  readonly options: Options;
+  run(context: CheckContext<v.InferOutput<v.ObjectSchema<Options, undefined>>>): Promise<CheckOutcome>;
+}
