@@ -1,0 +1,291 @@
+// Load the configuration once: embedded defaults < config file (YAML or JSON) < environment
+// < flags. Validate the merged result with the one schema, then freeze it. Every error names
+// the setting and where its value came from (the file, the env var or the flag); the CLI exits
+// 2 on them, a reload keeps the old configuration.
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import { load as parseYaml } from 'js-yaml';
+import * as v from 'valibot';
+import { CHECKS } from '../checks/registry.ts';
+import type { Check } from '../checks/check.ts';
+import { AuditorError, ErrorCode, errnoCode } from '../errors.ts';
+import { configSchema } from './configSchema.ts';
+import type { Config } from './configSchema.ts';
+import { describeSchema, keysAt } from './schemaWalk.ts';
+import type { AnySchema, SchemaNode } from './schemaWalk.ts';
+
+/** Flags that set a configuration value, and the setting each one sets. */
+export const CONFIG_FLAGS = {
+  'host-root': ['hostRoot'],
+  listen: ['listen'],
+  'node-name': ['nodeName'],
+  kubeconfig: ['kubeconfig'],
+  'log-level': ['log', 'level'],
+} as const satisfies Record<string, readonly string[]>;
+
+export type ConfigFlag = keyof typeof CONFIG_FLAGS;
+
+export const ENV_PREFIX = 'NODE_AUDITOR_';
+/** The config file path may also come from the environment (not a setting itself). */
+export const CONFIG_FILE_ENV = 'NODE_AUDITOR_CONFIG';
+
+export interface ConfigInputs {
+  /** Path of a YAML or JSON config file (--config, else $NODE_AUDITOR_CONFIG). */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  flags?: Partial<Record<ConfigFlag, string>>;
+}
+
+export interface LoadedConfig {
+  config: Readonly<Config>;
+  /** The config file that was read, if any. */
+  file?: string;
+}
+
+type Doc = Record<string, unknown>;
+type Path = readonly PropertyKey[];
+interface Layer {
+  source: string;
+  doc: Doc;
+}
+
+export async function loadConfig(
+  inputs: ConfigInputs,
+  checks: readonly Check[] = CHECKS,
+): Promise<LoadedConfig> {
+  const schema = configSchema(checks);
+  const env = inputs.env ?? {};
+  const file = inputs.file ?? nonEmpty(env[CONFIG_FILE_ENV]);
+  const layers: Layer[] = [{ source: 'built-in defaults', doc: (await v.parseAsync(schema, {})) as Doc }];
+  if (file !== undefined) layers.push({ source: file, doc: await readConfigFile(file) });
+  layers.push(...envLayers(env, schema));
+  for (const [flag, value] of Object.entries(inputs.flags ?? {})) {
+    if (value === undefined) continue;
+    const path = CONFIG_FLAGS[flag as ConfigFlag];
+    layers.push({ source: `flag --${flag}`, doc: nest(path, value) });
+  }
+
+  const provenance = new Map<string, string>();
+  const merged: Doc = {};
+  for (const layer of layers) mergeInto(merged, layer.doc, layer.source, [], provenance);
+
+  const result = await v.safeParseAsync(schema, merged);
+  if (!result.success) {
+    const lines = result.issues.map((issue) => describeIssue(issue, schema, provenance));
+    throw new AuditorError(ErrorCode.ConfigInvalid, `invalid configuration:\n${[...new Set(lines)].join('\n')}`);
+  }
+  const config = result.output as Config;
+  // Kubernetes registers a node under its host name, lower-cased.
+  config.nodeName ??= os.hostname().toLowerCase();
+  await requireDirectory(config.hostRoot, sourceOf(['hostRoot'], provenance));
+  return { config: deepFreeze(config), ...(file === undefined ? {} : { file }) };
+}
+
+async function readConfigFile(file: string): Promise<Doc> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    const code = errnoCode(error);
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(code ?? error);
+    throw new AuditorError(ErrorCode.ConfigUnreadable, `cannot read config file ${file}: ${why}`, {
+      cause: error,
+    });
+  }
+  let doc: unknown;
+  try {
+    // YAML 1.2 core schema (JSON is YAML too): "yes" stays a string, duplicate keys are errors.
+    doc = parseYaml(text, { filename: file });
+  } catch (error) {
+    const why = error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error);
+    throw new AuditorError(ErrorCode.ConfigUnreadable, `cannot parse config file ${file}: ${why}`, {
+      cause: error,
+    });
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!isPlainObject(doc)) {
+    throw new AuditorError(
+      ErrorCode.ConfigUnreadable,
+      `cannot use config file ${file}: the top level must be a mapping of settings, not ${Array.isArray(doc) ? 'a list' : typeof doc}`,
+    );
+  }
+  return doc;
+}
+
+/**
+ * NODE_AUDITOR_<SETTING>: "__" separates levels, case and "-"/"_" inside a name are ignored
+ * (NODE_AUDITOR_HOST_ROOT -> hostRoot, NODE_AUDITOR_CHECKS__SYSCTL__INTERVAL -> checks.sysctl.interval).
+ * Also NODE_NAME (the downward API) and KUBECONFIG, as kubectl reads it.
+ */
+function envLayers(env: NodeJS.ProcessEnv, schema: AnySchema): Layer[] {
+  const layers: Layer[] = [];
+  const nodeNameEnv = nonEmpty(env.NODE_NAME);
+  if (nodeNameEnv !== undefined) {
+    layers.push({ source: 'environment variable NODE_NAME', doc: { nodeName: nodeNameEnv } });
+  }
+  const kubeconfigEnv = nonEmpty(env.KUBECONFIG);
+  if (kubeconfigEnv !== undefined) {
+    layers.push({ source: 'environment variable KUBECONFIG', doc: { kubeconfig: kubeconfigEnv } });
+  }
+  const names = Object.keys(env)
+    .filter((name) => name.startsWith(ENV_PREFIX) && name !== CONFIG_FILE_ENV)
+    .sort();
+  for (const name of names) {
+    const raw = env[name] ?? '';
+    const source = `environment variable ${name}`;
+    const segments = name.slice(ENV_PREFIX.length).split('__');
+    const path: string[] = [];
+    let node: AnySchema | undefined = schema;
+    let leafType = 'string';
+    for (const segment of segments) {
+      const described: SchemaNode | undefined = node === undefined ? undefined : describeSchema(node);
+      if (described?.kind !== 'object') {
+        throw new AuditorError(ErrorCode.ConfigInvalid, `invalid configuration:\n${source}: "${path.join('.')}" has no settings below it`);
+      }
+      const key = described.keys.find((k) => normalizeName(k) === normalizeName(segment));
+      if (key === undefined) {
+        const where = path.length === 0 ? '' : ` under ${path.join('.')}`;
+        throw new AuditorError(
+          ErrorCode.ConfigInvalid,
+          `invalid configuration:\n${source}: no setting "${segment.toLowerCase()}"${where} (known: ${described.keys.join(', ')})`,
+        );
+      }
+      path.push(key);
+      node = described.child(key);
+      const below = node === undefined ? undefined : describeSchema(node);
+      leafType = below?.kind === 'leaf' ? below.type : (below?.kind ?? 'string');
+    }
+    layers.push({ source, doc: nest(path, envValue(raw, leafType)) });
+  }
+  return layers;
+}
+
+/** Strings stay strings ("0755" is not a number); other types and sections parse as YAML. */
+function envValue(raw: string, type: string): unknown {
+  if (type === 'string' || type === 'picklist') return raw;
+  try {
+    return parseYaml(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function mergeInto(target: Doc, layer: Doc, source: string, path: Path, provenance: Map<string, string>): void {
+  for (const [key, value] of Object.entries(layer)) {
+    const here = [...path, key];
+    provenance.set(pathKey(here), source);
+    const existing = target[key];
+    if (isPlainObject(value) && isPlainObject(existing)) {
+      mergeInto(existing, value, source, here, provenance);
+    } else if (isPlainObject(value)) {
+      const copy: Doc = {};
+      mergeInto(copy, value, source, here, provenance);
+      target[key] = copy;
+    } else {
+      target[key] = value;
+    }
+  }
+}
+
+function describeIssue(issue: v.BaseIssue<unknown>, schema: AnySchema, provenance: Map<string, string>): string {
+  const path = (issue.path ?? []).map((item) => item.key as PropertyKey);
+  if (issue.type === 'strict_object' && issue.expected === 'never') {
+    // An unknown key: its path ends with the key itself.
+    const key = String(path.at(-1));
+    const hint = closest(key, keysAt(schema, path.slice(0, -1)));
+    return `${sourceOf(path, provenance)}: ${formatPath(path)}: unknown setting${hint === undefined ? '' : ` (did you mean "${hint}"?)`}`;
+  }
+  const message = issue.kind === 'schema' ? `expected ${issue.expected ?? 'something else'}, got ${issue.received}` : issue.message;
+  return `${sourceOf(path, provenance)}: ${formatPath(path)}: ${message}`;
+}
+
+/** Where the value at a path came from: the most specific layer that set it or a parent. */
+function sourceOf(path: Path, provenance: Map<string, string>): string {
+  for (let n = path.length; n > 0; n--) {
+    const source = provenance.get(pathKey(path.slice(0, n)));
+    if (source !== undefined) return source;
+  }
+  return 'built-in defaults';
+}
+
+/** checks.sysctl.profile["fs.inotify.max_user_watches"].expect */
+export function formatPath(path: Path): string {
+  if (path.length === 0) return '(top level)';
+  return path
+    .map((segment, i) => {
+      const s = String(segment);
+      if (typeof segment === 'number') return `[${s}]`;
+      if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(s)) return i === 0 ? s : `.${s}`;
+      return `[${JSON.stringify(s)}]`;
+    })
+    .join('');
+}
+
+function pathKey(path: Path): string {
+  return JSON.stringify(path.map(String));
+}
+
+function nest(path: readonly string[], value: unknown): Doc {
+  let doc: unknown = value;
+  for (let i = path.length - 1; i >= 0; i--) doc = { [path[i] as string]: doc };
+  return doc as Doc;
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of candidates) {
+    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+async function requireDirectory(dir: string, source: string): Promise<void> {
+  try {
+    const stat = await fs.stat(dir);
+    if (stat.isDirectory()) return;
+  } catch {
+    /* reported below */
+  }
+  throw new AuditorError(
+    ErrorCode.ConfigInvalid,
+    `invalid configuration:\n${source}: hostRoot: ${dir} is not a directory`,
+  );
+}
+
+function normalizeName(name: string): string {
+  return name.toLowerCase().replace(/[-_]/g, '');
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function isPlainObject(value: unknown): value is Doc {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
