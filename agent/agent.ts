@@ -1,0 +1,183 @@
+// `node-auditor run`: the long-running agent. Wires checks -> findings -> sinks and keeps
+// serving whatever a check, a reload or a client does.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Check } from './checks/check.ts';
+import { CHECKS } from './checks/registry.ts';
+import type { Config } from './config/configSchema.ts';
+import { formatListenAddress, parseListenAddress } from './config/listenAddress.ts';
+import { loadConfig } from './config/loadConfig.ts';
+import type { ConfigInputs, LoadedConfig } from './config/loadConfig.ts';
+import { AuditorError, ErrorCode, describeError } from './errors.ts';
+import { FindingStore } from './findings/findingStore.ts';
+import { CheckStatuses } from './findings/report.ts';
+import type { Report } from './findings/report.ts';
+import { HostRoot } from './host/hostRoot.ts';
+import { CheckScheduler } from './runner/checkScheduler.ts';
+import { CheckRunner, applyRunToFindings } from './runner/runCheck.ts';
+import type { CheckRun } from './runner/runCheck.ts';
+import { logTransition } from './sinks/findingLog.ts';
+import { createHttpServer } from './sinks/http/httpServer.ts';
+import { MetricsSink } from './sinks/metrics/metricsSink.ts';
+import { renderStartupSummary } from './sinks/report/startupSummary.ts';
+
+/** Settings read once at start: changing them in a reload is logged, and needs a restart. */
+const RESTART_ONLY = ['hostRoot', 'listen', 'nodeName'] as const;
+
+export interface AgentOptions {
+  loaded: LoadedConfig;
+  /** Where the configuration came from, to load it again on reload. */
+  inputs: ConfigInputs;
+  log: Logger;
+  version: string;
+  checks?: readonly Check[];
+  /** Where to print the start-up summary once the first pass is done (null: nowhere). */
+  summaryTo?: NodeJS.WritableStream | null;
+}
+
+export class Agent {
+  readonly store = new FindingStore();
+  readonly metrics: MetricsSink;
+  private readonly checks: readonly Check[];
+  private readonly statuses: CheckStatuses;
+  private readonly scheduler: CheckScheduler;
+  private readonly server: Server;
+  private readonly log: Logger;
+  private readonly options: AgentOptions;
+  private readonly startedAt = new Date();
+  private config: Readonly<Config>;
+  private firstPassDone = false;
+  private url = '';
+
+  constructor(options: AgentOptions) {
+    this.options = options;
+    this.checks = options.checks ?? CHECKS;
+    this.config = options.loaded.config;
+    this.log = options.log;
+    this.statuses = new CheckStatuses(this.checks);
+    this.metrics = new MetricsSink({ version: options.version, checkIds: this.checks.map((c) => c.id) });
+    this.store.onTransition((transition) => {
+      logTransition(this.log, transition);
+    });
+    const runner = new CheckRunner({
+      host: new HostRoot(this.config.hostRoot),
+      nodeName: this.config.nodeName,
+      log: this.log,
+    });
+    this.scheduler = new CheckScheduler(
+      this.checks,
+      runner,
+      { onRun: (run) => { this.recordRun(run); }, onDisabled: (id) => { this.forgetCheck(id, 'disabled in config'); } },
+      this.log,
+    );
+    this.server = createHttpServer(
+      {
+        report: () => this.report(),
+        ready: () => this.firstPassDone,
+        metrics: this.metrics,
+        pageMeta: () => ({ version: options.version, hostRoot: this.config.hostRoot, ready: this.firstPassDone }),
+      },
+      this.log,
+    );
+  }
+
+  /** Listen, then start the checks. Resolves with the URL once listening (not after the first pass). */
+  async start(): Promise<string> {
+    const listen = parseListenAddress(this.config.listen);
+    if (listen === undefined) throw new AuditorError(ErrorCode.Listen, `bad listen address ${this.config.listen}`);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error) => {
+        reject(new AuditorError(ErrorCode.Listen, `cannot listen on ${this.config.listen}: ${describeError(error)}`, { cause: error }));
+      };
+      this.server.once('error', onError);
+      this.server.listen(listen.port, listen.host, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    const address = this.server.address() as AddressInfo;
+    this.url = `http://${formatListenAddress({ host: address.address, port: address.port })}`;
+    this.log.info({ event: 'http.listening', url: this.url, node: this.config.nodeName, hostRoot: this.config.hostRoot }, `listening on ${this.url}`);
+    this.markDisabled();
+    void this.scheduler.apply(this.config.checks).then(() => {
+      this.firstPassDone = true;
+      const report = this.report();
+      this.log.info({ event: 'agent.ready', checks: report.checks.map((c) => ({ id: c.id, status: c.status })), findings: report.findings.length }, 'first pass done');
+      this.options.summaryTo?.write(
+        renderStartupSummary(report, { version: this.options.version, hostRoot: this.config.hostRoot, url: this.url }),
+      );
+    });
+    return this.url;
+  }
+
+  /** Load the configuration again; a bad one is rejected (logged, counted) and the old one kept. */
+  async reload(trigger: string): Promise<boolean> {
+    let loaded: LoadedConfig;
+    try {
+      loaded = await loadConfig(this.options.inputs, this.checks);
+    } catch (error) {
+      this.metrics.recordReload(false);
+      this.log.error({ event: 'config.rejected', trigger, error: describeError(error) }, 'new configuration rejected; keeping the current one');
+      return false;
+    }
+    const next = { ...loaded.config } as Config;
+    for (const key of RESTART_ONLY) {
+      if (next[key] !== this.config[key]) {
+        this.log.warn({ event: 'config.restart-needed', setting: key, current: this.config[key], requested: next[key] }, `${key} changes only when the agent restarts`);
+        next[key] = this.config[key];
+      }
+    }
+    const changed = Object.keys(next.checks).filter((id) => JSON.stringify(next.checks[id]) !== JSON.stringify(this.config.checks[id]));
+    this.config = Object.freeze(next);
+    this.log.level = next.log.level;
+    this.metrics.recordReload(true);
+    this.log.info({ event: 'config.applied', trigger, changedChecks: changed }, 'configuration reloaded');
+    this.markDisabled();
+    await this.scheduler.apply(next.checks);
+    return true;
+  }
+
+  report(): Report {
+    return {
+      node: this.config.nodeName,
+      startedAt: this.startedAt.toISOString(),
+      checks: this.statuses.list(),
+      findings: this.store.active(),
+    };
+  }
+
+  effectiveConfig(): Readonly<Config> {
+    return this.config;
+  }
+
+  async stop(): Promise<void> {
+    this.scheduler.stop();
+    this.metrics.stop();
+    this.server.closeIdleConnections();
+    await new Promise<void>((resolve) => this.server.close(() => { resolve(); }));
+  }
+
+  private recordRun(run: CheckRun): void {
+    this.statuses.record(run);
+    this.metrics.recordRun(run);
+    if (run.error !== undefined) {
+      this.log.warn({ event: 'check.failed', check: run.check, code: run.error.code, error: run.error.message }, `check ${run.check} failed`);
+    }
+    applyRunToFindings(this.store, run);
+    this.metrics.syncProblems(this.store.active());
+  }
+
+  private forgetCheck(id: string, reason: string): void {
+    this.store.clearCheck(id, reason);
+    this.statuses.skip(id, reason);
+    this.metrics.forgetCheck(id);
+    this.metrics.syncProblems(this.store.active());
+  }
+
+  private markDisabled(): void {
+    for (const check of this.checks) {
+      if (this.config.checks[check.id]?.enabled !== true) this.statuses.skip(check.id, 'disabled in config');
+    }
+  }
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// node-auditor's command line. Exit status: 0 fine, 1 problems found (check) or a runtime
+// failure, 2 a usage or configuration error.
+// Stack traces (CheckFailed evidence, logs) point at the TypeScript source, not the bundle.
+process.setSourceMapsEnabled(true);
+
+import { describeError, isUsageOrConfigError } from '../errors.ts';
+import { ErrorCode } from '../errors.ts';
+import { VERSION } from '../version.ts';
+import { checkCommand } from './checkCommand.ts';
+import { configCommand } from './configCommand.ts';
+import { parseCommandLine } from './parseCommandLine.ts';
+import { runCommand } from './runCommand.ts';
+import { usage } from './usage.ts';
+
+async function main(argv: readonly string[]): Promise<number> {
+  const line = parseCommandLine(argv, process.env);
+  switch (line.kind) {
+    case 'help':
+      process.stdout.write(usage());
+      return 0;
+    case 'version':
+      process.stdout.write(`node-auditor ${VERSION}\n`);
+      return 0;
+    case 'command':
+      switch (line.command) {
+        case 'run':
+          return runCommand(line.inputs);
+        case 'check':
+          return checkCommand(line.inputs, { ...(line.output === undefined ? {} : { output: line.output }), ...(line.only === undefined ? {} : { only: line.only }) }, process.stdout);
+        case 'config':
+          return configCommand(line.inputs, line.output, process.stdout);
+      }
+  }
+}
+
+function exit(code: number): void {
+  // Exit once stdout is flushed: a hung check must not keep `check` alive after its report.
+  process.stdout.write('', () => process.exit(code));
+}
+
+main(process.argv.slice(2)).then(exit, (error: unknown) => {
+  if (isUsageOrConfigError(error)) {
+    process.stderr.write(`node-auditor: ${error.message}\n`);
+    if (error.code === ErrorCode.Usage) process.stderr.write(`\n${usage()}`);
+    exit(2);
+  } else {
+    process.stderr.write(`node-auditor: ${describeError(error)}\n`);
+    exit(1);
+  }
+});

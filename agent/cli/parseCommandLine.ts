@@ -1,0 +1,96 @@
+// The command line, parsed strictly: an unknown command or flag is a usage error (exit 2).
+import { parseArgs } from 'node:util';
+import { checkIds } from '../checks/registry.ts';
+import type { ConfigFlag, ConfigInputs } from '../config/loadConfig.ts';
+import { AuditorError, ErrorCode } from '../errors.ts';
+
+export const COMMANDS = ['run', 'check', 'config'] as const;
+export type Command = (typeof COMMANDS)[number];
+
+export type CommandLine =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'command'; command: Command; inputs: ConfigInputs; output?: string; only?: string[] };
+
+const OPTIONS = {
+  config: { type: 'string' },
+  'host-root': { type: 'string' },
+  listen: { type: 'string' },
+  'node-name': { type: 'string' },
+  kubeconfig: { type: 'string' },
+  'log-level': { type: 'string' },
+  output: { type: 'string' },
+  only: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
+const OUTPUTS: Record<Command, readonly string[]> = {
+  run: [],
+  check: ['table', 'json'],
+  config: ['yaml', 'json'],
+};
+
+export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): CommandLine {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new AuditorError(ErrorCode.Usage, usageMessage(error));
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) return { kind: 'help' };
+  if (values.version === true) return { kind: 'version' };
+  const [command, ...extra] = positionals;
+  if (command === undefined) throw new AuditorError(ErrorCode.Usage, 'no command given');
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    throw new AuditorError(ErrorCode.Usage, `unknown command "${command}" (commands: ${COMMANDS.join(', ')})`);
+  }
+  const cmd = command as Command;
+  if (extra.length > 0) throw new AuditorError(ErrorCode.Usage, `unexpected argument "${extra[0] ?? ''}"`);
+
+  if (values.output !== undefined && !OUTPUTS[cmd].includes(values.output)) {
+    const allowed = OUTPUTS[cmd];
+    throw new AuditorError(
+      ErrorCode.Usage,
+      allowed.length === 0
+        ? `--output is not a flag of ${cmd}`
+        : `--output must be ${allowed.join(' or ')} for ${cmd}, not "${values.output}"`,
+    );
+  }
+  let only: string[] | undefined;
+  if (values.only !== undefined) {
+    if (cmd !== 'check') throw new AuditorError(ErrorCode.Usage, `--only is a flag of check, not of ${cmd}`);
+    only = values.only.split(',').map((id) => id.trim()).filter((id) => id !== '');
+    const known = checkIds();
+    const unknown = only.filter((id) => !known.includes(id));
+    if (unknown.length > 0 || only.length === 0) {
+      throw new AuditorError(
+        ErrorCode.Usage,
+        `--only: ${unknown.length > 0 ? `unknown check "${unknown.join('", "')}"` : 'no check given'} (checks: ${known.join(', ')})`,
+      );
+    }
+  }
+  const flags: Partial<Record<ConfigFlag, string>> = {};
+  for (const flag of ['host-root', 'listen', 'node-name', 'kubeconfig', 'log-level'] as const) {
+    const value = values[flag];
+    if (value !== undefined) flags[flag] = value;
+  }
+  return {
+    kind: 'command',
+    command: cmd,
+    inputs: { file: values.config, env, flags },
+    ...(values.output === undefined ? {} : { output: values.output }),
+    ...(only === undefined ? {} : { only }),
+  };
+}
+
+/** parseArgs' messages, shortened to what an operator needs ("unknown flag --foo"). */
+function usageMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const unknown = /^Unknown option '([^']+)'/.exec(message);
+  if (unknown !== null) return `unknown flag ${unknown[1] ?? ''}`;
+  const missing = /^Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(message);
+  if (missing !== null) return `flag ${missing[1] ?? ''} needs a value`;
+  return message;
+}

@@ -1,0 +1,118 @@
+// Runs each enabled check on its own schedule: every `interval` (measured from the end of the
+// previous run, so runs never overlap) or on a cron expression. A reload reschedules only the
+// checks whose settings changed; findings and metrics are not touched by rescheduling.
+import type { ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import type { Check } from '../checks/check.ts';
+import type { CheckSettings } from '../config/configSchema.ts';
+import { durationMs } from '../config/duration.ts';
+import type { CheckRun, CheckRunner } from './runCheck.ts';
+
+interface Job {
+  check: Check;
+  settings: CheckSettings;
+  fingerprint: string;
+  timer?: NodeJS.Timeout;
+  task?: ScheduledTask;
+  stopped: boolean;
+}
+
+export interface SchedulerEvents {
+  /** Every finished run, ok or not. */
+  onRun(run: CheckRun): void;
+  /** A check was disabled by a reload. */
+  onDisabled(checkId: string): void;
+}
+
+export class CheckScheduler {
+  private readonly checks: readonly Check[];
+  private readonly runner: CheckRunner;
+  private readonly events: SchedulerEvents;
+  private readonly log: Logger;
+  private readonly jobs = new Map<string, Job>();
+
+  constructor(checks: readonly Check[], runner: CheckRunner, events: SchedulerEvents, log: Logger) {
+    this.checks = checks;
+    this.runner = runner;
+    this.events = events;
+    this.log = log;
+  }
+
+  /**
+   * Schedule checks per `settings` (start or reload). Checks that are new or changed run at
+   * once; resolves when those first runs are done (the agent is ready after the first call).
+   */
+  async apply(settings: Readonly<Record<string, CheckSettings>>): Promise<void> {
+    const firstRuns: Promise<void>[] = [];
+    for (const check of this.checks) {
+      const wanted = settings[check.id];
+      const job = this.jobs.get(check.id);
+      if (wanted === undefined || !wanted.enabled) {
+        if (job !== undefined) {
+          this.stopJob(job);
+          this.jobs.delete(check.id);
+          this.events.onDisabled(check.id);
+        }
+        continue;
+      }
+      const fingerprint = JSON.stringify(wanted);
+      if (job !== undefined && job.fingerprint === fingerprint) continue;
+      if (job !== undefined) this.stopJob(job);
+      const next: Job = { check, settings: wanted, fingerprint, stopped: false };
+      this.jobs.set(check.id, next);
+      firstRuns.push(this.startJob(next));
+    }
+    await Promise.all(firstRuns);
+  }
+
+  stop(): void {
+    for (const job of this.jobs.values()) this.stopJob(job);
+    this.jobs.clear();
+    this.runner.abortAll('agent stopping');
+  }
+
+  private async startJob(job: Job): Promise<void> {
+    await this.runOnce(job);
+    if (job.stopped) return;
+    if (job.settings.cron !== undefined) {
+      // Loaded on first use only (see cronExpression in configSchema.ts).
+      const cron = await import('node-cron');
+      if (job.stopped) return;
+      job.task = cron.schedule(job.settings.cron, () => this.runOnce(job), {
+        name: `check:${job.check.id}`,
+        // node-cron logs missed runs to the console by default; route them to our log.
+        logger: {
+          info: (msg) => { this.log.debug({ check: job.check.id }, msg); },
+          warn: (msg) => { this.log.warn({ check: job.check.id }, msg); },
+          error: (msg) => { this.log.error({ check: job.check.id }, String(msg)); },
+          debug: (msg) => { this.log.debug({ check: job.check.id }, String(msg)); },
+        },
+      });
+    } else {
+      this.scheduleNext(job);
+    }
+  }
+
+  private scheduleNext(job: Job): void {
+    if (job.stopped) return;
+    job.timer = setTimeout(() => {
+      void this.runOnce(job).then(() => { this.scheduleNext(job); });
+    }, durationMs(job.settings.interval));
+  }
+
+  private async runOnce(job: Job): Promise<void> {
+    const run = await this.runner.run(job.check, job.settings);
+    // A reload may have replaced this job while it ran; its result still describes the host.
+    try {
+      this.events.onRun(run);
+    } catch (error) {
+      this.log.error({ err: error, check: job.check.id }, 'recording a check run failed');
+    }
+  }
+
+  private stopJob(job: Job): void {
+    job.stopped = true;
+    clearTimeout(job.timer);
+    if (job.task !== undefined) void job.task.destroy();
+  }
+}

@@ -1,0 +1,142 @@
+// One run of one check, isolated: a check that throws, rejects or hangs is reported as an
+// error run and never affects another check, the scrape or the process.
+import type { Logger } from 'pino';
+import type { Check, CheckOutcome } from '../checks/check.ts';
+import type { CheckSettings } from '../config/configSchema.ts';
+import { durationMs, formatDuration } from '../config/duration.ts';
+import { AuditorError, ErrorCode, describeError } from '../errors.ts';
+import { draft, isProblem } from '../findings/finding.ts';
+import type { FindingDraft } from '../findings/finding.ts';
+import type { FindingStore } from '../findings/findingStore.ts';
+import type { HostRoot } from '../host/hostRoot.ts';
+
+export type RunResult = 'ok' | 'problem' | 'error';
+
+export interface CheckRun {
+  check: string;
+  result: RunResult;
+  startedAt: Date;
+  durationMs: number;
+  outcome?: CheckOutcome;
+  error?: AuditorError;
+}
+
+export interface RunnerDeps {
+  host: HostRoot;
+  nodeName: string;
+  log: Logger;
+}
+
+export class CheckRunner {
+  private readonly deps: RunnerDeps;
+  /** Runs whose promise has not settled, even after their timeout: a hung check stays here. */
+  private readonly inFlight = new Map<string, { startedAt: Date; controller: AbortController }>();
+
+  constructor(deps: RunnerDeps) {
+    this.deps = deps;
+  }
+
+  async run(check: Check, settings: CheckSettings): Promise<CheckRun> {
+    const startedAt = new Date();
+    const previous = this.inFlight.get(check.id);
+    if (previous !== undefined) {
+      // Starting another run on top of a hung one would pile them up; report instead.
+      return {
+        check: check.id,
+        result: 'error',
+        startedAt,
+        durationMs: 0,
+        error: new AuditorError(
+          ErrorCode.CheckStillRunning,
+          `the run started at ${previous.startedAt.toISOString()} has not finished (hung?); not starting another`,
+        ),
+      };
+    }
+    const controller = new AbortController();
+    const timeoutMs = durationMs(settings.timeout);
+    const t0 = performance.now();
+    const entry = { startedAt, controller };
+    this.inFlight.set(check.id, entry);
+
+    // Promise.resolve().then(): a check that throws synchronously becomes a rejection too.
+    const running = Promise.resolve().then(() =>
+      check.run({
+        host: this.deps.host,
+        nodeName: this.deps.nodeName,
+        options: settings,
+        signal: controller.signal,
+        log: this.deps.log.child({ check: check.id }),
+      }),
+    );
+    running.then(
+      () => this.settle(check.id, entry),
+      () => this.settle(check.id, entry),
+    );
+
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([running, timedOut]);
+      const elapsed = performance.now() - t0;
+      if (outcome === 'timeout') {
+        const error = new AuditorError(ErrorCode.CheckTimeout, `did not finish within its ${formatDuration(timeoutMs)} timeout`);
+        controller.abort(error);
+        return { check: check.id, result: 'error', startedAt, durationMs: elapsed, error };
+      }
+      const result = outcome.findings.some((f) => isProblem(f.severity)) ? 'problem' : 'ok';
+      return { check: check.id, result, startedAt, durationMs: elapsed, outcome };
+    } catch (cause) {
+      const error = new AuditorError(ErrorCode.CheckFailed, describeError(cause), { cause });
+      return { check: check.id, result: 'error', startedAt, durationMs: performance.now() - t0, error };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ask every in-flight run to stop (agent shutdown). */
+  abortAll(reason: string): void {
+    for (const { controller } of this.inFlight.values()) controller.abort(new Error(reason));
+  }
+
+  private settle(id: string, entry: { startedAt: Date; controller: AbortController }): void {
+    if (this.inFlight.get(id) === entry) this.inFlight.delete(id);
+  }
+}
+
+/** The finding a failed run leaves: the check's earlier findings are kept, not cleared. */
+export function checkFailedFinding(run: CheckRun): FindingDraft {
+  const why = run.error?.message ?? 'unknown error';
+  const cause = run.error?.cause;
+  const evidence = [why];
+  if (cause instanceof Error && cause.stack !== undefined) {
+    const where = cause.stack.split('\n').find((line) => line.trim().startsWith('at '));
+    if (where !== undefined) evidence.push(where.trim());
+  }
+  const verb =
+    run.error?.code === ErrorCode.CheckTimeout
+      ? 'timed out'
+      : run.error?.code === ErrorCode.CheckStillRunning
+        ? 'is stuck'
+        : 'failed';
+  return draft('CheckFailed', undefined, {
+    severity: 'warning',
+    title: `check ${run.check} ${verb}`,
+    message: `The ${run.check} check ${verb}: ${why}. What it reported before is kept until it runs successfully again.`,
+    evidence,
+    remediation: {
+      summary: `See the agent's log for check=${run.check}; node_auditor_check_runs_total{check="${run.check}",result="error"} counts these failures.`,
+      automatic: false,
+    },
+  });
+}
+
+/**
+ * Findings after a run: a good run replaces the check's findings (what it no longer sees is
+ * cleared); a failed run adds CheckFailed and keeps the rest, since nothing is known to be fixed.
+ */
+export function applyRunToFindings(store: FindingStore, run: CheckRun): void {
+  if (run.result === 'error' || run.outcome === undefined) store.upsert(run.check, checkFailedFinding(run));
+  else store.reconcile(run.check, run.outcome.findings);
+}

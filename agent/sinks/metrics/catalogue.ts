@@ -1,0 +1,128 @@
+// Every metric the agent exports, in one table (names are a contract: dashboards, alerts and
+// acceptance checks use them). Pure data: checks refer to names from here without touching
+// prom-client; the metrics sink builds the collectors from it.
+
+export interface MetricDefinition {
+  name: string;
+  type: 'gauge' | 'counter' | 'histogram';
+  help: string;
+  labels: readonly string[];
+  buckets?: readonly number[];
+}
+
+export const METRICS = [
+  {
+    name: 'node_auditor_build_info',
+    type: 'gauge',
+    help: 'Always 1; the version label says which node-auditor is running.',
+    labels: ['version'],
+  },
+  {
+    name: 'node_auditor_check_duration_seconds',
+    type: 'histogram',
+    help: 'Time one run of a check took, including runs that failed or timed out.',
+    labels: ['check'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  },
+  {
+    name: 'node_auditor_check_runs_total',
+    type: 'counter',
+    help: 'Runs of a check by result: ok (no problem), problem (warning or critical findings), error (the check failed or timed out).',
+    labels: ['check', 'result'],
+  },
+  {
+    name: 'node_auditor_check_last_success_timestamp_seconds',
+    type: 'gauge',
+    help: 'Unix time of the last run of a check that did not fail.',
+    labels: ['check'],
+  },
+  {
+    name: 'node_auditor_problem',
+    type: 'gauge',
+    help: 'A problem a check reports: 1 while active, 0 once cleared.',
+    labels: ['check', 'problem', 'severity'],
+  },
+  {
+    name: 'node_auditor_sysctl',
+    type: 'gauge',
+    help: 'Current value of a profiled sysctl (numeric single-value keys only).',
+    labels: ['key'],
+  },
+  {
+    name: 'node_auditor_sysctl_compliant',
+    type: 'gauge',
+    help: "1 when a profiled sysctl's runtime value meets the node profile, else 0.",
+    labels: ['key'],
+  },
+  {
+    name: 'node_auditor_sysctl_persisted',
+    type: 'gauge',
+    help: 'Whether a profiled sysctl will still meet the profile after a reboot or sysctl --system: 1 yes (persisted, or the boot default already meets it), 0 no.',
+    labels: ['key'],
+  },
+  {
+    name: 'node_auditor_config_reloads_total',
+    type: 'counter',
+    help: 'Configuration reloads by result: applied, or rejected (the old configuration is kept).',
+    labels: ['result'],
+  },
+  {
+    name: 'node_auditor_config_last_reload_successful',
+    type: 'gauge',
+    help: '1 if the last configuration reload was applied (or none was tried), 0 if it was rejected.',
+    labels: [],
+  },
+  // The agent's own health, under the names every exporter uses (prom-client's default set costs
+  // 8 MiB of RSS; these few are what an operator looks at).
+  {
+    name: 'process_resident_memory_bytes',
+    type: 'gauge',
+    help: 'Resident memory size of the agent in bytes.',
+    labels: [],
+  },
+  {
+    name: 'process_cpu_seconds_total',
+    type: 'counter',
+    help: 'User and system CPU time the agent has spent, in seconds.',
+    labels: [],
+  },
+  {
+    name: 'process_start_time_seconds',
+    type: 'gauge',
+    help: 'Start time of the agent since the Unix epoch, in seconds.',
+    labels: [],
+  },
+  {
+    name: 'nodejs_heap_size_used_bytes',
+    type: 'gauge',
+    help: 'V8 heap in use by the agent, in bytes.',
+    labels: [],
+  },
+  {
+    name: 'nodejs_eventloop_lag_p99_seconds',
+    type: 'gauge',
+    help: "99th percentile of the agent's event-loop delay since the previous scrape, in seconds.",
+    labels: [],
+  },
+  {
+    name: 'nodejs_eventloop_lag_max_seconds',
+    type: 'gauge',
+    help: "Longest event-loop delay of the agent since the previous scrape, in seconds.",
+    labels: [],
+  },
+] as const satisfies readonly MetricDefinition[];
+
+export type MetricName = (typeof METRICS)[number]['name'];
+
+/** Metrics a check may report values for in its outcome (gauges keyed by labels). */
+export type SampleMetricName = Extract<
+  MetricName,
+  'node_auditor_sysctl' | 'node_auditor_sysctl_compliant' | 'node_auditor_sysctl_persisted'
+>;
+
+/** One gauge value a check measured. Labels are bounded: no PIDs, timestamps or free text. */
+export interface MetricSample {
+  metric: SampleMetricName;
+  labels: Record<string, string>;
+  value: number;
+}

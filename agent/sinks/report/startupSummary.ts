@@ -1,0 +1,28 @@
+// What `run` prints once its first pass is done: one screen, what was checked and found.
+import { tally } from '../../findings/report.ts';
+import type { Report } from '../../findings/report.ts';
+import { wrap } from './textWrap.ts';
+
+const MAX_LISTED = 10;
+
+export function renderStartupSummary(
+  report: Report,
+  meta: { version: string; hostRoot: string; url: string },
+  width = 80,
+): string {
+  const t = tally(report.findings);
+  const out = [
+    `node-auditor ${meta.version} on node ${report.node} (host root ${meta.hostRoot})`,
+    ...wrap(
+      `Checked: ${report.checks.map((c) => `${c.id} (${c.status}${c.status === 'skipped' ? '' : `, ${Math.round(c.durationMs)}ms`})`).join(', ') || 'nothing (every check is disabled)'}`,
+      width,
+    ),
+    `Found: ${t.critical} critical, ${t.warning} warning, ${t.info} info`,
+  ];
+  for (const f of report.findings.slice(0, MAX_LISTED)) {
+    out.push(...wrap(`${f.severity.toUpperCase().padEnd(8)} ${f.title}`, width, '  '));
+  }
+  if (report.findings.length > MAX_LISTED) out.push(`  ... and ${report.findings.length - MAX_LISTED} more`);
+  out.push(`Status page ${meta.url}/  (also /metrics, /api/v1/findings, /healthz, /readyz)`);
+  return out.join('\n') + '\n';
+}
