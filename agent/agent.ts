@@ -56,7 +56,10 @@ export class Agent {
     this.config = options.loaded.config;
     this.log = options.log;
     this.statuses = new CheckStatuses(this.checks);
-    this.metrics = new MetricsSink({ version: options.version, checkIds: this.checks.map((c) => c.id) });
+    this.metrics = new MetricsSink({
+      version: options.version,
+      checkIds: this.checks.map((c) => c.id),
+    });
     this.store.onTransition((transition) => {
       logTransition(this.log, transition);
     });
@@ -68,7 +71,14 @@ export class Agent {
     this.scheduler = new CheckScheduler(
       this.checks,
       runner,
-      { onRun: (run) => { this.recordRun(run); }, onDisabled: (id) => { this.forgetCheck(id, 'disabled in config'); } },
+      {
+        onRun: (run) => {
+          this.recordRun(run);
+        },
+        onDisabled: (id) => {
+          this.forgetCheck(id, 'disabled in config');
+        },
+      },
       this.log,
     );
     this.server = createHttpServer(
@@ -76,7 +86,11 @@ export class Agent {
         report: () => this.report(),
         ready: () => this.firstPassDone,
         metrics: this.metrics,
-        pageMeta: () => ({ version: options.version, hostRoot: this.config.hostRoot, ready: this.firstPassDone }),
+        pageMeta: () => ({
+          version: options.version,
+          hostRoot: this.config.hostRoot,
+          ready: this.firstPassDone,
+        }),
       },
       this.log,
     );
@@ -85,10 +99,17 @@ export class Agent {
   /** Listen, then start the checks. Resolves with the URL once listening (not after the first pass). */
   async start(): Promise<string> {
     const listen = parseListenAddress(this.config.listen);
-    if (listen === undefined) throw new AuditorError(ErrorCode.Listen, `bad listen address ${this.config.listen}`);
+    if (listen === undefined)
+      throw new AuditorError(ErrorCode.Listen, `bad listen address ${this.config.listen}`);
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error) => {
-        reject(new AuditorError(ErrorCode.Listen, `cannot listen on ${this.config.listen}: ${describeError(error)}`, { cause: error }));
+        reject(
+          new AuditorError(
+            ErrorCode.Listen,
+            `cannot listen on ${this.config.listen}: ${describeError(error)}`,
+            { cause: error },
+          ),
+        );
       };
       this.server.once('error', onError);
       this.server.listen(listen.port, listen.host, () => {
@@ -98,14 +119,33 @@ export class Agent {
     });
     const address = this.server.address() as AddressInfo;
     this.url = `http://${formatListenAddress({ host: address.address, port: address.port })}`;
-    this.log.info({ event: 'http.listening', url: this.url, node: this.config.nodeName, hostRoot: this.config.hostRoot }, `listening on ${this.url}`);
+    this.log.info(
+      {
+        event: 'http.listening',
+        url: this.url,
+        node: this.config.nodeName,
+        hostRoot: this.config.hostRoot,
+      },
+      `listening on ${this.url}`,
+    );
     this.markDisabled();
     void this.scheduler.apply(this.config.checks).then(() => {
       this.firstPassDone = true;
       const report = this.report();
-      this.log.info({ event: 'agent.ready', checks: report.checks.map((c) => ({ id: c.id, status: c.status })), findings: report.findings.length }, 'first pass done');
+      this.log.info(
+        {
+          event: 'agent.ready',
+          checks: report.checks.map((c) => ({ id: c.id, status: c.status })),
+          findings: report.findings.length,
+        },
+        'first pass done',
+      );
       this.options.summaryTo?.write(
-        renderStartupSummary(report, { version: this.options.version, hostRoot: this.config.hostRoot, url: this.url }),
+        renderStartupSummary(report, {
+          version: this.options.version,
+          hostRoot: this.config.hostRoot,
+          url: this.url,
+        }),
       );
     });
     return this.url;
@@ -118,21 +158,37 @@ export class Agent {
       loaded = await loadConfig(this.options.inputs, this.checks);
     } catch (error) {
       this.metrics.recordReload(false);
-      this.log.error({ event: 'config.rejected', trigger, error: describeError(error) }, 'new configuration rejected; keeping the current one');
+      this.log.error(
+        { event: 'config.rejected', trigger, error: describeError(error) },
+        'new configuration rejected; keeping the current one',
+      );
       return false;
     }
-    const next = { ...loaded.config } as Config;
+    const next = { ...loaded.config };
     for (const key of RESTART_ONLY) {
       if (next[key] !== this.config[key]) {
-        this.log.warn({ event: 'config.restart-needed', setting: key, current: this.config[key], requested: next[key] }, `${key} changes only when the agent restarts`);
+        this.log.warn(
+          {
+            event: 'config.restart-needed',
+            setting: key,
+            current: this.config[key],
+            requested: next[key],
+          },
+          `${key} changes only when the agent restarts`,
+        );
         next[key] = this.config[key];
       }
     }
-    const changed = Object.keys(next.checks).filter((id) => JSON.stringify(next.checks[id]) !== JSON.stringify(this.config.checks[id]));
+    const changed = Object.keys(next.checks).filter(
+      (id) => JSON.stringify(next.checks[id]) !== JSON.stringify(this.config.checks[id]),
+    );
     this.config = Object.freeze(next);
     this.log.level = next.log.level;
     this.metrics.recordReload(true);
-    this.log.info({ event: 'config.applied', trigger, changedChecks: changed }, 'configuration reloaded');
+    this.log.info(
+      { event: 'config.applied', trigger, changedChecks: changed },
+      'configuration reloaded',
+    );
     this.markDisabled();
     await this.scheduler.apply(next.checks);
     return true;
@@ -155,14 +211,21 @@ export class Agent {
     this.scheduler.stop();
     this.metrics.stop();
     this.server.closeIdleConnections();
-    await new Promise<void>((resolve) => this.server.close(() => { resolve(); }));
+    await new Promise<void>((resolve) =>
+      this.server.close(() => {
+        resolve();
+      }),
+    );
   }
 
   private recordRun(run: CheckRun): void {
     this.statuses.record(run);
     this.metrics.recordRun(run);
     if (run.error !== undefined) {
-      this.log.warn({ event: 'check.failed', check: run.check, code: run.error.code, error: run.error.message }, `check ${run.check} failed`);
+      this.log.warn(
+        { event: 'check.failed', check: run.check, code: run.error.code, error: run.error.message },
+        `check ${run.check} failed`,
+      );
     }
     applyRunToFindings(this.store, run);
     this.metrics.syncProblems(this.store.active());
@@ -177,7 +240,8 @@ export class Agent {
 
   private markDisabled(): void {
     for (const check of this.checks) {
-      if (this.config.checks[check.id]?.enabled !== true) this.statuses.skip(check.id, 'disabled in config');
+      if (this.config.checks[check.id]?.enabled !== true)
+        this.statuses.skip(check.id, 'disabled in config');
     }
   }
 }

@@ -45,7 +45,7 @@ export function isUsageOrConfigError(error: unknown): error is AuditorError {
 /** The errno code of a Node system error, if any (ENOENT, EACCES, ...). */
 export function errnoCode(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error) {
-    const code = (error as { code: unknown }).code;
+    const code = error.code;
     return typeof code === 'string' ? code : undefined;
   }
   return undefined;

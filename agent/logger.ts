@@ -13,7 +13,15 @@ export function createLogger(options: { level: LogLevel; node: string; fd?: 1 | 
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: {
-        paths: ['*.token', '*.password', '*.authorization', '*.Authorization', '*.bearerToken', '*.clientKey', 'headers.*'],
+        paths: [
+          '*.token',
+          '*.password',
+          '*.authorization',
+          '*.Authorization',
+          '*.bearerToken',
+          '*.clientKey',
+          'headers.*',
+        ],
         censor: '[redacted]',
       },
     },

@@ -40,5 +40,7 @@ export interface Check<Options extends v.ObjectEntries = v.ObjectEntries> {
   readonly defaults: CheckDefaults;
   /** Schemas of the check's own options (checks.<id>.<option>), with their defaults. */
   readonly options: Options;
-  run(context: CheckContext<v.InferOutput<v.ObjectSchema<Options, undefined>>>): Promise<CheckOutcome>;
+  run(
+    context: CheckContext<v.InferOutput<v.ObjectSchema<Options, undefined>>>,
+  ): Promise<CheckOutcome>;
 }

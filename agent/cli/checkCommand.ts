@@ -18,20 +18,43 @@ export async function checkCommand(
   const startedAt = new Date();
   const { config } = await loadConfig(inputs);
   // The report is the output; logs go to stderr, warnings only unless asked for more.
-  const log = createLogger({ level: inputs.flags?.['log-level'] === undefined ? 'warn' : config.log.level, node: config.nodeName, fd: 2 });
-  const runner = new CheckRunner({ host: new HostRoot(config.hostRoot), nodeName: config.nodeName, log });
+  const log = createLogger({
+    level: inputs.flags?.['log-level'] === undefined ? 'warn' : config.log.level,
+    node: config.nodeName,
+    fd: 2,
+  });
+  const runner = new CheckRunner({
+    host: new HostRoot(config.hostRoot),
+    nodeName: config.nodeName,
+    log,
+  });
   const statuses = new CheckStatuses(CHECKS);
   const store = new FindingStore();
 
   // --only runs exactly the checks named, even ones the config disables.
   const selected = CHECKS.filter((check) =>
-    options.only === undefined ? config.checks[check.id]?.enabled === true : options.only.includes(check.id),
+    options.only === undefined
+      ? config.checks[check.id]?.enabled === true
+      : options.only.includes(check.id),
   );
   for (const check of CHECKS) {
-    if (!selected.includes(check)) statuses.skip(check.id, options.only === undefined ? 'disabled in config' : 'not selected (--only)');
+    if (!selected.includes(check))
+      statuses.skip(
+        check.id,
+        options.only === undefined ? 'disabled in config' : 'not selected (--only)',
+      );
   }
   const runs = await Promise.all(
-    selected.map((check) => runner.run(check, config.checks[check.id] ?? { enabled: true, interval: check.defaults.interval, timeout: check.defaults.timeout })),
+    selected.map((check) =>
+      runner.run(
+        check,
+        config.checks[check.id] ?? {
+          enabled: true,
+          interval: check.defaults.interval,
+          timeout: check.defaults.timeout,
+        },
+      ),
+    ),
   );
   for (const run of runs) {
     statuses.record(run);
@@ -43,6 +66,8 @@ export async function checkCommand(
     checks: statuses.list(),
     findings: store.active(),
   };
-  out.write(options.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : renderTable(report));
+  out.write(
+    options.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : renderTable(report),
+  );
   return exitStatusOf(report);
 }

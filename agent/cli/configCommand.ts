@@ -3,12 +3,18 @@ import { dump } from 'js-yaml';
 import { loadConfig } from '../config/loadConfig.ts';
 import type { ConfigInputs } from '../config/loadConfig.ts';
 
-export async function configCommand(inputs: ConfigInputs, output: string | undefined, out: NodeJS.WritableStream): Promise<number> {
+export async function configCommand(
+  inputs: ConfigInputs,
+  output: string | undefined,
+  out: NodeJS.WritableStream,
+): Promise<number> {
   const { config, file } = await loadConfig(inputs);
   if (output === 'json') {
     out.write(JSON.stringify(config, null, 2) + '\n');
   } else {
-    out.write(`# node-auditor effective configuration: built-in defaults < ${file ?? '(no config file)'} < NODE_AUDITOR_* environment < flags\n`);
+    out.write(
+      `# node-auditor effective configuration: built-in defaults < ${file ?? '(no config file)'} < NODE_AUDITOR_* environment < flags\n`,
+    );
     out.write(dump(config, { lineWidth: -1 }));
   }
   return 0;

@@ -20,14 +20,21 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(usage());
       return 0;
     case 'version':
-      process.stdout.write(`node-auditor ${VERSION}\n`);
+      process.stdout.write(`node-auditor ${VERSION} (node ${process.version})\n`);
       return 0;
     case 'command':
       switch (line.command) {
         case 'run':
           return runCommand(line.inputs);
         case 'check':
-          return checkCommand(line.inputs, { ...(line.output === undefined ? {} : { output: line.output }), ...(line.only === undefined ? {} : { only: line.only }) }, process.stdout);
+          return checkCommand(
+            line.inputs,
+            {
+              ...(line.output === undefined ? {} : { output: line.output }),
+              ...(line.only === undefined ? {} : { only: line.only }),
+            },
+            process.stdout,
+          );
         case 'config':
           return configCommand(line.inputs, line.output, process.stdout);
       }

@@ -44,10 +44,14 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const [command, ...extra] = positionals;
   if (command === undefined) throw new AuditorError(ErrorCode.Usage, 'no command given');
   if (!(COMMANDS as readonly string[]).includes(command)) {
-    throw new AuditorError(ErrorCode.Usage, `unknown command "${command}" (commands: ${COMMANDS.join(', ')})`);
+    throw new AuditorError(
+      ErrorCode.Usage,
+      `unknown command "${command}" (commands: ${COMMANDS.join(', ')})`,
+    );
   }
   const cmd = command as Command;
-  if (extra.length > 0) throw new AuditorError(ErrorCode.Usage, `unexpected argument "${extra[0] ?? ''}"`);
+  if (extra.length > 0)
+    throw new AuditorError(ErrorCode.Usage, `unexpected argument "${extra[0] ?? ''}"`);
 
   if (values.output !== undefined && !OUTPUTS[cmd].includes(values.output)) {
     const allowed = OUTPUTS[cmd];
@@ -60,8 +64,12 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   let only: string[] | undefined;
   if (values.only !== undefined) {
-    if (cmd !== 'check') throw new AuditorError(ErrorCode.Usage, `--only is a flag of check, not of ${cmd}`);
-    only = values.only.split(',').map((id) => id.trim()).filter((id) => id !== '');
+    if (cmd !== 'check')
+      throw new AuditorError(ErrorCode.Usage, `--only is a flag of check, not of ${cmd}`);
+    only = values.only
+      .split(',')
+      .map((id) => id.trim())
+      .filter((id) => id !== '');
     const known = checkIds();
     const unknown = only.filter((id) => !known.includes(id));
     if (unknown.length > 0 || only.length === 0) {

@@ -15,7 +15,10 @@ export async function runCommand(inputs: ConfigInputs): Promise<number> {
 
   // Nothing a check or a library does may take the agent down: log it and carry on.
   process.on('unhandledRejection', (reason) => {
-    log.error({ event: 'process.unhandled-rejection', error: describeError(reason) }, 'unhandled promise rejection');
+    log.error(
+      { event: 'process.unhandled-rejection', error: describeError(reason) },
+      'unhandled promise rejection',
+    );
   });
   process.on('uncaughtException', (error) => {
     log.error({ event: 'process.uncaught-exception', err: error }, 'uncaught exception');
@@ -28,8 +31,19 @@ export async function runCommand(inputs: ConfigInputs): Promise<number> {
     // One reload at a time, in order: a burst of signals or file events never interleaves.
     reloading = reloading.then(() => agent.reload(trigger));
   };
-  process.on('SIGHUP', () => { reload('SIGHUP'); });
-  const watcher = loaded.file === undefined ? undefined : watchConfigFile(loaded.file, () => { reload('config file changed'); }, log);
+  process.on('SIGHUP', () => {
+    reload('SIGHUP');
+  });
+  const watcher =
+    loaded.file === undefined
+      ? undefined
+      : watchConfigFile(
+          loaded.file,
+          () => {
+            reload('config file changed');
+          },
+          log,
+        );
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -37,8 +51,12 @@ export async function runCommand(inputs: ConfigInputs): Promise<number> {
       watcher?.close();
       void agent.stop().then(resolve);
     };
-    process.once('SIGTERM', () => { stop('SIGTERM'); });
-    process.once('SIGINT', () => { stop('SIGINT'); });
+    process.once('SIGTERM', () => {
+      stop('SIGTERM');
+    });
+    process.once('SIGINT', () => {
+      stop('SIGINT');
+    });
   });
   return 0;
 }

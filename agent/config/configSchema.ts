@@ -16,7 +16,7 @@ export function duration(min: number) {
     v.check(
       (text) => (parseDuration(text) ?? -1) >= min,
       (issue) =>
-        parseDuration(String(issue.input)) === undefined
+        parseDuration(issue.input) === undefined
           ? `invalid duration ${JSON.stringify(issue.input)} (use e.g. 500ms, 30s, 5m, 1h)`
           : `must be at least ${min}ms`,
     ),
@@ -36,7 +36,9 @@ const cronExpression = v.pipeAsync(
     const result = validateDetailed(dataset.value);
     if (result.valid) return;
     const why = result.errors.map((e) => `${e.field}: ${e.message}`).join('; ');
-    addIssue({ message: `invalid cron expression ${JSON.stringify(dataset.value)}${why === '' ? '' : ` (${why})`}` });
+    addIssue({
+      message: `invalid cron expression ${JSON.stringify(dataset.value)}${why === '' ? '' : ` (${why})`}`,
+    });
   }),
 );
 
@@ -83,14 +85,15 @@ export function configSchema(checks: readonly Check[]) {
     checks.map((check) => [check.id, v.optionalAsync(checkSettingsSchema(check), {})]),
   );
   return v.strictObjectAsync({
-    hostRoot: v.optional(
-      v.pipe(v.string(), v.check((p) => p.startsWith('/'), 'must be an absolute path')),
-      '/',
-    ),
+    /** A relative path is relative to the working directory (flag, env) or the config file. */
+    hostRoot: v.optional(v.pipe(v.string(), v.minLength(1, 'must not be empty')), '/'),
     listen: v.optional(
       v.pipe(
         v.string(),
-        v.check((text) => parseListenAddress(text) !== undefined, 'must be HOST:PORT, e.g. 0.0.0.0:9746 or [::]:9746'),
+        v.check(
+          (text) => parseListenAddress(text) !== undefined,
+          'must be HOST:PORT, e.g. 0.0.0.0:9746 or [::]:9746',
+        ),
       ),
       '0.0.0.0:9746',
     ),

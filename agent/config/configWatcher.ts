@@ -38,7 +38,10 @@ export function watchConfigFile(file: string, onChange: () => void, log: Logger)
   const poll = (why: unknown) => {
     watcher?.close();
     if (poller !== undefined || closed) return;
-    log.warn({ err: why, file: absolute }, `cannot watch the config file; checking it every ${POLL_MS / 1000}s instead`);
+    log.warn(
+      { err: why, file: absolute },
+      `cannot watch the config file; checking it every ${POLL_MS / 1000}s instead`,
+    );
     poller = setInterval(schedule, POLL_MS);
     poller.unref();
   };

@@ -4,6 +4,7 @@
 // 2 on them, a reload keeps the old configuration.
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { load as parseYaml } from 'js-yaml';
 import * as v from 'valibot';
 import { CHECKS } from '../checks/registry.ts';
@@ -56,13 +57,12 @@ export async function loadConfig(
   const schema = configSchema(checks);
   const env = inputs.env ?? {};
   const file = inputs.file ?? nonEmpty(env[CONFIG_FILE_ENV]);
-  const layers: Layer[] = [{ source: 'built-in defaults', doc: (await v.parseAsync(schema, {})) as Doc }];
+  const layers: Layer[] = [{ source: 'built-in defaults', doc: await v.parseAsync(schema, {}) }];
   if (file !== undefined) layers.push({ source: file, doc: await readConfigFile(file) });
   layers.push(...envLayers(env, schema));
-  for (const [flag, value] of Object.entries(inputs.flags ?? {})) {
-    if (value === undefined) continue;
-    const path = CONFIG_FLAGS[flag as ConfigFlag];
-    layers.push({ source: `flag --${flag}`, doc: nest(path, value) });
+  for (const [flag, setting] of Object.entries(CONFIG_FLAGS)) {
+    const value = inputs.flags?.[flag as ConfigFlag];
+    if (value !== undefined) layers.push({ source: `flag --${flag}`, doc: nest(setting, value) });
   }
 
   const provenance = new Map<string, string>();
@@ -72,12 +72,23 @@ export async function loadConfig(
   const result = await v.safeParseAsync(schema, merged);
   if (!result.success) {
     const lines = result.issues.map((issue) => describeIssue(issue, schema, provenance));
-    throw new AuditorError(ErrorCode.ConfigInvalid, `invalid configuration:\n${[...new Set(lines)].join('\n')}`);
+    throw new AuditorError(
+      ErrorCode.ConfigInvalid,
+      `invalid configuration:\n${[...new Set(lines)].join('\n')}`,
+    );
   }
-  const config = result.output as Config;
-  // Kubernetes registers a node under its host name, lower-cased.
-  config.nodeName ??= os.hostname().toLowerCase();
-  await requireDirectory(config.hostRoot, sourceOf(['hostRoot'], provenance));
+  const parsed = result.output as Omit<Config, 'nodeName'> & { nodeName?: string };
+  const hostRootSource = sourceOf(['hostRoot'], provenance);
+  const config: Config = {
+    ...parsed,
+    // Kubernetes registers a node under its host name, lower-cased.
+    nodeName: parsed.nodeName ?? os.hostname().toLowerCase(),
+    hostRoot: path.resolve(
+      file !== undefined && hostRootSource === file ? path.dirname(file) : '.',
+      parsed.hostRoot,
+    ),
+  };
+  await requireDirectory(config.hostRoot, hostRootSource);
   return { config: deepFreeze(config), ...(file === undefined ? {} : { file }) };
 }
 
@@ -87,17 +98,26 @@ async function readConfigFile(file: string): Promise<Doc> {
     text = await fs.readFile(file, 'utf8');
   } catch (error) {
     const code = errnoCode(error);
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(code ?? error);
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : String(code ?? error);
     throw new AuditorError(ErrorCode.ConfigUnreadable, `cannot read config file ${file}: ${why}`, {
       cause: error,
     });
   }
+  // Blank or only comments (a config with everything commented out): all defaults. js-yaml
+  // would call that "no document".
+  if (text.split('\n').every((line) => /^\s*(#.*)?$/.test(line))) return {};
   let doc: unknown;
   try {
     // YAML 1.2 core schema (JSON is YAML too): "yes" stays a string, duplicate keys are errors.
     doc = parseYaml(text, { filename: file });
   } catch (error) {
-    const why = error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error);
+    const why =
+      error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error);
     throw new AuditorError(ErrorCode.ConfigUnreadable, `cannot parse config file ${file}: ${why}`, {
       cause: error,
     });
@@ -138,9 +158,13 @@ function envLayers(env: NodeJS.ProcessEnv, schema: AnySchema): Layer[] {
     let node: AnySchema | undefined = schema;
     let leafType = 'string';
     for (const segment of segments) {
-      const described: SchemaNode | undefined = node === undefined ? undefined : describeSchema(node);
+      const described: SchemaNode | undefined =
+        node === undefined ? undefined : describeSchema(node);
       if (described?.kind !== 'object') {
-        throw new AuditorError(ErrorCode.ConfigInvalid, `invalid configuration:\n${source}: "${path.join('.')}" has no settings below it`);
+        throw new AuditorError(
+          ErrorCode.ConfigInvalid,
+          `invalid configuration:\n${source}: "${path.join('.')}" has no settings below it`,
+        );
       }
       const key = described.keys.find((k) => normalizeName(k) === normalizeName(segment));
       if (key === undefined) {
@@ -170,7 +194,13 @@ function envValue(raw: string, type: string): unknown {
   }
 }
 
-function mergeInto(target: Doc, layer: Doc, source: string, path: Path, provenance: Map<string, string>): void {
+function mergeInto(
+  target: Doc,
+  layer: Doc,
+  source: string,
+  path: Path,
+  provenance: Map<string, string>,
+): void {
   for (const [key, value] of Object.entries(layer)) {
     const here = [...path, key];
     provenance.set(pathKey(here), source);
@@ -187,7 +217,11 @@ function mergeInto(target: Doc, layer: Doc, source: string, path: Path, provenan
   }
 }
 
-function describeIssue(issue: v.BaseIssue<unknown>, schema: AnySchema, provenance: Map<string, string>): string {
+function describeIssue(
+  issue: v.BaseIssue<unknown>,
+  schema: AnySchema,
+  provenance: Map<string, string>,
+): string {
   const path = (issue.path ?? []).map((item) => item.key as PropertyKey);
   if (issue.type === 'strict_object' && issue.expected === 'never') {
     // An unknown key: its path ends with the key itself.
@@ -195,7 +229,10 @@ function describeIssue(issue: v.BaseIssue<unknown>, schema: AnySchema, provenanc
     const hint = closest(key, keysAt(schema, path.slice(0, -1)));
     return `${sourceOf(path, provenance)}: ${formatPath(path)}: unknown setting${hint === undefined ? '' : ` (did you mean "${hint}"?)`}`;
   }
-  const message = issue.kind === 'schema' ? `expected ${issue.expected ?? 'something else'}, got ${issue.received}` : issue.message;
+  const message =
+    issue.kind === 'schema'
+      ? `expected ${issue.expected ?? 'something else'}, got ${issue.received}`
+      : issue.message;
   return `${sourceOf(path, provenance)}: ${formatPath(path)}: ${message}`;
 }
 
@@ -250,7 +287,11 @@ function editDistance(a: string, b: string): number {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+      current[j] = Math.min(
+        (previous[j] ?? 0) + 1,
+        (current[j - 1] ?? 0) + 1,
+        (previous[j - 1] ?? 0) + cost,
+      );
     }
     previous = current;
   }

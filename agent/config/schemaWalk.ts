@@ -15,10 +15,13 @@ interface SchemaShape {
 function unwrap(schema: AnySchema): SchemaShape {
   let current = schema as unknown as SchemaShape;
   for (let i = 0; i < 20; i++) {
-    if (['optional', 'nullable', 'nullish'].includes(current.type) && current.wrapped !== undefined) {
-      current = current.wrapped as unknown as SchemaShape;
+    if (
+      ['optional', 'nullable', 'nullish'].includes(current.type) &&
+      current.wrapped !== undefined
+    ) {
+      current = current.wrapped;
     } else if (current.type === 'pipe' && current.pipe?.[0] !== undefined) {
-      current = current.pipe[0] as unknown as SchemaShape;
+      current = current.pipe[0];
     } else break;
   }
   return current;

@@ -1,7 +1,8 @@
 // NotReady (and near-NotReady) root causes. Stable identifiers: dashboards, alerts, Events and
 // users rely on them. Add causes; never rename one.
 export const CAUSES = {
-  InotifyWatchesExhausted: 'fs.inotify.max_user_watches is exhausted; kubelet cannot start cAdvisor',
+  InotifyWatchesExhausted:
+    'fs.inotify.max_user_watches is exhausted; kubelet cannot start cAdvisor',
   InotifyInstancesExhausted: 'fs.inotify.max_user_instances is exhausted',
   KubeletCrashLoop: 'kubelet keeps exiting and being restarted',
   KubeletDown: 'kubelet is not running',

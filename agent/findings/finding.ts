@@ -53,7 +53,11 @@ export function draft(
 
 /** Most severe first, then by check and id: the order every sink shows findings in. */
 export function compareFindings(a: Finding, b: Finding): number {
-  return severityRank(b.severity) - severityRank(a.severity) || byCodeUnit(a.check, b.check) || byCodeUnit(a.id, b.id);
+  return (
+    severityRank(b.severity) - severityRank(a.severity) ||
+    byCodeUnit(a.check, b.check) ||
+    byCodeUnit(a.id, b.id)
+  );
 }
 
 /**

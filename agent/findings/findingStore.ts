@@ -31,7 +31,8 @@ export class FindingStore {
       if (transition !== undefined) transitions.push(transition);
     }
     for (const [id, finding] of previous) {
-      if (!next.has(id)) transitions.push({ kind: 'cleared', finding, reason: 'no longer observed' });
+      if (!next.has(id))
+        transitions.push({ kind: 'cleared', finding, reason: 'no longer observed' });
     }
     this.byCheck.set(check, next);
     this.emit(transitions);

@@ -63,11 +63,6 @@ export class HostRoot {
     return path.join(this.root, path.posix.normalize('/' + hostPath));
   }
 
-  /** A host path for messages: the host's own path, plus where we read it when rooted. */
-  display(hostPath: string): string {
-    return this.root === '/' ? hostPath : `${hostPath} (read at ${this.local(hostPath)})`;
-  }
-
   /**
    * Resolve symbolic links the way the host's kernel would, but inside the root: an absolute
    * target such as /etc/sysctl.d/99-sysctl.conf -> /etc/sysctl.conf is re-rooted instead of

@@ -69,7 +69,13 @@ export function normalizeSysctlKey(key: string): string {
 /** The /proc/sys path of a canonical dotted key. */
 export function sysctlProcPath(key: string): string {
   const dotted = normalizeSysctlKey(key);
-  return '/proc/sys/' + dotted.split('.').map((part) => part.replace(/\//g, '.')).join('/');
+  return (
+    '/proc/sys/' +
+    dotted
+      .split('.')
+      .map((part) => part.replace(/\//g, '.'))
+      .join('/')
+  );
 }
 
 /** Does an assignment's key (possibly a systemd glob: * ? [...]) apply to this exact key? */
@@ -92,7 +98,13 @@ function globToRegExp(glob: string): RegExp {
         const close = glob.indexOf(']', i + 1);
         if (close < 0) source += '\\[';
         else {
-          source += '[' + glob.slice(i + 1, close).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
+          source +=
+            '[' +
+            glob
+              .slice(i + 1, close)
+              .replace(/^!/, '^')
+              .replace(/\\/g, '\\\\') +
+            ']';
           i = close;
         }
       } else source += c.replace(/[.+^${}()|\\]/g, '\\$&');

@@ -1,7 +1,12 @@
 // What a sysctl profile entry expects, written the way an operator would say it:
 // ">= 524288", "= 1", "includes 30000-32767". One string, so overriding it in config replaces
 // the whole requirement (no half-merged min/equals pairs).
-import { coversPortRanges, formatPortRanges, mergePortRanges, parsePortRanges } from './portRanges.ts';
+import {
+  coversPortRanges,
+  formatPortRanges,
+  mergePortRanges,
+  parsePortRanges,
+} from './portRanges.ts';
 import type { PortRange } from './portRanges.ts';
 
 export type Expectation =
@@ -29,7 +34,8 @@ export function parseExpectation(text: string): Expectation | string {
     }
     case 'includes': {
       const ranges = parsePortRanges(operand);
-      if (ranges === undefined) return `"includes" needs a port list such as 30000-32767, got "${operand}"`;
+      if (ranges === undefined)
+        return `"includes" needs a port list such as 30000-32767, got "${operand}"`;
       return { op: 'includes', ranges, text: `includes ${formatPortRanges(ranges)}` };
     }
     default:
@@ -37,7 +43,8 @@ export function parseExpectation(text: string): Expectation | string {
   }
 }
 
-export type Verdict = { ok: true } | { ok: false; problem: 'mismatch' | 'not-integer' | 'not-port-list' };
+export type Verdict =
+  { ok: true } | { ok: false; problem: 'mismatch' | 'not-integer' | 'not-port-list' };
 
 export function evaluateExpectation(expectation: Expectation, rawValue: string): Verdict {
   const value = normalizeValue(rawValue);
@@ -52,7 +59,9 @@ export function evaluateExpectation(expectation: Expectation, rawValue: string):
     case 'includes': {
       const have = parsePortRanges(value);
       if (have === undefined) return { ok: false, problem: 'not-port-list' };
-      return coversPortRanges(have, expectation.ranges) ? { ok: true } : { ok: false, problem: 'mismatch' };
+      return coversPortRanges(have, expectation.ranges)
+        ? { ok: true }
+        : { ok: false, problem: 'mismatch' };
     }
     default: {
       const n = parseInteger(value);
@@ -82,7 +91,7 @@ export function describeExpectation(expectation: Expectation): string {
     case '<':
       return `less than ${expectation.value}`;
     case '=':
-      return `${expectation.value}`;
+      return expectation.value;
     case '!=':
       return `anything but ${expectation.value}`;
     case 'includes':

@@ -77,15 +77,24 @@ export class CheckScheduler {
     if (job.settings.cron !== undefined) {
       // Loaded on first use only (see cronExpression in configSchema.ts).
       const cron = await import('node-cron');
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stopJob() may have run while we awaited
       if (job.stopped) return;
       job.task = cron.schedule(job.settings.cron, () => this.runOnce(job), {
         name: `check:${job.check.id}`,
         // node-cron logs missed runs to the console by default; route them to our log.
         logger: {
-          info: (msg) => { this.log.debug({ check: job.check.id }, msg); },
-          warn: (msg) => { this.log.warn({ check: job.check.id }, msg); },
-          error: (msg) => { this.log.error({ check: job.check.id }, String(msg)); },
-          debug: (msg) => { this.log.debug({ check: job.check.id }, String(msg)); },
+          info: (msg) => {
+            this.log.debug({ check: job.check.id }, msg);
+          },
+          warn: (msg) => {
+            this.log.warn({ check: job.check.id }, msg);
+          },
+          error: (msg) => {
+            this.log.error({ check: job.check.id }, String(msg));
+          },
+          debug: (msg) => {
+            this.log.debug({ check: job.check.id }, String(msg));
+          },
         },
       });
     } else {
@@ -96,7 +105,9 @@ export class CheckScheduler {
   private scheduleNext(job: Job): void {
     if (job.stopped) return;
     job.timer = setTimeout(() => {
-      void this.runOnce(job).then(() => { this.scheduleNext(job); });
+      void this.runOnce(job).then(() => {
+        this.scheduleNext(job);
+      });
     }, durationMs(job.settings.interval));
   }
 

@@ -69,19 +69,28 @@ export class CheckRunner {
       }),
     );
     running.then(
-      () => this.settle(check.id, entry),
-      () => this.settle(check.id, entry),
+      () => {
+        this.settle(check.id, entry);
+      },
+      () => {
+        this.settle(check.id, entry);
+      },
     );
 
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      timer = setTimeout(() => {
+        resolve('timeout');
+      }, timeoutMs);
     });
     try {
       const outcome = await Promise.race([running, timedOut]);
       const elapsed = performance.now() - t0;
       if (outcome === 'timeout') {
-        const error = new AuditorError(ErrorCode.CheckTimeout, `did not finish within its ${formatDuration(timeoutMs)} timeout`);
+        const error = new AuditorError(
+          ErrorCode.CheckTimeout,
+          `did not finish within its ${formatDuration(timeoutMs)} timeout`,
+        );
         controller.abort(error);
         return { check: check.id, result: 'error', startedAt, durationMs: elapsed, error };
       }
@@ -89,7 +98,13 @@ export class CheckRunner {
       return { check: check.id, result, startedAt, durationMs: elapsed, outcome };
     } catch (cause) {
       const error = new AuditorError(ErrorCode.CheckFailed, describeError(cause), { cause });
-      return { check: check.id, result: 'error', startedAt, durationMs: performance.now() - t0, error };
+      return {
+        check: check.id,
+        result: 'error',
+        startedAt,
+        durationMs: performance.now() - t0,
+        error,
+      };
     } finally {
       clearTimeout(timer);
     }
@@ -137,6 +152,7 @@ export function checkFailedFinding(run: CheckRun): FindingDraft {
  * cleared); a failed run adds CheckFailed and keeps the rest, since nothing is known to be fixed.
  */
 export function applyRunToFindings(store: FindingStore, run: CheckRun): void {
-  if (run.result === 'error' || run.outcome === undefined) store.upsert(run.check, checkFailedFinding(run));
+  if (run.result === 'error' || run.outcome === undefined)
+    store.upsert(run.check, checkFailedFinding(run));
   else store.reconcile(run.check, run.outcome.findings);
 }

@@ -25,10 +25,16 @@ export function logTransition(log: Logger, transition: Transition): void {
       log[LEVEL[f.severity]]({ ...fields, evidence: f.evidence }, f.title);
       break;
     case 'changed':
-      log[LEVEL[f.severity]]({ ...fields, previousSeverity: transition.previous.severity, evidence: f.evidence }, f.title);
+      log[LEVEL[f.severity]](
+        { ...fields, previousSeverity: transition.previous.severity, evidence: f.evidence },
+        f.title,
+      );
       break;
     case 'cleared':
-      log.info({ ...fields, lastSeen: f.lastSeen, reason: transition.reason }, `cleared: ${f.title}`);
+      log.info(
+        { ...fields, lastSeen: f.lastSeen, reason: transition.reason },
+        `cleared: ${f.title}`,
+      );
       break;
   }
 }

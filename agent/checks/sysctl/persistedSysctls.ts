@@ -78,7 +78,9 @@ export class PersistedSysctls {
 }
 
 /** The order files are applied in: pure, so precedence is testable on names alone. */
-export function applicationOrder(dirs: readonly { dir: string; names: readonly string[] }[]): string[] {
+export function applicationOrder(
+  dirs: readonly { dir: string; names: readonly string[] }[],
+): string[] {
   const byName = new Map<string, string>();
   for (const { dir, names } of dirs) {
     for (const name of names) {
@@ -110,7 +112,12 @@ export async function readPersistedSysctls(host: HostRoot): Promise<PersistedSys
         const resolved = await host.resolve(path);
         if (resolved === '/dev/null') return { path, resolved, masked: true, text: null };
         // Already resolved inside the root: read the target itself, not the link again.
-        return { path, resolved, masked: false, text: await host.readText(resolved, { resolveLinks: false }) };
+        return {
+          path,
+          resolved,
+          masked: false,
+          text: await host.readText(resolved, { resolveLinks: false }),
+        };
       } catch (error) {
         const message = error instanceof HostReadError ? error.message : describeError(error);
         unreadable.push({ path, error: message });

@@ -30,7 +30,10 @@ const MAX_VALUE_BYTES = 64 * 1024;
 const options = {
   /** The file fixes tell you to write (and, in remediation mode, the one the agent owns). */
   persistFile: v.optional(
-    v.pipe(v.string(), v.regex(/^\/etc\/sysctl\.d\/[^/]+\.conf$/, 'must be a /etc/sysctl.d/*.conf path')),
+    v.pipe(
+      v.string(),
+      v.regex(/^\/etc\/sysctl\.d\/[^/]+\.conf$/, 'must be a /etc/sysctl.d/*.conf path'),
+    ),
     '/etc/sysctl.d/99-kubernetes.conf',
   ),
   profile: v.optional(
@@ -42,9 +45,7 @@ const options = {
 export type SysctlOptions = v.InferOutput<v.ObjectSchema<typeof options, undefined>>;
 
 type RuntimeValue =
-  | { kind: 'value'; value: string }
-  | { kind: 'missing' }
-  | { kind: 'unreadable'; error: string };
+  { kind: 'value'; value: string } | { kind: 'missing' } | { kind: 'unreadable'; error: string };
 
 export const sysctlCheck: Check<typeof options> = {
   id: 'sysctl',
@@ -68,7 +69,11 @@ export const sysctlCheck: Check<typeof options> = {
       if (typeof expectation === 'string') return; // the config schema already rejected it
       const value = runtime[i] as RuntimeValue;
       const persistedOk = persistsCompliant(persisted, key, entry, expectation);
-      samples.push({ metric: 'node_auditor_sysctl_persisted', labels: { key }, value: persistedOk ? 1 : 0 });
+      samples.push({
+        metric: 'node_auditor_sysctl_persisted',
+        labels: { key },
+        value: persistedOk ? 1 : 0,
+      });
 
       if (value.kind === 'unreadable') {
         findings.push(
@@ -93,15 +98,25 @@ export const sysctlCheck: Check<typeof options> = {
       if (numeric !== undefined) {
         samples.push({ metric: 'node_auditor_sysctl', labels: { key }, value: Number(numeric) });
       }
-      samples.push({ metric: 'node_auditor_sysctl_compliant', labels: { key }, value: verdict.ok ? 1 : 0 });
+      samples.push({
+        metric: 'node_auditor_sysctl_compliant',
+        labels: { key },
+        value: verdict.ok ? 1 : 0,
+      });
       const finding = verdict.ok
         ? persistenceFinding(key, entry, expectation, value.value, persisted, opts.persistFile)
         : outOfProfileFinding(key, entry, expectation, value.value, persisted, opts.persistFile);
       if (finding !== undefined) findings.push(finding);
     });
 
-    if (bridgeMissing.length > 0) findings.push(brNetfilterFinding(bridgeMissing, opts.persistFile));
-    findings.push(...configFileFindings(persisted, entries.map(([key]) => key)));
+    if (bridgeMissing.length > 0)
+      findings.push(brNetfilterFinding(bridgeMissing, opts.persistFile));
+    findings.push(
+      ...configFileFindings(
+        persisted,
+        entries.map(([key]) => key),
+      ),
+    );
     return { findings, samples };
   },
 };
@@ -138,8 +153,12 @@ function outOfProfileFinding(
 ): FindingDraft {
   const want = describeExpectation(expectation);
   const effective = persisted.effective(key);
-  const evidence = [`${sysctlProcPath(key)} = ${show(value)}`, ...assignmentEvidence(persisted, key)];
-  const persistedOk = effective !== undefined && evaluateExpectation(expectation, effective.value).ok;
+  const evidence = [
+    `${sysctlProcPath(key)} = ${show(value)}`,
+    ...assignmentEvidence(persisted, key),
+  ];
+  const persistedOk =
+    effective !== undefined && evaluateExpectation(expectation, effective.value).ok;
   const where =
     effective === undefined
       ? 'No sysctl configuration file sets it.'
@@ -152,7 +171,9 @@ function outOfProfileFinding(
   return draft('SysctlOutOfProfile', key, {
     severity: entry.severity,
     title: `${key} is ${show(value)}, needs ${want}`,
-    message: `${key} is ${show(value)}; the node profile needs ${want}. ${entry.reason} ${where}`.replace(/\s+/g, ' ').trim(),
+    message: `${key} is ${show(value)}; the node profile needs ${want}. ${entry.reason} ${where}`
+      .replace(/\s+/g, ' ')
+      .trim(),
     evidence,
     remediation: { summary: remediation, automatic: false },
   });
@@ -167,16 +188,26 @@ function persistenceFinding(
   persistFile: string,
 ): FindingDraft | undefined {
   const effective = persisted.effective(key);
-  const evidence = [`${sysctlProcPath(key)} = ${show(value)}`, ...assignmentEvidence(persisted, key)];
+  const evidence = [
+    `${sysctlProcPath(key)} = ${show(value)}`,
+    ...assignmentEvidence(persisted, key),
+  ];
   if (effective === undefined) {
-    if (entry.bootDefault !== undefined && evaluateExpectation(expectation, entry.bootDefault).ok) return undefined;
+    if (entry.bootDefault !== undefined && evaluateExpectation(expectation, entry.bootDefault).ok)
+      return undefined;
     return draft('SysctlNotPersisted', key, {
       severity: entry.notPersistedSeverity,
       title: `${key} = ${value} is not persisted`,
-      message: `${key} meets the profile now (${value}), but no sysctl configuration file sets it: it reverts at the next reboot. ${entry.reason}`.trim(),
+      message:
+        `${key} meets the profile now (${value}), but no sysctl configuration file sets it: it reverts at the next reboot. ${entry.reason}`.trim(),
       evidence: [...evidence, 'not set in any sysctl.d file or /etc/sysctl.conf'],
       remediation: {
-        summary: writeFix(key, valueToWrite(expectation, value, entry.recommended) ?? value, persisted, persistFile),
+        summary: writeFix(
+          key,
+          valueToWrite(expectation, value, entry.recommended) ?? value,
+          persisted,
+          persistFile,
+        ),
         automatic: false,
       },
     });
@@ -194,17 +225,27 @@ function persistenceFinding(
     remediation: {
       summary: persistedOk
         ? `Make the runtime and persisted values agree: either run sysctl --system, or set ${key} = ${value} in ${effective.file}.`
-        : writeFix(key, valueToWrite(expectation, value, entry.recommended) ?? value, persisted, persistFile),
+        : writeFix(
+            key,
+            valueToWrite(expectation, value, entry.recommended) ?? value,
+            persisted,
+            persistFile,
+          ),
       automatic: false,
     },
   });
 }
 
-function missingKeyFinding(key: string, entry: ProfileEntry, expectation: Expectation): FindingDraft {
+function missingKeyFinding(
+  key: string,
+  entry: ProfileEntry,
+  expectation: Expectation,
+): FindingDraft {
   return draft('SysctlKeyMissing', key, {
     severity: entry.severity,
     title: `${key} does not exist on this kernel`,
-    message: `${sysctlProcPath(key)} is absent: the kernel module that provides ${key} is not loaded, or this kernel does not have it. The profile needs ${describeExpectation(expectation)}. ${entry.reason}`.trim(),
+    message:
+      `${sysctlProcPath(key)} is absent: the kernel module that provides ${key} is not loaded, or this kernel does not have it. The profile needs ${describeExpectation(expectation)}. ${entry.reason}`.trim(),
     evidence: [`${sysctlProcPath(key)}: absent`],
     remediation: {
       summary: `Load the module that provides ${key} (and list it in /etc/modules-load.d/ so it loads at boot), then run sysctl --system.`,
@@ -213,7 +254,10 @@ function missingKeyFinding(key: string, entry: ProfileEntry, expectation: Expect
   });
 }
 
-function brNetfilterFinding(missing: { key: string; entry: ProfileEntry }[], persistFile: string): FindingDraft {
+function brNetfilterFinding(
+  missing: { key: string; entry: ProfileEntry }[],
+  persistFile: string,
+): FindingDraft {
   const severity: Severity = missing.some(({ entry }) => entry.severity === 'critical')
     ? 'critical'
     : missing.some(({ entry }) => entry.severity === 'warning')
@@ -221,7 +265,10 @@ function brNetfilterFinding(missing: { key: string; entry: ProfileEntry }[], per
       : 'info';
   const lines = missing.map(({ key, entry }) => {
     const expectation = parseExpectation(entry.expect ?? '');
-    const value = typeof expectation === 'string' ? undefined : valueToWrite(expectation, undefined, entry.recommended);
+    const value =
+      typeof expectation === 'string'
+        ? undefined
+        : valueToWrite(expectation, undefined, entry.recommended);
     return `    ${key} = ${value ?? '1'}`;
   });
   return draft('BrNetfilterNotLoaded', undefined, {
@@ -258,7 +305,8 @@ function configFileFindings(persisted: PersistedSysctls, profiledKeys: string[])
   for (const { path: file, binary, lines } of persisted.invalid) {
     // A broken line that was meant to set a profiled key is a real risk (the operator believes
     // it is persisted); other broken lines are worth knowing, not worth paging.
-    const touchesProfile = binary || lines.some((l) => profiledKeys.some((k) => l.text.includes(k)));
+    const touchesProfile =
+      binary || lines.some((l) => profiledKeys.some((k) => l.text.includes(k)));
     findings.push(
       draft('SysctlConfigInvalid', file, {
         severity: touchesProfile ? 'warning' : 'info',
@@ -269,7 +317,10 @@ function configFileFindings(persisted: PersistedSysctls, profiledKeys: string[])
         evidence: binary
           ? [`${file}: binary content`]
           : lines.slice(0, 10).map((l) => `${file}:${l.line}: ${l.reason}: ${l.text}`),
-        remediation: { summary: `Fix or remove the lines listed in ${file}, then run sysctl --system.`, automatic: false },
+        remediation: {
+          summary: `Fix or remove the lines listed in ${file}, then run sysctl --system.`,
+          automatic: false,
+        },
       }),
     );
   }
@@ -289,13 +340,19 @@ function show(value: string): string {
  * Exact lines to write, in a file that will actually win: the persist file, unless a file that
  * is applied after it already sets the key (then that file must change, or be overridden).
  */
-function writeFix(key: string, value: string | undefined, persisted: PersistedSysctls, persistFile: string): string {
+function writeFix(
+  key: string,
+  value: string | undefined,
+  persisted: PersistedSysctls,
+  persistFile: string,
+): string {
   const line = `    ${key} = ${value ?? '<value>'}`;
   const apply = 'then apply it: sysctl --system';
   const winner = persisted.effective(key);
   if (winner !== undefined) {
     const winnerName = path.basename(winner.file);
-    const appliedAfterPersistFile = winner.file === SYSCTL_CONF || winnerName > path.basename(persistFile);
+    const appliedAfterPersistFile =
+      winner.file === SYSCTL_CONF || winnerName > path.basename(persistFile);
     if (winner.file.startsWith('/etc/')) {
       return `Change line ${winner.line} of ${winner.file} to:\n${line}\n${apply}`;
     }

@@ -18,7 +18,7 @@ export const profileEntrySchema = v.pipe(
         v.check(
           (text) => typeof parseExpectation(text) !== 'string',
           (issue) => {
-            const result = parseExpectation(String(issue.input));
+            const result = parseExpectation(issue.input);
             return typeof result === 'string' ? result : 'invalid expectation';
           },
         ),
@@ -38,7 +38,10 @@ export const profileEntrySchema = v.pipe(
     bootDefault: v.optional(scalar),
   }),
   v.forward(
-    v.check((entry) => !entry.enabled || entry.expect !== undefined, 'an enabled profile entry needs "expect"'),
+    v.check(
+      (entry) => !entry.enabled || entry.expect !== undefined,
+      'an enabled profile entry needs "expect"',
+    ),
     ['expect'],
   ),
 );

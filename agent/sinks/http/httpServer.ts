@@ -30,7 +30,11 @@ export function createHttpServer(source: HttpSource, log: Logger): http.Server {
   return server;
 }
 
-async function handle(source: HttpSource, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function handle(
+  source: HttpSource,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
     send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
@@ -49,18 +53,37 @@ async function handle(source: HttpSource, req: http.IncomingMessage, res: http.S
       else send(res, 503, 'text/plain; charset=utf-8', 'first pass of checks not finished\n');
       return;
     case '/api/v1/findings':
-      send(res, 200, 'application/json; charset=utf-8', JSON.stringify(source.report(), null, 2) + '\n');
+      send(
+        res,
+        200,
+        'application/json; charset=utf-8',
+        JSON.stringify(source.report(), null, 2) + '\n',
+      );
       return;
     case '/':
       res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
-      send(res, 200, 'text/html; charset=utf-8', renderStatusPage(source.report(), source.pageMeta()));
+      send(
+        res,
+        200,
+        'text/html; charset=utf-8',
+        renderStatusPage(source.report(), source.pageMeta()),
+      );
       return;
     default:
-      send(res, 404, 'text/plain; charset=utf-8', 'not found: try /, /metrics, /healthz, /readyz, /api/v1/findings\n');
+      send(
+        res,
+        404,
+        'text/plain; charset=utf-8',
+        'not found: try /, /metrics, /healthz, /readyz, /api/v1/findings\n',
+      );
   }
 }
 
 function send(res: http.ServerResponse, status: number, contentType: string, body: string): void {
-  res.writeHead(status, { ...COMMON_HEADERS, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    ...COMMON_HEADERS,
+    'Content-Type': contentType,
+    'Content-Length': Buffer.byteLength(body),
+  });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }

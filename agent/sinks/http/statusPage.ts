@@ -39,7 +39,7 @@ export function renderStatusPage(report: Report, meta: StatusPageMeta): string {
     .map((severity) => {
       const findings = report.findings.filter((f) => f.severity === severity);
       if (findings.length === 0) return '';
-      return `<h2>${esc(severity[0]?.toUpperCase() + severity.slice(1))} (${findings.length})</h2>${findings.map(renderFinding).join('')}`;
+      return `<h2>${esc(severity.charAt(0).toUpperCase() + severity.slice(1))} (${findings.length})</h2>${findings.map(renderFinding).join('')}`;
     })
     .join('');
   return `<!doctype html>
@@ -56,8 +56,10 @@ ${sections}
 }
 
 function renderFinding(f: Finding): string {
-  const evidence = f.evidence.length > 0 ? `<div>Evidence:</div><pre>${esc(f.evidence.join('\n'))}</pre>` : '';
-  const fix = f.remediation === undefined ? '' : `<div>Fix:</div><pre>${esc(f.remediation.summary)}</pre>`;
+  const evidence =
+    f.evidence.length > 0 ? `<div>Evidence:</div><pre>${esc(f.evidence.join('\n'))}</pre>` : '';
+  const fix =
+    f.remediation === undefined ? '' : `<div>Fix:</div><pre>${esc(f.remediation.summary)}</pre>`;
   return `<div class="finding ${esc(f.severity)}"><h3>${esc(f.title)}</h3>
 <div class="tag">${esc(f.check)} · ${esc(f.problem)}${f.cause === undefined ? '' : ` · cause ${esc(f.cause)}`} · since ${esc(f.firstSeen)}</div>
 <p>${esc(f.message)}</p>${evidence}${fix}</div>`;

@@ -107,7 +107,7 @@ export const METRICS = [
   {
     name: 'nodejs_eventloop_lag_max_seconds',
     type: 'gauge',
-    help: "Longest event-loop delay of the agent since the previous scrape, in seconds.",
+    help: 'Longest event-loop delay of the agent since the previous scrape, in seconds.',
     labels: [],
   },
 ] as const satisfies readonly MetricDefinition[];

@@ -7,14 +7,15 @@ import { METRICS } from './catalogue.ts';
 import type { MetricName, SampleMetricName } from './catalogue.ts';
 import { Counter, Gauge, Histogram, Registry } from './promClientParts.ts';
 
-type Collector = Gauge | Counter | Histogram;
 type Labels = Record<string, string>;
 
 const RUN_RESULTS: readonly RunResult[] = ['ok', 'problem', 'error'];
 
 export class MetricsSink {
   readonly registry = new Registry();
-  private readonly collectors = new Map<MetricName, Collector>();
+  private readonly gauges = new Map<MetricName, Gauge>();
+  private readonly counters = new Map<MetricName, Counter>();
+  private readonly histograms = new Map<MetricName, Histogram>();
   /** Label sets each check last reported per metric, so vanished ones are removed. */
   private readonly samplesByCheck = new Map<string, Map<SampleMetricName, Map<string, Labels>>>();
   /** Every problem series ever exported: it stays, at 0, once cleared. */
@@ -23,22 +24,25 @@ export class MetricsSink {
 
   constructor(options: { version: string; checkIds: readonly string[] }) {
     for (const def of METRICS) {
-      const config = { name: def.name, help: def.help, labelNames: [...def.labels], registers: [this.registry] };
-      const collector =
-        def.type === 'counter'
-          ? new Counter(config)
-          : def.type === 'histogram'
-            ? new Histogram({ ...config, buckets: [...(def as { buckets: readonly number[] }).buckets] })
-            : new Gauge(config);
-      this.collectors.set(def.name, collector);
+      const config = {
+        name: def.name,
+        help: def.help,
+        labelNames: [...def.labels],
+        registers: [this.registry],
+      };
+      if (def.type === 'counter') this.counters.set(def.name, new Counter(config));
+      else if (def.type === 'gauge') this.gauges.set(def.name, new Gauge(config));
+      else this.histograms.set(def.name, new Histogram({ ...config, buckets: [...def.buckets] }));
     }
     this.gauge('node_auditor_build_info').set({ version: options.version }, 1);
     this.gauge('node_auditor_config_last_reload_successful').set(1);
     // Zero every counter series up front so rate() works from the first scrape.
     for (const check of options.checkIds) {
-      for (const result of RUN_RESULTS) this.counter('node_auditor_check_runs_total').inc({ check, result }, 0);
+      for (const result of RUN_RESULTS)
+        this.counter('node_auditor_check_runs_total').inc({ check, result }, 0);
     }
-    for (const result of ['applied', 'rejected']) this.counter('node_auditor_config_reloads_total').inc({ result }, 0);
+    for (const result of ['applied', 'rejected'])
+      this.counter('node_auditor_config_reloads_total').inc({ result }, 0);
 
     this.gauge('process_start_time_seconds').set(Math.round(Date.now() / 1000 - process.uptime()));
     this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -55,7 +59,10 @@ export class MetricsSink {
   }
 
   recordRun(run: CheckRun): void {
-    this.histogram('node_auditor_check_duration_seconds').observe({ check: run.check }, run.durationMs / 1000);
+    this.histogram('node_auditor_check_duration_seconds').observe(
+      { check: run.check },
+      run.durationMs / 1000,
+    );
     this.counter('node_auditor_check_runs_total').inc({ check: run.check, result: run.result });
     if (run.result === 'error' || run.outcome === undefined) return; // keep the last good values
     this.gauge('node_auditor_check_last_success_timestamp_seconds').set(
@@ -84,7 +91,9 @@ export class MetricsSink {
   }
 
   recordReload(applied: boolean): void {
-    this.counter('node_auditor_config_reloads_total').inc({ result: applied ? 'applied' : 'rejected' });
+    this.counter('node_auditor_config_reloads_total').inc({
+      result: applied ? 'applied' : 'rejected',
+    });
     this.gauge('node_auditor_config_last_reload_successful').set(applied ? 1 : 0);
   }
 
@@ -105,13 +114,17 @@ export class MetricsSink {
     this.loopDelay.reset();
   }
 
-  private replaceSamples(check: string, samples: readonly { metric: SampleMetricName; labels: Labels; value: number }[]): void {
-    const previous = this.samplesByCheck.get(check) ?? new Map<SampleMetricName, Map<string, Labels>>();
+  private replaceSamples(
+    check: string,
+    samples: readonly { metric: SampleMetricName; labels: Labels; value: number }[],
+  ): void {
+    const previous =
+      this.samplesByCheck.get(check) ?? new Map<SampleMetricName, Map<string, Labels>>();
     const next = new Map<SampleMetricName, Map<string, Labels>>();
     for (const sample of samples) {
       this.gauge(sample.metric).set(sample.labels, sample.value);
       let series = next.get(sample.metric);
-      if (series === undefined) next.set(sample.metric, (series = new Map()));
+      if (series === undefined) next.set(sample.metric, (series = new Map<string, Labels>()));
       series.set(JSON.stringify(sample.labels), sample.labels);
     }
     for (const [metric, series] of previous) {
@@ -122,15 +135,22 @@ export class MetricsSink {
     this.samplesByCheck.set(check, next);
   }
 
+  // The catalogue is a constant table: a name missing here is a programming error.
   private gauge(name: MetricName): Gauge {
-    return this.collectors.get(name) as Gauge;
+    return must(this.gauges.get(name), name);
   }
 
   private counter(name: MetricName): Counter {
-    return this.collectors.get(name) as Counter;
+    return must(this.counters.get(name), name);
   }
 
   private histogram(name: MetricName): Histogram {
-    return this.collectors.get(name) as Histogram;
+    return must(this.histograms.get(name), name);
   }
+}
+
+function must<T>(collector: T | undefined, name: string): T {
+  if (collector === undefined)
+    throw new Error(`metric ${name} is not in the catalogue with that type`);
+  return collector;
 }

@@ -1,7 +1,7 @@
 // What `run` prints once its first pass is done: one screen, what was checked and found.
 import { tally } from '../../findings/report.ts';
 import type { Report } from '../../findings/report.ts';
-import { wrap } from './textWrap.ts';
+import { wrap, wrapHanging } from './textWrap.ts';
 
 const MAX_LISTED = 10;
 
@@ -20,9 +20,10 @@ export function renderStartupSummary(
     `Found: ${t.critical} critical, ${t.warning} warning, ${t.info} info`,
   ];
   for (const f of report.findings.slice(0, MAX_LISTED)) {
-    out.push(...wrap(`${f.severity.toUpperCase().padEnd(8)} ${f.title}`, width, '  '));
+    out.push(...wrapHanging(`  ${f.severity.toUpperCase().padEnd(9)}`, f.title, width));
   }
-  if (report.findings.length > MAX_LISTED) out.push(`  ... and ${report.findings.length - MAX_LISTED} more`);
+  if (report.findings.length > MAX_LISTED)
+    out.push(`  ... and ${report.findings.length - MAX_LISTED} more`);
   out.push(`Status page ${meta.url}/  (also /metrics, /api/v1/findings, /healthz, /readyz)`);
   return out.join('\n') + '\n';
 }

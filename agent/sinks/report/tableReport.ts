@@ -2,13 +2,15 @@
 import type { Finding } from '../../findings/finding.ts';
 import { exitStatusOf, tally } from '../../findings/report.ts';
 import type { Report } from '../../findings/report.ts';
-import { wrap } from './textWrap.ts';
+import { wrap, wrapHanging } from './textWrap.ts';
 
 const WIDTH = 80;
 
 export function renderTable(report: Report, width = WIDTH): string {
   const out: string[] = [];
-  out.push(`node-auditor check: node ${report.node}, ${report.startedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}`);
+  out.push(
+    `node-auditor check: node ${report.node}, ${report.startedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}`,
+  );
   out.push('');
   const idWidth = Math.max(5, ...report.checks.map((c) => c.id.length));
   out.push(`${'CHECK'.padEnd(idWidth)}  ${'STATUS'.padEnd(7)}  ${'TIME'.padStart(8)}  FINDINGS`);
@@ -20,13 +22,20 @@ export function renderTable(report: Report, width = WIDTH): string {
         ? (check.reason ?? 'skipped')
         : check.status === 'error'
           ? (check.error ?? 'error')
-          : [t.critical && `${t.critical} critical`, t.warning && `${t.warning} warning`, t.info && `${t.info} info`]
+          : [
+              t.critical && `${t.critical} critical`,
+              t.warning && `${t.warning} warning`,
+              t.info && `${t.info} info`,
+            ]
               .filter(Boolean)
               .join(', ') || 'none';
-    const head = `${check.id.padEnd(idWidth)}  ${check.status.padEnd(7)}  ${formatMs(check.durationMs).padStart(8)}  `;
-    const [first, ...rest] = wrap(summary, width - head.length);
-    out.push(head + (first ?? '').trimStart());
-    for (const line of rest) out.push(' '.repeat(head.length) + line.trimStart());
+    out.push(
+      ...wrapHanging(
+        `${check.id.padEnd(idWidth)}  ${check.status.padEnd(7)}  ${formatMs(check.durationMs).padStart(8)}  `,
+        summary,
+        width,
+      ),
+    );
   }
   for (const finding of report.findings) {
     out.push('');
@@ -36,7 +45,9 @@ export function renderTable(report: Report, width = WIDTH): string {
   const t = tally(report.findings);
   const failed = report.checks.filter((c) => c.status === 'error').length;
   const parts = [
-    t.problems === 0 ? 'No problems' : `${t.problems} problem${t.problems === 1 ? '' : 's'} (${t.critical} critical, ${t.warning} warning)`,
+    t.problems === 0
+      ? 'No problems'
+      : `${t.problems} problem${t.problems === 1 ? '' : 's'} (${t.critical} critical, ${t.warning} warning)`,
     ...(t.info > 0 ? [`${t.info} info`] : []),
     ...(failed > 0 ? [`${failed} check${failed === 1 ? '' : 's'} failed`] : []),
   ];
@@ -45,9 +56,14 @@ export function renderTable(report: Report, width = WIDTH): string {
 }
 
 function renderFinding(f: Finding, width: number): string[] {
-  const label = f.severity.toUpperCase();
-  const out = wrap(`${label}  ${f.title}`, width);
-  out.push(...wrap(`${f.check} / ${f.problem}${f.cause === undefined ? '' : ` / cause ${f.cause}`}`, width, '  '));
+  const out = wrapHanging(f.severity.toUpperCase().padEnd(10), f.title, width);
+  out.push(
+    ...wrap(
+      `${f.check} / ${f.problem}${f.cause === undefined ? '' : ` / cause ${f.cause}`}`,
+      width,
+      '  ',
+    ),
+  );
   out.push(...wrap(f.message, width, '  '));
   if (f.evidence.length > 0) {
     out.push('  Evidence:');

@@ -7,7 +7,10 @@ export function wrap(text: string, width: number, indent = ''): string[] {
   for (const paragraph of text.split('\n')) {
     // Keep a line's own leading spaces (code lines in a fix): wrap continuation under them.
     const lead = /^\s*/.exec(paragraph)?.[0] ?? '';
-    const words = paragraph.slice(lead.length).split(/ +/).filter((w) => w !== '');
+    const words = paragraph
+      .slice(lead.length)
+      .split(/ +/)
+      .filter((w) => w !== '');
     let line = lead;
     const flush = () => {
       lines.push(indent + line.trimEnd());
@@ -26,4 +29,10 @@ export function wrap(text: string, width: number, indent = ''): string[] {
     if (line.trim() !== '' || words.length === 0) flush();
   }
   return lines;
+}
+
+/** "HEAD text...", continuation lines indented under the text (hanging indent). */
+export function wrapHanging(head: string, text: string, width: number): string[] {
+  const [first = '', ...rest] = wrap(text, width - head.length);
+  return [head + first, ...rest.map((line) => ' '.repeat(head.length) + line)];
 }
