@@ -1,0 +1,156 @@
+// Reloading the configuration of a running agent: on file change (also a ConfigMap's atomic
+// "..data" symlink swap) and on SIGHUP; a bad configuration is rejected and the old one kept.
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { eventually, fixtureHost, httpGet, metricValue, startAgent, tempDir } from '../helpers.ts';
+import type { RunningAgent } from '../helpers.ts';
+
+const watchesAtLeast = (n: number, extra = '') =>
+  `checks:\n  sysctl:\n    interval: 60s\n${extra}    profile:\n      fs.inotify.max_user_watches:\n        expect: ">= ${n}"\n`;
+
+async function findings(agent: RunningAgent): Promise<{ id: string; firstSeen: string }[]> {
+  return (
+    JSON.parse((await httpGet(`${agent.url}/api/v1/findings`)).body) as {
+      findings: { id: string; firstSeen: string }[];
+    }
+  ).findings;
+}
+
+test('a changed config file is applied, a bad one rejected, state kept throughout', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'config.yaml');
+  await fs.writeFile(file, watchesAtLeast(524288));
+  const agent = await startAgent(t, ['--config', file, '--host-root', fixtureHost('compliant')]);
+  assert.deepEqual(await findings(agent), []);
+
+  // stricter profile: the compliant node (1048576 watches) now falls short
+  await fs.writeFile(file, watchesAtLeast(2097152));
+  const applied = await agent.waitForLog((l) => l.event === 'config.applied');
+  assert.equal(applied.trigger, 'config file changed');
+  assert.deepEqual(applied.changedChecks, ['sysctl']);
+  const raised = await eventually(
+    async () =>
+      (await findings(agent)).find(
+        (f) => f.id === 'SysctlOutOfProfile:fs.inotify.max_user_watches',
+      ),
+    5000,
+    'the stricter profile to raise a finding',
+  );
+
+  // a bad file: rejected with the key and file named, the old configuration keeps running
+  await fs.writeFile(file, 'checks:\n  sysctl:\n    interval: soon\n');
+  const rejected = await agent.waitForLog((l) => l.event === 'config.rejected');
+  assert.equal(
+    rejected.error,
+    `invalid configuration:\n${file}: checks.sysctl.interval: invalid duration "soon" (use e.g. 500ms, 30s, 5m, 1h)`,
+  );
+  const metrics = (await httpGet(`${agent.url}/metrics`)).body;
+  assert.equal(
+    metricValue(metrics, 'node_auditor_config_reloads_total', { result: 'rejected' }),
+    1,
+  );
+  assert.equal(metricValue(metrics, 'node_auditor_config_reloads_total', { result: 'applied' }), 1);
+  assert.equal(metricValue(metrics, 'node_auditor_config_last_reload_successful'), 0);
+  assert.equal((await httpGet(`${agent.url}/healthz`)).status, 200);
+  const still = (await findings(agent)).find((f) => f.id === raised.id);
+  assert.equal(
+    still?.firstSeen,
+    raised.firstSeen,
+    'the finding and its firstSeen survive the rejected reload',
+  );
+
+  // SIGHUP reloads too (same, valid, content): the finding is neither cleared nor re-raised
+  await fs.writeFile(file, watchesAtLeast(2097152));
+  await agent.waitForLog(
+    (l) =>
+      l.event === 'config.applied' &&
+      l.trigger === 'config file changed' &&
+      agent.logs.filter((x) => x.event === 'config.applied').length === 2,
+  );
+  agent.process.kill('SIGHUP');
+  const hup = await agent.waitForLog((l) => l.event === 'config.applied' && l.trigger === 'SIGHUP');
+  assert.deepEqual(hup.changedChecks, []);
+  assert.equal(
+    (await findings(agent)).find((f) => f.id === raised.id)?.firstSeen,
+    raised.firstSeen,
+  );
+  assert.equal(
+    agent.logs.filter((l) => l.event === 'finding.raised').length,
+    1,
+    'raised once only',
+  );
+  assert.equal(agent.logs.filter((l) => l.event === 'finding.cleared').length, 0);
+});
+
+test('a Kubernetes ConfigMap update (atomic ..data symlink swap) is picked up', async (t) => {
+  const dir = await tempDir(t);
+  // the layout kubelet writes for a ConfigMap volume
+  await fs.mkdir(path.join(dir, '..2026_11_22_01'));
+  await fs.writeFile(path.join(dir, '..2026_11_22_01', 'config.yaml'), watchesAtLeast(524288));
+  await fs.symlink('..2026_11_22_01', path.join(dir, '..data'));
+  await fs.symlink('..data/config.yaml', path.join(dir, 'config.yaml'));
+  const agent = await startAgent(t, [
+    '--config',
+    path.join(dir, 'config.yaml'),
+    '--host-root',
+    fixtureHost('compliant'),
+  ]);
+
+  await fs.mkdir(path.join(dir, '..2026_11_22_02'));
+  await fs.writeFile(path.join(dir, '..2026_11_22_02', 'config.yaml'), watchesAtLeast(4194304));
+  await fs.symlink('..2026_11_22_02', path.join(dir, '..data_tmp'));
+  await fs.rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+  await agent.waitForLog((l) => l.event === 'config.applied');
+  await eventually(
+    async () =>
+      (await findings(agent)).find(
+        (f) => f.id === 'SysctlOutOfProfile:fs.inotify.max_user_watches',
+      ),
+    5000,
+    'the new profile',
+  );
+});
+
+test('disabling a check clears its findings and metrics; restart-only settings say so', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'config.yaml');
+  await fs.writeFile(file, 'checks: {sysctl: {enabled: true}}\n');
+  const agent = await startAgent(t, ['--config', file, '--host-root', fixtureHost('bad-runtime')]);
+  assert.equal((await findings(agent)).length, 7);
+
+  await fs.writeFile(file, 'nodeName: another-node\nchecks: {sysctl: {enabled: false}}\n');
+  await agent.waitForLog((l) => l.event === 'config.applied');
+  const restart = await agent.waitForLog((l) => l.event === 'config.restart-needed');
+  assert.equal(restart.setting, 'nodeName');
+  assert.equal(restart.msg, 'nodeName changes only when the agent restarts');
+  assert.deepEqual(await findings(agent), []);
+  const cleared = agent.logs.filter((l) => l.event === 'finding.cleared');
+  assert.equal(cleared.length, 7);
+  assert.ok(cleared.every((l) => l.reason === 'disabled in config'));
+  const report = JSON.parse((await httpGet(`${agent.url}/api/v1/findings`)).body) as {
+    node: string;
+    checks: unknown[];
+  };
+  assert.deepEqual(report.checks, [
+    { id: 'sysctl', status: 'skipped', durationMs: 0, reason: 'disabled in config' },
+  ]);
+  const metrics = (await httpGet(`${agent.url}/metrics`)).body;
+  assert.equal(
+    metricValue(metrics, 'node_auditor_sysctl', { key: 'fs.inotify.max_user_watches' }),
+    undefined,
+    'measurements removed',
+  );
+  assert.equal(
+    metricValue(metrics, 'node_auditor_problem', {
+      check: 'sysctl',
+      problem: 'SysctlOutOfProfile',
+      severity: 'critical',
+    }),
+    0,
+    'problem series kept at 0',
+  );
+  assert.notEqual(report.node, 'another-node', 'the node name in use is kept');
+  assert.equal((await httpGet(`${agent.url}/healthz`)).status, 200);
+});

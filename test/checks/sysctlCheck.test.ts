@@ -1,0 +1,272 @@
+// The sysctl check against fixture host trees (test/fixtures/hosts/*/README.md says what each
+// one models and what it must produce).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import pino from 'pino';
+import * as v from 'valibot';
+import { readPersistedSysctls } from '../../agent/checks/sysctl/persistedSysctls.ts';
+import { sysctlCheck } from '../../agent/checks/sysctl/sysctlCheck.ts';
+import type { CheckOutcome } from '../../agent/checks/check.ts';
+import type { FindingDraft } from '../../agent/findings/finding.ts';
+import { HostRoot } from '../../agent/host/hostRoot.ts';
+import { copyFixtureHost, fixtureHost, writeFiles } from '../helpers.ts';
+
+const defaultOptions = v.parse(v.object(sysctlCheck.options), {});
+
+async function runOn(root: string, options = defaultOptions): Promise<CheckOutcome> {
+  return sysctlCheck.run({
+    host: new HostRoot(root),
+    nodeName: 'k1-node01',
+    options,
+    signal: new AbortController().signal,
+    log: pino({ level: 'silent' }),
+  });
+}
+
+function ids(outcome: CheckOutcome): string[] {
+  return outcome.findings.map((f) => `${f.severity} ${f.id}`).sort();
+}
+
+function finding(outcome: CheckOutcome, id: string): FindingDraft {
+  const f = outcome.findings.find((x) => x.id === id);
+  assert.ok(f, `expected finding ${id}; got ${ids(outcome).join(', ')}`);
+  return f;
+}
+
+function sample(outcome: CheckOutcome, metric: string, key: string): number | undefined {
+  return outcome.samples?.find((s) => s.metric === metric && s.labels.key === key)?.value;
+}
+
+test('compliant node: no findings, every key compliant and persisted', async () => {
+  const outcome = await runOn(fixtureHost('compliant'));
+  assert.deepEqual(ids(outcome), []);
+  for (const key of Object.keys(defaultOptions.profile)) {
+    assert.equal(sample(outcome, 'node_auditor_sysctl_compliant', key), 1, key);
+    assert.equal(sample(outcome, 'node_auditor_sysctl_persisted', key), 1, key);
+  }
+  assert.equal(sample(outcome, 'node_auditor_sysctl', 'fs.inotify.max_user_watches'), 1048576);
+  // not a single number: no value sample, but compliance is still exported
+  assert.equal(
+    sample(outcome, 'node_auditor_sysctl', 'net.ipv4.ip_local_reserved_ports'),
+    undefined,
+  );
+});
+
+test("bad runtime (the seed's NotReady node): every out-of-profile key, with the right severity", async () => {
+  const outcome = await runOn(fixtureHost('bad-runtime'));
+  assert.deepEqual(ids(outcome), [
+    'critical SysctlOutOfProfile:fs.inotify.max_user_instances',
+    'critical SysctlOutOfProfile:fs.inotify.max_user_watches',
+    'critical SysctlOutOfProfile:net.ipv4.ip_forward',
+    'warning SysctlOutOfProfile:kernel.panic',
+    'warning SysctlOutOfProfile:kernel.panic_on_oops',
+    'warning SysctlOutOfProfile:net.ipv4.ip_local_reserved_ports',
+    'warning SysctlOutOfProfile:vm.overcommit_memory',
+  ]);
+  const watches = finding(outcome, 'SysctlOutOfProfile:fs.inotify.max_user_watches');
+  assert.equal(watches.title, 'fs.inotify.max_user_watches is 8192, needs at least 524288');
+  assert.match(watches.message, /Failed to start cAdvisor/);
+  assert.deepEqual(watches.evidence, ['/proc/sys/fs/inotify/max_user_watches = 8192']);
+  // the fix writes the seed's value (the recommended one), in the agent's persist file
+  assert.equal(
+    watches.remediation?.summary,
+    'Add this line to /etc/sysctl.d/99-kubernetes.conf:\n    fs.inotify.max_user_watches = 1048576\nthen apply it: sysctl --system',
+  );
+  assert.equal(sample(outcome, 'node_auditor_sysctl', 'fs.inotify.max_user_watches'), 8192);
+  assert.equal(sample(outcome, 'node_auditor_sysctl_compliant', 'fs.inotify.max_user_watches'), 0);
+
+  // persisted in 99-sysctl.conf but never applied: the fix is sysctl --system, not a new line
+  const forward = finding(outcome, 'SysctlOutOfProfile:net.ipv4.ip_forward');
+  assert.match(
+    forward.message,
+    /\/etc\/sysctl\.d\/99-sysctl\.conf sets 1, but that has not been applied/,
+  );
+  assert.equal(
+    forward.remediation?.summary,
+    'Apply the persisted configuration:\n    sysctl --system',
+  );
+  assert.deepEqual(forward.evidence, [
+    '/proc/sys/net/ipv4/ip_forward = 0',
+    '/etc/sysctl.d/99-sysctl.conf:2: net.ipv4.ip_forward = 1',
+  ]);
+  assert.equal(sample(outcome, 'node_auditor_sysctl_persisted', 'net.ipv4.ip_forward'), 1);
+
+  const ports = finding(outcome, 'SysctlOutOfProfile:net.ipv4.ip_local_reserved_ports');
+  assert.equal(
+    ports.title,
+    'net.ipv4.ip_local_reserved_ports is (empty), needs a list including 30000-32767',
+  );
+  assert.match(
+    ports.remediation?.summary ?? '',
+    /net\.ipv4\.ip_local_reserved_ports = 30000-32767/,
+  );
+});
+
+test('missing br_netfilter: one finding naming the module, how to load and persist it', async () => {
+  const outcome = await runOn(fixtureHost('no-br-netfilter'));
+  assert.deepEqual(ids(outcome), ['critical BrNetfilterNotLoaded']);
+  const f = finding(outcome, 'BrNetfilterNotLoaded');
+  assert.equal(f.title, 'br_netfilter module not loaded');
+  assert.deepEqual(f.evidence, [
+    '/proc/sys/net/bridge/bridge-nf-call-iptables: absent',
+    '/proc/sys/net/bridge/bridge-nf-call-ip6tables: absent',
+    '/proc/sys/net/bridge/bridge-nf-call-arptables: absent',
+  ]);
+  const fix = f.remediation?.summary ?? '';
+  assert.match(fix, /modprobe br_netfilter/);
+  assert.match(fix, /echo br_netfilter > \/etc\/modules-load\.d\/br_netfilter\.conf/);
+  assert.match(fix, /net\.bridge\.bridge-nf-call-iptables = 1/);
+  assert.match(fix, /sysctl --system/);
+  assert.equal(
+    sample(outcome, 'node_auditor_sysctl_compliant', 'net.bridge.bridge-nf-call-iptables'),
+    0,
+  );
+});
+
+test('drift: not persisted, persisted out of profile, and harmless differences are told apart', async () => {
+  const outcome = await runOn(fixtureHost('drift'));
+  assert.deepEqual(ids(outcome), [
+    'info SysctlNotPersisted:vm.overcommit_memory',
+    'info SysctlPersistedDiffers:fs.inotify.max_user_watches',
+    'warning SysctlNotPersisted:net.ipv4.ip_forward',
+    'warning SysctlPersistedDiffers:fs.inotify.max_user_instances',
+  ]);
+  const instances = finding(outcome, 'SysctlPersistedDiffers:fs.inotify.max_user_instances');
+  assert.match(
+    instances.message,
+    /\/etc\/sysctl\.d\/99-kubernetes\.conf \(line 3\) sets 128, which does not meet the profile/,
+  );
+  // the file that wins must change: the fix names its line
+  assert.equal(
+    instances.remediation?.summary,
+    'Change line 3 of /etc/sysctl.d/99-kubernetes.conf to:\n    fs.inotify.max_user_instances = 8192\nthen apply it: sysctl --system',
+  );
+  assert.equal(
+    sample(outcome, 'node_auditor_sysctl_compliant', 'fs.inotify.max_user_instances'),
+    1,
+  );
+  assert.equal(
+    sample(outcome, 'node_auditor_sysctl_persisted', 'fs.inotify.max_user_instances'),
+    0,
+  );
+  assert.equal(sample(outcome, 'node_auditor_sysctl_persisted', 'net.ipv4.ip_forward'), 0);
+  // not persisted but the boot default meets the profile: nothing to say
+  assert.equal(sample(outcome, 'node_auditor_sysctl_persisted', 'vm.panic_on_oom'), 1);
+  assert.equal(
+    sample(outcome, 'node_auditor_sysctl_persisted', 'net.bridge.bridge-nf-call-iptables'),
+    1,
+  );
+});
+
+test('precedence across the six places sysctl --system reads', async () => {
+  const persisted = await readPersistedSysctls(new HostRoot(fixtureHost('precedence')));
+  // files apply by name whatever their directory; /usr/lib and /etc hide same-named files
+  assert.deepEqual(persisted.assignmentsOf('fs.inotify.max_user_watches'), [
+    { value: '100000', file: '/usr/lib/sysctl.d/10-vendor.conf', line: 1 },
+    { value: '200000', file: '/usr/local/lib/sysctl.d/20-local.conf', line: 1 },
+    { value: '300000', file: '/run/sysctl.d/30-run.conf', line: 1 },
+    { value: '1048576', file: '/etc/sysctl.d/40-site.conf', line: 1 },
+  ]);
+  // /etc/sysctl.conf is applied last, also reached through the absolute 99-sysctl.conf link
+  assert.deepEqual(persisted.effective('net.ipv4.ip_forward'), {
+    value: '1',
+    file: '/etc/sysctl.conf',
+    line: 2,
+  });
+  assert.deepEqual(
+    persisted.assignmentsOf('net.ipv4.ip_forward').map((a) => `${a.file}=${a.value}`),
+    ['/etc/sysctl.d/40-site.conf=0', '/etc/sysctl.d/99-sysctl.conf=1', '/etc/sysctl.conf=1'],
+  );
+  // "-" prefix and "/" separators
+  assert.equal(persisted.effective('net.ipv4.ip_local_reserved_ports')?.value, '30000-32767');
+  // a /dev/null link masks the vendor file of that name
+  assert.equal(persisted.effective('fs.inotify.max_user_instances'), undefined);
+  assert.deepEqual(
+    persisted.files.map((f) => `${f.path}${f.masked ? ' (masked)' : ''}`),
+    [
+      '/usr/lib/sysctl.d/10-vendor.conf',
+      '/usr/local/lib/sysctl.d/20-local.conf',
+      '/run/sysctl.d/30-run.conf',
+      '/etc/sysctl.d/40-site.conf',
+      '/etc/sysctl.d/60-masked.conf (masked)',
+      '/etc/sysctl.d/99-sysctl.conf',
+      '/etc/sysctl.conf',
+    ],
+  );
+  const outcome = await runOn(fixtureHost('precedence'));
+  assert.deepEqual(ids(outcome), ['warning SysctlNotPersisted:fs.inotify.max_user_instances']);
+});
+
+test('a vendor file applied after the persist file: the fix overrides it from /etc', async (t) => {
+  const root = await copyFixtureHost(t, 'compliant');
+  await writeFiles(root, {
+    'usr/lib/sysctl.d/99-zz-vendor.conf': 'fs.inotify.max_user_watches = 8192\n',
+  });
+  const outcome = await runOn(root);
+  const f = finding(outcome, 'SysctlPersistedDiffers:fs.inotify.max_user_watches');
+  assert.equal(f.severity, 'warning');
+  assert.match(
+    f.remediation?.summary ?? '',
+    /^\/usr\/lib\/sysctl\.d\/99-zz-vendor\.conf \(a vendor file\) sets it and is applied after \/etc\/sysctl\.d\/99-kubernetes\.conf\. Copy it to \/etc\/sysctl\.d\/99-zz-vendor\.conf/,
+  );
+});
+
+test('garbage never crashes the check: each bad file is a finding naming its path', async (t) => {
+  const root = await copyFixtureHost(t, 'garbage');
+  // what git cannot hold: a FIFO (would block a naive read) and an oversized file
+  execFileSync('mkfifo', [path.join(root, 'etc/sysctl.d/40-fifo.conf')]);
+  await fs.writeFile(
+    path.join(root, 'etc/sysctl.d/50-huge.conf'),
+    Buffer.alloc(3 * 1024 * 1024, '#'),
+  );
+  const outcome = await runOn(root);
+  assert.deepEqual(ids(outcome), [
+    'critical SysctlOutOfProfile:fs.inotify.max_user_watches',
+    'info SysctlConfigInvalid:/etc/sysctl.d/30-junk.conf',
+    'warning HostFileUnreadable:/etc/sysctl.d/40-fifo.conf',
+    'warning HostFileUnreadable:/etc/sysctl.d/50-huge.conf',
+    'warning SysctlConfigInvalid:/etc/sysctl.d/10-binary.conf',
+    'warning SysctlConfigInvalid:/etc/sysctl.d/20-typo.conf',
+    'warning SysctlNotPersisted:fs.inotify.max_user_instances',
+  ]);
+  assert.equal(
+    finding(outcome, 'SysctlOutOfProfile:fs.inotify.max_user_watches').title,
+    'fs.inotify.max_user_watches is garbage, needs at least 524288',
+  );
+  assert.deepEqual(finding(outcome, 'SysctlConfigInvalid:/etc/sysctl.d/20-typo.conf').evidence, [
+    "/etc/sysctl.d/20-typo.conf:2: missing '=': fs.inotify.max_user_instances 8192",
+  ]);
+  assert.deepEqual(finding(outcome, 'HostFileUnreadable:/etc/sysctl.d/40-fifo.conf').evidence, [
+    'cannot read /etc/sysctl.d/40-fifo.conf: not a regular file',
+  ]);
+  assert.match(
+    finding(outcome, 'HostFileUnreadable:/etc/sysctl.d/50-huge.conf').evidence[0] ?? '',
+    /larger than the 1048576-byte limit/,
+  );
+});
+
+test('operators add and override profile keys in config', async () => {
+  const options = v.parse(v.object(sysctlCheck.options), {
+    profile: {
+      ...defaultOptions.profile,
+      // stricter than the default, on a compliant node
+      'fs.inotify.max_user_watches': {
+        ...defaultOptions.profile['fs.inotify.max_user_watches'],
+        expect: '>= 2097152',
+      },
+      // a key of their own
+      'kernel.ostype': { expect: '= Linux', reason: 'only Linux nodes' },
+      // and one switched off
+      'kernel.panic': { ...defaultOptions.profile['kernel.panic'], enabled: false },
+    },
+  });
+  const outcome = await runOn(fixtureHost('compliant'), options);
+  assert.deepEqual(ids(outcome), [
+    'critical SysctlOutOfProfile:fs.inotify.max_user_watches',
+    'warning SysctlKeyMissing:kernel.ostype',
+  ]);
+  assert.equal(sample(outcome, 'node_auditor_sysctl_compliant', 'kernel.panic'), undefined);
+});

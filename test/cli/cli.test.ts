@@ -1,0 +1,203 @@
+// The command line as an operator uses it: the bundled bin, real processes, exit codes.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import { REPO, fixtureHost, runCli, tempDir, writeFiles } from '../helpers.ts';
+
+const HOSTS = ['compliant', 'bad-runtime', 'no-br-netfilter', 'drift', 'precedence', 'garbage'];
+
+test('check exits 0 on a compliant node and says so', async () => {
+  const r = await runCli([
+    'check',
+    '--host-root',
+    fixtureHost('compliant'),
+    '--node-name',
+    'k1-node01',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^node-auditor check: node k1-node01, /);
+  assert.match(r.stdout, /^sysctl\s+ok\s+\d+ms\s+none$/m);
+  assert.match(r.stdout, /No problems\. Exit status 0\.\n$/);
+  assert.equal(r.stderr, '');
+});
+
+test('check exits 1 with problems, and the table reads in 80 columns', async () => {
+  const r = await runCli(['check', '--host-root', fixtureHost('bad-runtime')]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stdout,
+    /^CRITICAL {2}fs\.inotify\.max_user_watches is 8192, needs at least 524288$/m,
+  );
+  assert.match(
+    r.stdout,
+    /^ {2}Fix:\n {4}Add this line to \/etc\/sysctl\.d\/99-kubernetes\.conf:\n {8}fs\.inotify\.max_user_watches = 1048576\n {4}then apply it: sysctl --system$/m,
+  );
+  assert.match(r.stdout, /7 problems \(3 critical, 4 warning\)\. Exit status 1\.\n$/);
+});
+
+test('no line of any report is wider than 80 columns', async () => {
+  for (const host of HOSTS) {
+    const r = await runCli(['check', '--host-root', fixtureHost(host)]);
+    const wide = r.stdout.split('\n').filter((line) => line.length > 80);
+    assert.deepEqual(wide, [], `${host}: lines over 80 columns`);
+  }
+});
+
+test('check --output json prints the contract object', async () => {
+  const r = await runCli([
+    'check',
+    '--output',
+    'json',
+    '--host-root',
+    fixtureHost('no-br-netfilter'),
+    '--node-name',
+    'k1-node01',
+  ]);
+  assert.equal(r.code, 1);
+  const report = JSON.parse(r.stdout) as {
+    node: string;
+    startedAt: string;
+    checks: { id: string; status: string; durationMs: number }[];
+    findings: Record<string, unknown>[];
+  };
+  assert.equal(report.node, 'k1-node01');
+  assert.ok(!Number.isNaN(Date.parse(report.startedAt)));
+  assert.deepEqual(
+    report.checks.map((c) => [c.id, c.status, typeof c.durationMs]),
+    [['sysctl', 'problem', 'number']],
+  );
+  assert.equal(report.findings.length, 1);
+  const [f] = report.findings;
+  assert.deepEqual(Object.keys(f ?? {}).slice(0, 8), [
+    'check',
+    'id',
+    'problem',
+    'severity',
+    'title',
+    'message',
+    'evidence',
+    'remediation',
+  ]);
+  assert.equal(f?.check, 'sysctl');
+  assert.equal(f?.severity, 'critical');
+  assert.deepEqual(Object.keys(f?.remediation as object), ['summary', 'automatic']);
+});
+
+test('--only runs just the named checks; the others are reported as skipped', async (t) => {
+  const dir = await tempDir(t);
+  await writeFiles(dir, { 'c.yaml': 'checks: {sysctl: {enabled: false}}\n' });
+  // disabled in config: skipped, nothing found, exit 0
+  const disabled = await runCli([
+    'check',
+    '--output',
+    'json',
+    '--config',
+    path.join(dir, 'c.yaml'),
+    '--host-root',
+    fixtureHost('bad-runtime'),
+  ]);
+  assert.equal(disabled.code, 0);
+  assert.deepEqual((JSON.parse(disabled.stdout) as { checks: unknown }).checks, [
+    { id: 'sysctl', status: 'skipped', durationMs: 0, reason: 'disabled in config' },
+  ]);
+  // --only asks for it explicitly: it runs
+  const only = await runCli([
+    'check',
+    '--only',
+    'sysctl',
+    '--config',
+    path.join(dir, 'c.yaml'),
+    '--host-root',
+    fixtureHost('bad-runtime'),
+  ]);
+  assert.equal(only.code, 1);
+});
+
+test('usage errors print the usage and exit 2', async () => {
+  const cases: [string[], RegExp][] = [
+    [['check', '--bogus'], /^node-auditor: unknown flag --bogus\n\nUsage: node-auditor <command>/],
+    [
+      ['frobnicate'],
+      /^node-auditor: unknown command "frobnicate" \(commands: run, check, config\)/,
+    ],
+    [[], /^node-auditor: no command given/],
+    [
+      ['check', '--output', 'xml'],
+      /^node-auditor: --output must be table or json for check, not "xml"/,
+    ],
+    [
+      ['check', '--only', 'sysctl,nope'],
+      /^node-auditor: --only: unknown check "nope" \(checks: sysctl\)/,
+    ],
+    [['config', '--only', 'sysctl'], /^node-auditor: --only is a flag of check, not of config/],
+    [['check', 'extra'], /^node-auditor: unexpected argument "extra"/],
+    [['check', '--listen'], /^node-auditor: flag --listen needs a value/],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await runCli(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, expected);
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('configuration errors name the key and the file, exit 2, and print no usage', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'config.yaml');
+  await writeFiles(dir, { 'config.yaml': 'checks:\n  sysctl:\n    interval: soon\n' });
+  for (const command of ['check', 'run', 'config']) {
+    const r = await runCli([command, '--config', file, '--listen', '127.0.0.1:0']);
+    assert.equal(r.code, 2, command);
+    assert.equal(
+      r.stderr,
+      `node-auditor: invalid configuration:\n${file}: checks.sysctl.interval: invalid duration "soon" (use e.g. 500ms, 30s, 5m, 1h)\n`,
+    );
+  }
+  const missing = await runCli(['check', '--config', path.join(dir, 'nope.yaml')]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /cannot read config file .*nope\.yaml: no such file/);
+});
+
+test('config prints the effective configuration, YAML or JSON', async (t) => {
+  const dir = await tempDir(t);
+  await writeFiles(dir, { 'c.yaml': 'checks:\n  sysctl:\n    interval: 5m\n' });
+  const yaml = await runCli(
+    ['config', '--config', path.join(dir, 'c.yaml'), '--node-name', 'k1-node01'],
+    { env: { NODE_AUDITOR_LOG__LEVEL: 'debug' } },
+  );
+  assert.equal(yaml.code, 0, yaml.stderr);
+  assert.match(
+    yaml.stdout,
+    /^# node-auditor effective configuration: built-in defaults < .*c\.yaml < NODE_AUDITOR_\* environment < flags$/m,
+  );
+  assert.match(yaml.stdout, /^nodeName: k1-node01$/m);
+  assert.match(yaml.stdout, /^ {4}interval: 5m$/m);
+  assert.match(yaml.stdout, /^ {2}level: debug$/m);
+  const json = await runCli(['config', '--output', 'json']);
+  const config = JSON.parse(json.stdout) as {
+    checks: { sysctl: { profile: Record<string, { expect: string }> } };
+  };
+  assert.equal(
+    config.checks.sysctl.profile['net.ipv4.ip_local_reserved_ports']?.expect,
+    'includes 30000-32767',
+  );
+});
+
+test('--help and --version', async () => {
+  const help = await runCli(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: node-auditor <command> \[flags\]/);
+  const version = await runCli(['--version']);
+  assert.match(version.stdout, /^node-auditor \d+\.\d+\.\d+ \(node v\d+/);
+});
+
+test('npx --no-install node-auditor runs the bin on Node 24 from the checkout', () => {
+  const r = spawnSync('npx', ['--no-install', 'node-auditor', '--version'], {
+    cwd: REPO,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^node-auditor \d+\.\d+\.\d+ \(node v24\./);
+});

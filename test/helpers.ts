@@ -1,0 +1,252 @@
+// Shared test helpers: temporary host trees, the real CLI (the bundled bin users run), a real
+// running agent, and real tools (promtool ...).
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+
+export const REPO = path.resolve(import.meta.dirname, '..');
+export const BIN = path.join(REPO, 'dist', 'node-auditor.cjs');
+export const FIXTURE_HOSTS = path.join(REPO, 'test', 'fixtures', 'hosts');
+
+export function fixtureHost(name: string): string {
+  return path.join(FIXTURE_HOSTS, name);
+}
+
+/** A temporary directory removed after the test. */
+export async function tempDir(t: TestContext, prefix = 'node-auditor-test-'): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Copy a fixture host tree (symlinks kept) so a test may change it. */
+export async function copyFixtureHost(t: TestContext, name: string): Promise<string> {
+  const dir = await tempDir(t);
+  await fs.cp(fixtureHost(name), dir, { recursive: true, verbatimSymlinks: true });
+  return dir;
+}
+
+/** Write files (path -> content) under a root. */
+export async function writeFiles(
+  root: string,
+  files: Record<string, string | Buffer>,
+): Promise<void> {
+  for (const [rel, content] of Object.entries(files)) {
+    const file = path.join(root, rel);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(file, content);
+  }
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the bundled CLI, as `npx node-auditor` would. */
+export function runCli(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd ?? REPO,
+      env: { ...cleanEnv(), ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(
+        new Error(
+          `node-auditor ${args.join(' ')} did not exit within ${options.timeoutMs ?? 20_000}ms\n${stderr}`,
+        ),
+      );
+    }, options.timeoutMs ?? 20_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The environment without settings leaking in from the developer's shell. */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('NODE_AUDITOR_') && k !== 'NODE_NAME' && k !== 'KUBECONFIG') env[k] = v;
+  }
+  return env;
+}
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  event?: string;
+  [key: string]: unknown;
+}
+
+export interface RunningAgent {
+  url: string;
+  process: ChildProcess;
+  /** Every JSON log line so far. */
+  logs: LogLine[];
+  stderr: () => string;
+  /** Resolves with the first log line matching (already seen or future). */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  stop(): Promise<number | null>;
+}
+
+/** Start `node-auditor run` on an ephemeral port and wait until it is ready. */
+export async function startAgent(
+  t: TestContext,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv } = {},
+): Promise<RunningAgent> {
+  const child = spawn(process.execPath, [BIN, 'run', '--listen', '127.0.0.1:0', ...args], {
+    cwd: REPO,
+    env: { ...cleanEnv(), ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  const waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  let stderr = '';
+  let buffer = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    buffer += d.toString();
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const text = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        throw new Error(`agent wrote a line to stdout that is not JSON: ${text}`);
+      }
+      logs.push(line);
+      for (const w of [...waiters]) {
+        if (w.match(line)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const agent: RunningAgent = {
+    url: '',
+    process: child,
+    logs,
+    stderr: () => stderr,
+    waitForLog(match, timeoutMs = 15_000) {
+      const seen = logs.find(match);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(
+            new Error(
+              `no matching log line within ${timeoutMs}ms; stderr: ${stderr}\nlogs: ${logs.map((l) => JSON.stringify(l)).join('\n')}`,
+            ),
+          );
+        }, timeoutMs);
+        waiters.push({
+          match,
+          resolve: (l) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        });
+      });
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+  t.after(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  const listening = await agent.waitForLog((l) => l.event === 'http.listening');
+  agent.url = String(listening.url);
+  await agent.waitForLog((l) => l.event === 'agent.ready');
+  return agent;
+}
+
+export async function httpGet(
+  url: string,
+  init?: RequestInit,
+): Promise<{ status: number; body: string; headers: Headers }> {
+  const res = await fetch(url, init);
+  return { status: res.status, body: await res.text(), headers: res.headers };
+}
+
+/** Value of one sample in Prometheus text exposition, or undefined. */
+export function metricValue(
+  exposition: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  for (const line of exposition.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    if (m === null || m[1] !== name) continue;
+    const have: Record<string, string> = {};
+    for (const pair of (m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      have[pair[1] ?? ''] = pair[2] ?? '';
+    if (
+      Object.entries(labels).every(([k, v]) => have[k] === v) &&
+      Object.keys(have).length === Object.keys(labels).length
+    ) {
+      return Number(m[4]);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A real tool this test needs (promtool, ...). CI installs them and sets
+ * NODE_AUDITOR_REQUIRE_TOOLS=1, so a missing tool fails there instead of silently skipping.
+ */
+export function requireTool(t: TestContext, name: string): string | undefined {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
+  if (found !== '') return found;
+  if (process.env.NODE_AUDITOR_REQUIRE_TOOLS === '1')
+    throw new Error(`${name} is required (NODE_AUDITOR_REQUIRE_TOOLS=1) but not installed`);
+  t.skip(`${name} is not installed (apt-get install it, or run .ci/run)`);
+  return undefined;
+}
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+export async function sleep(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Poll until fn returns a value that is not undefined, or fail after timeoutMs. */
+export async function eventually<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
