@@ -1,6 +1,7 @@
 // The command line as an operator uses it: the bundled bin, real processes, exit codes.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { REPO, fixtureHost, runCli, tempDir, writeFiles } from '../helpers.ts';
@@ -200,4 +201,24 @@ test('npx --no-install node-auditor runs the bin on Node 24 from the checkout', 
   });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^node-auditor \d+\.\d+\.\d+ \(node v24\./);
+});
+
+test('run on a port already in use fails with a clear message, exit 1', async (t) => {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const { port } = server.address() as net.AddressInfo;
+  const r = await runCli([
+    'run',
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--host-root',
+    fixtureHost('compliant'),
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    new RegExp(`^node-auditor: cannot listen on 127\\.0\\.0\\.1:${port}: listen EADDRINUSE`),
+  );
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });

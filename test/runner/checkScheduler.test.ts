@@ -1,0 +1,89 @@
+// Schedules for real: interval (from the end of the previous run), cron (node-cron, loaded on
+// first use), and a reload that reschedules only what changed.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import pino from 'pino';
+import type { Check } from '../../agent/checks/check.ts';
+import type { CheckSettings } from '../../agent/config/configSchema.ts';
+import { HostRoot } from '../../agent/host/hostRoot.ts';
+import { CheckScheduler } from '../../agent/runner/checkScheduler.ts';
+import { CheckRunner } from '../../agent/runner/runCheck.ts';
+import type { CheckRun } from '../../agent/runner/runCheck.ts';
+import { sleep } from '../helpers.ts';
+
+function counting(id: string): { check: Check; runs: number[] } {
+  const runs: number[] = [];
+  return {
+    runs,
+    check: {
+      id,
+      title: id,
+      description: id,
+      defaults: { enabled: true, interval: '1s', timeout: '1s' },
+      options: {},
+      run: () => {
+        runs.push(Date.now());
+        return Promise.resolve({ findings: [] });
+      },
+    },
+  };
+}
+
+function scheduler(checks: Check[], seen: CheckRun[], disabled: string[]): CheckScheduler {
+  const log = pino({ level: 'silent' });
+  const runner = new CheckRunner({ host: new HostRoot('/'), nodeName: 'n', log });
+  return new CheckScheduler(
+    checks,
+    runner,
+    { onRun: (r) => seen.push(r), onDisabled: (id) => disabled.push(id) },
+    log,
+  );
+}
+
+const every = (interval: string, extra: Partial<CheckSettings> = {}): CheckSettings => ({
+  enabled: true,
+  interval,
+  timeout: '1s',
+  ...extra,
+});
+
+test('interval and cron schedules both run their checks, first at once', async (t) => {
+  const byInterval = counting('by-interval');
+  const byCron = counting('by-cron');
+  const seen: CheckRun[] = [];
+  const s = scheduler([byInterval.check, byCron.check], seen, []);
+  t.after(() => s.stop());
+  const started = Date.now();
+  await s.apply({ 'by-interval': every('1s'), 'by-cron': every('1h', { cron: '* * * * * *' }) }); // every second
+  assert.equal(byInterval.runs.length, 1, 'first run happens during apply');
+  assert.equal(byCron.runs.length, 1);
+  await sleep(2600);
+  assert.ok(byInterval.runs.length >= 3, `interval runs: ${byInterval.runs.length}`);
+  assert.ok(
+    byCron.runs.length >= 3,
+    `cron runs: ${byCron.runs.length} (an hourly interval would give 1)`,
+  );
+  assert.ok(
+    (byInterval.runs[1] ?? 0) - started >= 950,
+    'the interval is measured from the end of the previous run',
+  );
+  assert.ok(seen.every((r) => r.result === 'ok'));
+});
+
+test('a reload reschedules changed checks at once, leaves unchanged ones, stops disabled ones', async (t) => {
+  const a = counting('a');
+  const b = counting('b');
+  const disabled: string[] = [];
+  const s = scheduler([a.check, b.check], [], disabled);
+  t.after(() => s.stop());
+  await s.apply({ a: every('1h'), b: every('1h') });
+  await s.apply({ a: every('1h'), b: every('2h') });
+  assert.equal(a.runs.length, 1, 'unchanged: not run again');
+  assert.equal(b.runs.length, 2, 'changed: run at once with the new settings');
+  await s.apply({ a: every('1h'), b: { ...every('2h'), enabled: false } });
+  assert.deepEqual(disabled, ['b']);
+  s.stop();
+  const before = a.runs.length + b.runs.length;
+  await sleep(1200);
+  assert.equal(a.runs.length + b.runs.length, before, 'nothing runs after stop');
+});
