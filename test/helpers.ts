@@ -216,13 +216,13 @@ export function metricValue(
 
 /**
  * A real tool this test needs (promtool, ...). CI installs them and sets
- * NODE_AUDITOR_REQUIRE_TOOLS=1, so a missing tool fails there instead of silently skipping.
+ * TEST_REQUIRE_REAL_TOOLS=1, so a missing tool fails there instead of silently skipping.
  */
 export function requireTool(t: TestContext, name: string): string | undefined {
   const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
   if (found !== '') return found;
-  if (process.env.NODE_AUDITOR_REQUIRE_TOOLS === '1')
-    throw new Error(`${name} is required (NODE_AUDITOR_REQUIRE_TOOLS=1) but not installed`);
+  if (process.env.TEST_REQUIRE_REAL_TOOLS === '1')
+    throw new Error(`${name} is required (TEST_REQUIRE_REAL_TOOLS=1) but not installed`);
   t.skip(`${name} is not installed (apt-get install it, or run .ci/run)`);
   return undefined;
 }

@@ -17,7 +17,7 @@ Flags:
   --listen HOST:PORT  HTTP address of run (default 0.0.0.0:9746)
   --node-name NAME    This node's name (default $NODE_NAME, else host name)
   --kubeconfig FILE   Kubernetes API credentials (default in-cluster, else
-                      $KUBECONFIG; none: Kubernetes features are off)
+                      $KUBECONFIG)
   --log-level LEVEL   fatal, error, warn, info, debug, trace or silent
   --output FORMAT     check: table (default) or json; config: yaml or json
   --only ID[,ID]      check: run only these checks (${checkIds().join(', ')})

@@ -52,7 +52,9 @@ test('interval and cron schedules both run their checks, first at once', async (
   const byCron = counting('by-cron');
   const seen: CheckRun[] = [];
   const s = scheduler([byInterval.check, byCron.check], seen, []);
-  t.after(() => s.stop());
+  t.after(() => {
+    s.stop();
+  });
   const started = Date.now();
   await s.apply({ 'by-interval': every('1s'), 'by-cron': every('1h', { cron: '* * * * * *' }) }); // every second
   assert.equal(byInterval.runs.length, 1, 'first run happens during apply');
@@ -75,7 +77,9 @@ test('a reload reschedules changed checks at once, leaves unchanged ones, stops 
   const b = counting('b');
   const disabled: string[] = [];
   const s = scheduler([a.check, b.check], [], disabled);
-  t.after(() => s.stop());
+  t.after(() => {
+    s.stop();
+  });
   await s.apply({ a: every('1h'), b: every('1h') });
   await s.apply({ a: every('1h'), b: every('2h') });
   assert.equal(a.runs.length, 1, 'unchanged: not run again');
