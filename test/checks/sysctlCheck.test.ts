@@ -210,7 +210,7 @@ test('a vendor file applied after the persist file: the fix overrides it from /e
   assert.equal(f.severity, 'warning');
   assert.match(
     f.remediation?.summary ?? '',
-    /^\/usr\/lib\/sysctl\.d\/99-zz-vendor\.conf \(a vendor file\) sets it and is applied after \/etc\/sysctl\.d\/99-kubernetes\.conf\. Copy it to \/etc\/sysctl\.d\/99-zz-vendor\.conf/,
+    /^\/usr\/lib\/sysctl\.d\/99-zz-vendor\.conf \(not under \/etc\) sets it and is applied after \/etc\/sysctl\.d\/99-kubernetes\.conf\. Copy it to \/etc\/sysctl\.d\/99-zz-vendor\.conf/,
   );
 });
 

@@ -18,8 +18,8 @@ import {
 import type { Expectation } from '../../parsers/sysctlExpectation.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { Check, CheckOutcome } from '../check.ts';
-import { readPersistedSysctls, SYSCTL_CONF } from './persistedSysctls.ts';
-import type { PersistedSysctls } from './persistedSysctls.ts';
+import { readPersistedSysctls } from './persistedSysctls.ts';
+import type { PersistedAssignment, PersistedSysctls } from './persistedSysctls.ts';
 import { DEFAULT_SYSCTL_PROFILE, profileEntrySchema } from './sysctlProfile.ts';
 import type { ProfileEntry } from './sysctlProfile.ts';
 
@@ -67,45 +67,64 @@ export const sysctlCheck: Check<typeof options> = {
     entries.forEach(([key, entry], i) => {
       const expectation = parseExpectation(entry.expect ?? '');
       if (typeof expectation === 'string') return; // the config schema already rejected it
-      const value = runtime[i] as RuntimeValue;
-      const persistedOk = persistsCompliant(persisted, key, entry, expectation);
+      const runtimeValue = runtime[i] as RuntimeValue;
+      // What the config files say about this key, worked out once for every use below.
+      const assignments = persisted.assignmentsOf(key);
+      const effective = assignments.at(-1);
+      const persistsOk =
+        effective !== undefined
+          ? evaluateExpectation(expectation, effective.value).ok
+          : entry.bootDefault !== undefined &&
+            evaluateExpectation(expectation, entry.bootDefault).ok;
+      const persistedValueOk = effective !== undefined && persistsOk;
       samples.push({
         metric: 'node_auditor_sysctl_persisted',
         labels: { key },
-        value: persistedOk ? 1 : 0,
+        value: persistsOk ? 1 : 0,
       });
 
-      if (value.kind === 'unreadable') {
+      if (runtimeValue.kind === 'unreadable') {
         findings.push(
           draft('SysctlUnreadable', key, {
             severity: 'warning',
             title: `${key} cannot be read`,
-            message: `${value.error}. Its value cannot be checked against the node profile (${describeExpectation(expectation)}).`,
-            evidence: [value.error],
+            message: `${runtimeValue.error}. Its value cannot be checked against the node profile (${describeExpectation(expectation)}).`,
+            evidence: [runtimeValue.error],
           }),
         );
         return;
       }
-      if (value.kind === 'missing') {
+      if (runtimeValue.kind === 'missing') {
         samples.push({ metric: 'node_auditor_sysctl_compliant', labels: { key }, value: 0 });
         if (key.startsWith('net.bridge.')) bridgeMissing.push({ key, entry });
         else findings.push(missingKeyFinding(key, entry, expectation));
         return;
       }
 
-      const verdict = evaluateExpectation(expectation, value.value);
-      const numeric = parseInteger(value.value);
+      const value = runtimeValue.value;
+      const state: KeyState = {
+        key,
+        entry,
+        expectation,
+        value,
+        assignments,
+        effective,
+        persistsOk,
+        persistedValueOk,
+      };
+      const compliant = evaluateExpectation(expectation, value).ok;
+      const numeric = parseInteger(value);
       if (numeric !== undefined) {
         samples.push({ metric: 'node_auditor_sysctl', labels: { key }, value: Number(numeric) });
       }
       samples.push({
         metric: 'node_auditor_sysctl_compliant',
         labels: { key },
-        value: verdict.ok ? 1 : 0,
+        value: compliant ? 1 : 0,
       });
-      const finding = verdict.ok
-        ? persistenceFinding(key, entry, expectation, value.value, persisted, opts.persistFile)
-        : outOfProfileFinding(key, entry, expectation, value.value, persisted, opts.persistFile);
+      const finding = compliant
+        ? persistenceFinding(state, opts.persistFile)
+        : outOfProfileFinding(state, opts.persistFile);
       if (finding !== undefined) findings.push(finding);
     });
 
@@ -131,109 +150,88 @@ async function readRuntime(host: HostRoot, key: string): Promise<RuntimeValue> {
   }
 }
 
-/** Will the key meet the profile after a reboot or `sysctl --system`? */
-function persistsCompliant(
-  persisted: PersistedSysctls,
-  key: string,
-  entry: ProfileEntry,
-  expectation: Expectation,
-): boolean {
-  const effective = persisted.effective(key);
-  if (effective !== undefined) return evaluateExpectation(expectation, effective.value).ok;
-  return entry.bootDefault !== undefined && evaluateExpectation(expectation, entry.bootDefault).ok;
+/** One profiled key that exists: its runtime value and what the config files set. */
+interface KeyState {
+  key: string;
+  entry: ProfileEntry;
+  expectation: Expectation;
+  /** Runtime value from /proc/sys. */
+  value: string;
+  /** Every assignment of the key in the config files, in the order sysctl --system applies them. */
+  assignments: PersistedAssignment[];
+  /** The one that wins (the last), if any. */
+  effective: PersistedAssignment | undefined;
+  /** The key meets the profile after a reboot or sysctl --system (persisted, or boot default). */
+  persistsOk: boolean;
+  /** A config file sets it, to a value that meets the profile. */
+  persistedValueOk: boolean;
 }
 
-function outOfProfileFinding(
-  key: string,
-  entry: ProfileEntry,
-  expectation: Expectation,
-  value: string,
-  persisted: PersistedSysctls,
-  persistFile: string,
-): FindingDraft {
+function outOfProfileFinding(s: KeyState, persistFile: string): FindingDraft {
+  const { key, entry, expectation, value, effective } = s;
   const want = describeExpectation(expectation);
-  const effective = persisted.effective(key);
-  const evidence = [
-    `${sysctlProcPath(key)} = ${show(value)}`,
-    ...assignmentEvidence(persisted, key),
-  ];
-  const persistedOk =
-    effective !== undefined && evaluateExpectation(expectation, effective.value).ok;
   const where =
     effective === undefined
       ? 'No sysctl configuration file sets it.'
-      : persistedOk
+      : s.persistedValueOk
         ? `${effective.file} sets ${effective.value}, but that has not been applied since (run sysctl --system).`
         : `${effective.file} (line ${effective.line}) sets ${effective.value}, which is out of profile too.`;
-  const remediation = persistedOk
+  const remediation = s.persistedValueOk
     ? `Apply the persisted configuration:\n    sysctl --system`
-    : writeFix(key, valueToWrite(expectation, value, entry.recommended), persisted, persistFile);
+    : writeFix(key, valueToWrite(expectation, value, entry.recommended), effective, persistFile);
   return draft('SysctlOutOfProfile', key, {
     severity: entry.severity,
     title: `${key} is ${show(value)}, needs ${want}`,
     message: `${key} is ${show(value)}; the node profile needs ${want}. ${entry.reason} ${where}`
       .replace(/\s+/g, ' ')
       .trim(),
-    evidence,
+    evidence: evidenceOf(s),
     remediation: { summary: remediation, automatic: false },
   });
 }
 
-function persistenceFinding(
-  key: string,
-  entry: ProfileEntry,
-  expectation: Expectation,
-  value: string,
-  persisted: PersistedSysctls,
-  persistFile: string,
-): FindingDraft | undefined {
-  const effective = persisted.effective(key);
-  const evidence = [
-    `${sysctlProcPath(key)} = ${show(value)}`,
-    ...assignmentEvidence(persisted, key),
-  ];
+function persistenceFinding(s: KeyState, persistFile: string): FindingDraft | undefined {
+  const { key, entry, expectation, value, effective } = s;
+  const fix = () =>
+    writeFix(
+      key,
+      valueToWrite(expectation, value, entry.recommended) ?? value,
+      effective,
+      persistFile,
+    );
   if (effective === undefined) {
-    if (entry.bootDefault !== undefined && evaluateExpectation(expectation, entry.bootDefault).ok)
-      return undefined;
+    if (s.persistsOk) return undefined; // the boot default already meets the profile
     return draft('SysctlNotPersisted', key, {
       severity: entry.notPersistedSeverity,
       title: `${key} = ${value} is not persisted`,
       message:
         `${key} meets the profile now (${value}), but no sysctl configuration file sets it: it reverts at the next reboot. ${entry.reason}`.trim(),
-      evidence: [...evidence, 'not set in any sysctl.d file or /etc/sysctl.conf'],
-      remediation: {
-        summary: writeFix(
-          key,
-          valueToWrite(expectation, value, entry.recommended) ?? value,
-          persisted,
-          persistFile,
-        ),
-        automatic: false,
-      },
+      evidence: [...evidenceOf(s), 'not set in any sysctl.d file or /etc/sysctl.conf'],
+      remediation: { summary: fix(), automatic: false },
     });
   }
   if (sameValue(effective.value, value)) return undefined;
-  const persistedOk = evaluateExpectation(expectation, effective.value).ok;
-  const severity: Severity = persistedOk ? 'info' : 'warning';
   return draft('SysctlPersistedDiffers', key, {
-    severity,
+    severity: s.persistedValueOk ? 'info' : 'warning',
     title: `${key} is ${value}, ${path.basename(effective.file)} sets ${effective.value}`,
-    message: persistedOk
+    message: s.persistedValueOk
       ? `${key} is ${value} at runtime but ${effective.file} sets ${effective.value}; both meet the profile (${describeExpectation(expectation)}), the next reboot or sysctl --system changes it.`
       : `${key} is ${value} at runtime but ${effective.file} (line ${effective.line}) sets ${effective.value}, which does not meet the profile (${describeExpectation(expectation)}): the next reboot or sysctl --system breaks it. ${entry.reason}`.trim(),
-    evidence,
+    evidence: evidenceOf(s),
     remediation: {
-      summary: persistedOk
+      summary: s.persistedValueOk
         ? `Make the runtime and persisted values agree: either run sysctl --system, or set ${key} = ${value} in ${effective.file}.`
-        : writeFix(
-            key,
-            valueToWrite(expectation, value, entry.recommended) ?? value,
-            persisted,
-            persistFile,
-          ),
+        : fix(),
       automatic: false,
     },
   });
+}
+
+function evidenceOf({ key, value, assignments }: KeyState): string[] {
+  return [
+    `${sysctlProcPath(key)} = ${show(value)}`,
+    ...assignments.map((a) => `${a.file}:${a.line}: ${key} = ${show(a.value)}`),
+  ];
 }
 
 function missingKeyFinding(
@@ -327,10 +325,6 @@ function configFileFindings(persisted: PersistedSysctls, profiledKeys: string[])
   return findings;
 }
 
-function assignmentEvidence(persisted: PersistedSysctls, key: string): string[] {
-  return persisted.assignmentsOf(key).map((a) => `${a.file}:${a.line}: ${key} = ${show(a.value)}`);
-}
-
 /** An empty value (ip_local_reserved_ports often is) must read as empty, not as a typo. */
 function show(value: string): string {
   return value === '' ? '(empty)' : value;
@@ -343,21 +337,20 @@ function show(value: string): string {
 function writeFix(
   key: string,
   value: string | undefined,
-  persisted: PersistedSysctls,
+  winner: PersistedAssignment | undefined,
   persistFile: string,
 ): string {
   const line = `    ${key} = ${value ?? '<value>'}`;
   const apply = 'then apply it: sysctl --system';
-  const winner = persisted.effective(key);
   if (winner !== undefined) {
-    const winnerName = path.basename(winner.file);
-    const appliedAfterPersistFile =
-      winner.file === SYSCTL_CONF || winnerName > path.basename(persistFile);
+    // /etc is the administrator's (including /etc/sysctl.conf, applied last): edit the line.
     if (winner.file.startsWith('/etc/')) {
       return `Change line ${winner.line} of ${winner.file} to:\n${line}\n${apply}`;
     }
-    if (appliedAfterPersistFile) {
-      return `${winner.file} (a vendor file) sets it and is applied after ${persistFile}. Copy it to /etc/sysctl.d/${winnerName}, which takes its place, and change line ${winner.line} to:\n${line}\n${apply}`;
+    // A package's or generated file applied after ours: shadow it with the same name in /etc.
+    const winnerName = path.basename(winner.file);
+    if (winnerName > path.basename(persistFile)) {
+      return `${winner.file} (not under /etc) sets it and is applied after ${persistFile}. Copy it to /etc/sysctl.d/${winnerName}, which takes its place, and change line ${winner.line} to:\n${line}\n${apply}`;
     }
   }
   return `Add this line to ${persistFile}:\n${line}\n${apply}`;
