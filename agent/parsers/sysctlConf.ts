@@ -7,8 +7,12 @@ export interface SysctlAssignment {
   value: string;
   /** 1-based line number. */
   line: number;
-  /** A leading "-": failure to apply it is ignored by systemd-sysctl/procps. */
-  ignoreFailure: boolean;
+}
+
+/** systemd-sysctl (v245+): "-key" with no "=" keeps a glob assignment away from that key. */
+export interface SysctlExclusion {
+  key: string;
+  line: number;
 }
 
 export interface SysctlConfLineError {
@@ -19,24 +23,30 @@ export interface SysctlConfLineError {
 
 export interface SysctlConf {
   assignments: SysctlAssignment[];
+  exclusions: SysctlExclusion[];
   invalid: SysctlConfLineError[];
   /** NUL bytes: not a text file at all; nothing in it is applied. */
   binary: boolean;
 }
 
 export function parseSysctlConf(text: string): SysctlConf {
-  if (text.includes('\0')) return { assignments: [], invalid: [], binary: true };
+  if (text.includes('\0')) return { assignments: [], exclusions: [], invalid: [], binary: true };
   const assignments: SysctlAssignment[] = [];
+  const exclusions: SysctlExclusion[] = [];
   const invalid: SysctlConfLineError[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     let body = (lines[i] ?? '').trim();
     if (body === '' || body.startsWith('#') || body.startsWith(';')) continue;
-    const ignoreFailure = body.startsWith('-');
-    if (ignoreFailure) body = body.slice(1).trimStart();
+    // A leading "-" means "ignore a failure to apply this" on an assignment, and "exclude
+    // this key from globs" on a bare key.
+    const dash = body.startsWith('-');
+    if (dash) body = body.slice(1).trimStart();
     const eq = body.indexOf('=');
     if (eq < 0) {
-      invalid.push({ line: i + 1, text: truncate(body), reason: "missing '='" });
+      if (dash && body !== '' && !/\s/.test(body))
+        exclusions.push({ key: normalizeSysctlKey(body), line: i + 1 });
+      else invalid.push({ line: i + 1, text: truncate(body), reason: "missing '='" });
       continue;
     }
     const rawKey = body.slice(0, eq).trim();
@@ -46,10 +56,10 @@ export function parseSysctlConf(text: string): SysctlConf {
     } else if (/\s/.test(rawKey)) {
       invalid.push({ line: i + 1, text: truncate(body), reason: 'key contains whitespace' });
     } else {
-      assignments.push({ key: normalizeSysctlKey(rawKey), value, line: i + 1, ignoreFailure });
+      assignments.push({ key: normalizeSysctlKey(rawKey), value, line: i + 1 });
     }
   }
-  return { assignments, invalid, binary: false };
+  return { assignments, exclusions, invalid, binary: false };
 }
 
 /**
@@ -66,21 +76,34 @@ export function normalizeSysctlKey(key: string): string {
   return key;
 }
 
-/** The /proc/sys path of a canonical dotted key. */
-export function sysctlProcPath(key: string): string {
+/**
+ * The components of a key as names under /proc/sys, or undefined when the key is not a sysctl
+ * name: an empty, "." or ".." component would walk out of /proc/sys (a profile key such as
+ * kernel/../../../etc/shadow must never become a path).
+ */
+export function sysctlKeyComponents(key: string): string[] | undefined {
   const dotted = normalizeSysctlKey(key);
-  return (
-    '/proc/sys/' +
-    dotted
-      .split('.')
-      .map((part) => part.replace(/\//g, '.'))
-      .join('/')
+  const parts = dotted.split('.').map((part) => part.replace(/\//g, '.'));
+  const ok = parts.every(
+    (part) => part !== '' && part !== '.' && part !== '..' && /^[A-Za-z0-9_.:@+-]+$/.test(part),
   );
+  return ok ? parts : undefined;
+}
+
+/** The /proc/sys path of a key. Throws for a key that is not a sysctl name (see above). */
+export function sysctlProcPath(key: string): string {
+  const parts = sysctlKeyComponents(key);
+  if (parts === undefined) throw new TypeError(`not a sysctl key: ${JSON.stringify(key)}`);
+  return '/proc/sys/' + parts.join('/');
+}
+
+export function isSysctlGlob(pattern: string): boolean {
+  return /[*?[]/.test(pattern);
 }
 
 /** Does an assignment's key (possibly a systemd glob: * ? [...]) apply to this exact key? */
 export function sysctlKeyMatches(pattern: string, key: string): boolean {
-  if (!/[*?[]/.test(pattern)) return pattern === key;
+  if (!isSysctlGlob(pattern)) return pattern === key;
   return globToRegExp(pattern).test(key);
 }
 

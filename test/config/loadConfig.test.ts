@@ -162,6 +162,20 @@ test('unreadable and unparsable files are errors naming the file (and the line)'
   );
 });
 
+test('a profile key that would read outside /proc/sys is rejected, and named', async () => {
+  const message = await configError(
+    loadConfig({
+      env: {
+        NODE_AUDITOR_CHECKS__SYSCTL__PROFILE: '{"kernel/../../../etc/shadow": {expect: "= x"}}',
+      },
+    }),
+  );
+  assert.match(
+    message,
+    /environment variable NODE_AUDITOR_CHECKS__SYSCTL__PROFILE: checks\.sysctl\.profile\["kernel\/\.\.\/\.\.\/\.\.\/etc\/shadow"\]: not a sysctl key/,
+  );
+});
+
 test('an empty file means "all defaults"', async (t) => {
   const dir = await tempDir(t);
   await writeFiles(dir, { 'empty.yaml': '# nothing yet\n' });

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import {
   normalizeSysctlKey,
   parseSysctlConf,
+  sysctlKeyComponents,
   sysctlKeyMatches,
   sysctlProcPath,
 } from '../../agent/parsers/sysctlConf.ts';
@@ -27,10 +28,34 @@ net.ipv4.ip_local_reserved_ports=30000-32767
   assert.equal(parsed.binary, false);
 });
 
-test('a leading "-" marks an assignment whose failure is ignored', () => {
-  const [a] = parseSysctlConf('-net.bridge.bridge-nf-call-iptables = 1\n').assignments;
-  assert.equal(a?.key, 'net.bridge.bridge-nf-call-iptables');
-  assert.equal(a?.ignoreFailure, true);
+test('a leading "-" is accepted on assignments; "-key" alone is a systemd glob exclusion', () => {
+  // systemd's own 50-default.conf has both forms
+  const parsed = parseSysctlConf(
+    '-net.bridge.bridge-nf-call-iptables = 1\nnet.ipv4.conf.*.rp_filter = 2\n-net.ipv4.conf.all.rp_filter\n',
+  );
+  assert.deepEqual(
+    parsed.assignments.map((a) => [a.key, a.value]),
+    [
+      ['net.bridge.bridge-nf-call-iptables', '1'],
+      ['net.ipv4.conf.*.rp_filter', '2'],
+    ],
+  );
+  assert.deepEqual(parsed.exclusions, [{ key: 'net.ipv4.conf.all.rp_filter', line: 3 }]);
+  assert.deepEqual(parsed.invalid, [], 'an exclusion is not a broken line');
+});
+
+test('keys that would walk out of /proc/sys are not sysctl keys', () => {
+  assert.equal(sysctlKeyComponents('kernel/../../../etc/shadow'), undefined);
+  assert.equal(sysctlKeyComponents('kernel..panic'), undefined);
+  assert.equal(sysctlKeyComponents('.kernel.panic'), undefined);
+  assert.throws(() => sysctlProcPath('kernel/../../etc/shadow'), /not a sysctl key/);
+  assert.deepEqual(sysctlKeyComponents('net/ipv4/conf/eth0.100/rp_filter'), [
+    'net',
+    'ipv4',
+    'conf',
+    'eth0.100',
+    'rp_filter',
+  ]);
 });
 
 test('values keep inner spaces (multi-field sysctls) but lose surrounding ones', () => {
