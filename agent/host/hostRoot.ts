@@ -40,6 +40,8 @@ export class HostReadError extends AuditorError {
 export interface ReadOptions {
   /** Resolve symbolic links inside the host root (default true; /proc and /sys need not). */
   resolveLinks?: boolean;
+  /** The path already came from resolve(): do not walk it again, but still refuse a final link. */
+  alreadyResolved?: boolean;
   maxBytes?: number;
 }
 
@@ -113,11 +115,12 @@ export class HostRoot {
 
   async readBytes(hostPath: string, options: ReadOptions = {}): Promise<Buffer | null> {
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
-    const resolveHere = options.resolveLinks !== false && this.root !== '/';
-    const target = resolveHere ? await this.resolve(hostPath) : hostPath;
-    // When we resolved links ourselves, the last component must not be a link any more: refuse
-    // to follow one that appeared in between (it could point outside the root).
-    const flags = resolveHere ? OPEN_FLAGS | constants.O_NOFOLLOW : OPEN_FLAGS;
+    const rooted = options.resolveLinks !== false && this.root !== '/';
+    const target =
+      rooted && options.alreadyResolved !== true ? await this.resolve(hostPath) : hostPath;
+    // When links were resolved inside the root, the last component must not be a link any more:
+    // refuse to follow one that appeared in between (it could point outside the root).
+    const flags = rooted ? OPEN_FLAGS | constants.O_NOFOLLOW : OPEN_FLAGS;
     let handle: fs.FileHandle;
     try {
       handle = await fs.open(this.local(target), flags);
@@ -148,6 +151,16 @@ export class HostRoot {
       throw new HostReadError(hostPath, reasonOf(error), { cause: error });
     } finally {
       await handle.close().catch(() => undefined);
+    }
+  }
+
+  /** Whether a host path exists (after links, inside the root). */
+  async exists(hostPath: string): Promise<boolean> {
+    try {
+      await fs.stat(this.local(this.root === '/' ? hostPath : await this.resolve(hostPath)));
+      return true;
+    } catch {
+      return false;
     }
   }
 

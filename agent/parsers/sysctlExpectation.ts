@@ -108,7 +108,10 @@ export function valueToWrite(
   current: string | undefined,
   recommended: string | undefined,
 ): string | undefined {
-  if (recommended !== undefined) return recommended;
+  // A recommendation that misses the expectation (an operator raised `expect` and kept the
+  // default `recommended`) would be a fix that does not fix: fall back to the least change.
+  if (recommended !== undefined && evaluateExpectation(expectation, recommended).ok)
+    return recommended;
   switch (expectation.op) {
     case '>=':
     case '<=':

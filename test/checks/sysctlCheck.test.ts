@@ -142,7 +142,7 @@ test('drift: not persisted, persisted out of profile, and harmless differences a
   // the file that wins must change: the fix names its line
   assert.equal(
     instances.remediation?.summary,
-    'Change line 3 of /etc/sysctl.d/99-kubernetes.conf to:\n    fs.inotify.max_user_instances = 8192\nthen apply it: sysctl --system',
+    'In /etc/sysctl.d/99-kubernetes.conf, change line 3 to:\n    fs.inotify.max_user_instances = 8192\nthen apply it: sysctl --system',
   );
   assert.equal(
     sample(outcome, 'node_auditor_sysctl_compliant', 'fs.inotify.max_user_instances'),
@@ -163,15 +163,20 @@ test('drift: not persisted, persisted out of profile, and harmless differences a
 
 test('precedence across the six places sysctl --system reads', async () => {
   const persisted = await readPersistedSysctls(new HostRoot(fixtureHost('precedence')));
+  assert.equal(persisted.bootApplier, 'sysctl --system', 'no systemd-sysctl on this host');
   // files apply by name whatever their directory; /usr/lib and /etc hide same-named files
-  assert.deepEqual(persisted.assignmentsOf('fs.inotify.max_user_watches'), [
-    { value: '100000', file: '/usr/lib/sysctl.d/10-vendor.conf', line: 1 },
-    { value: '200000', file: '/usr/local/lib/sysctl.d/20-local.conf', line: 1 },
-    { value: '300000', file: '/run/sysctl.d/30-run.conf', line: 1 },
-    { value: '1048576', file: '/etc/sysctl.d/40-site.conf', line: 1 },
-  ]);
+  assert.deepEqual(
+    persisted.assignmentsOf('fs.inotify.max_user_watches').map((a) => `${a.file}=${a.value}`),
+    [
+      '/usr/lib/sysctl.d/10-vendor.conf=100000',
+      '/usr/local/lib/sysctl.d/20-local.conf=200000',
+      '/run/sysctl.d/30-run.conf=300000',
+      '/etc/sysctl.d/40-site.conf=1048576',
+    ],
+  );
   // /etc/sysctl.conf is applied last, also reached through the absolute 99-sysctl.conf link
-  assert.deepEqual(persisted.effective('net.ipv4.ip_forward'), {
+  assert.deepEqual(persisted.procps('net.ipv4.ip_forward').winner, {
+    pattern: 'net.ipv4.ip_forward',
     value: '1',
     file: '/etc/sysctl.conf',
     line: 2,
@@ -180,10 +185,15 @@ test('precedence across the six places sysctl --system reads', async () => {
     persisted.assignmentsOf('net.ipv4.ip_forward').map((a) => `${a.file}=${a.value}`),
     ['/etc/sysctl.d/40-site.conf=0', '/etc/sysctl.d/99-sysctl.conf=1', '/etc/sysctl.conf=1'],
   );
+  // systemd-sysctl (had this host one) reaches sysctl.conf only through the 99-sysctl.conf link
+  assert.equal(
+    persisted.systemd('net.ipv4.ip_forward').winner?.file,
+    '/etc/sysctl.d/99-sysctl.conf',
+  );
   // "-" prefix and "/" separators
-  assert.equal(persisted.effective('net.ipv4.ip_local_reserved_ports')?.value, '30000-32767');
+  assert.equal(persisted.procps('net.ipv4.ip_local_reserved_ports').winner?.value, '30000-32767');
   // a /dev/null link masks the vendor file of that name
-  assert.equal(persisted.effective('fs.inotify.max_user_instances'), undefined);
+  assert.equal(persisted.procps('fs.inotify.max_user_instances').winner, undefined);
   assert.deepEqual(
     persisted.files.map((f) => `${f.path}${f.masked ? ' (masked)' : ''}`),
     [
@@ -198,6 +208,107 @@ test('precedence across the six places sysctl --system reads', async () => {
   );
   const outcome = await runOn(fixtureHost('precedence'));
   assert.deepEqual(ids(outcome), ['warning SysctlNotPersisted:fs.inotify.max_user_instances']);
+});
+
+test('a systemd host: boot (systemd-sysctl) and sysctl --system are judged apart', async () => {
+  const persisted = await readPersistedSysctls(new HostRoot(fixtureHost('systemd-boot')));
+  assert.equal(persisted.bootApplier, 'systemd-sysctl');
+  // an explicit key beats a later glob for systemd-sysctl, not for procps
+  assert.equal(persisted.systemd('fs.inotify.max_user_watches').winner?.value, '1048576');
+  assert.equal(
+    persisted.procps('fs.inotify.max_user_watches').winner?.pattern,
+    'fs.inotify.max_user_*',
+  );
+  // "-key" keeps the glob away, for systemd-sysctl only
+  assert.equal(persisted.systemd('fs.inotify.max_user_instances').winner, undefined);
+  assert.equal(persisted.procps('fs.inotify.max_user_instances').winner?.value, '128');
+
+  const outcome = await runOn(fixtureHost('systemd-boot'));
+  assert.deepEqual(ids(outcome), [
+    'warning SysctlNotPersisted:fs.inotify.max_user_instances',
+    'warning SysctlNotPersisted:net.ipv4.ip_forward',
+    'warning SysctlPersistedDiffers:fs.inotify.max_user_watches',
+  ]);
+  const watches = finding(outcome, 'SysctlPersistedDiffers:fs.inotify.max_user_watches');
+  assert.match(
+    watches.message,
+    /sets 128 for sysctl --system, which does not meet the profile \(at least 524288\): the next sysctl --system breaks it/,
+  );
+  assert.deepEqual(watches.evidence, [
+    '/proc/sys/fs/inotify/max_user_watches = 1048576',
+    '/etc/sysctl.d/10-site.conf:1: fs.inotify.max_user_watches = 1048576',
+    '/usr/lib/sysctl.d/50-default.conf:2: fs.inotify.max_user_* = 128',
+    'systemd-sysctl applies 1048576 (/etc/sysctl.d/10-site.conf:1)',
+    'sysctl --system applies 128 (/usr/lib/sysctl.d/50-default.conf:2)',
+  ]);
+  // the persist file sorts after the glob's file, and explicit beats glob: right for both
+  assert.equal(
+    watches.remediation?.summary,
+    'Add this line to /etc/sysctl.d/99-kubernetes.conf:\n    fs.inotify.max_user_watches = 1048576\nthen apply it: sysctl --system',
+  );
+  assert.match(
+    finding(outcome, 'SysctlNotPersisted:net.ipv4.ip_forward').message,
+    /Only \/etc\/sysctl\.conf sets it, and systemd-sysctl does not read that file/,
+  );
+  assert.match(
+    finding(outcome, 'SysctlNotPersisted:fs.inotify.max_user_instances').message,
+    /a "-fs\.inotify\.max_user_instances" line keeps that glob away/,
+  );
+  assert.equal(sample(outcome, 'node_auditor_sysctl_persisted', 'fs.inotify.max_user_watches'), 0);
+  // reserved ports persisted unsorted and split, the same set as the kernel's: no finding
+  assert.equal(
+    sample(outcome, 'node_auditor_sysctl_persisted', 'net.ipv4.ip_local_reserved_ports'),
+    1,
+  );
+});
+
+test('fix texts persist a tuned runtime value as it is, never lower', async (t) => {
+  const root = await copyFixtureHost(t, 'compliant');
+  await writeFiles(root, {
+    'proc/sys/fs/inotify/max_user_watches': '4194304\n',
+    'etc/sysctl.d/99-kubernetes.conf': 'net.ipv4.ip_forward = 1\n',
+  });
+  const outcome = await runOn(root);
+  assert.match(
+    finding(outcome, 'SysctlNotPersisted:fs.inotify.max_user_watches').remediation?.summary ?? '',
+    /fs\.inotify\.max_user_watches = 4194304\n/,
+  );
+});
+
+test("a default recommendation that misses an operator's stricter expectation is not used", async () => {
+  const options = v.parse(v.object(sysctlCheck.options), {
+    profile: {
+      ...defaultOptions.profile,
+      'fs.inotify.max_user_watches': {
+        ...defaultOptions.profile['fs.inotify.max_user_watches'],
+        expect: '>= 2097152',
+      },
+    },
+  });
+  const outcome = await runOn(fixtureHost('bad-runtime'), options);
+  assert.match(
+    finding(outcome, 'SysctlOutOfProfile:fs.inotify.max_user_watches').remediation?.summary ?? '',
+    /fs\.inotify\.max_user_watches = 2097152\n/,
+  );
+});
+
+test('fix texts never hide another file: same-named vendor file, glob line under /etc', async (t) => {
+  const sameName = await copyFixtureHost(t, 'bad-runtime');
+  await writeFiles(sameName, {
+    'usr/lib/sysctl.d/99-kubernetes.conf': 'net.ipv4.conf.all.forwarding = 1\n',
+  });
+  assert.match(
+    finding(await runOn(sameName), 'SysctlOutOfProfile:fs.inotify.max_user_watches').remediation
+      ?.summary ?? '',
+    /^\/usr\/lib\/sysctl\.d\/99-kubernetes\.conf has the same name as \/etc\/sysctl\.d\/99-kubernetes\.conf, which would hide it\. Copy it to \/etc\/sysctl\.d\/99-kubernetes\.conf first/,
+  );
+  const glob = await copyFixtureHost(t, 'bad-runtime');
+  await writeFiles(glob, { 'etc/sysctl.d/90-site.conf': 'fs.inotify.max_user_* = 4096\n' });
+  assert.equal(
+    finding(await runOn(glob), 'SysctlOutOfProfile:fs.inotify.max_user_watches').remediation
+      ?.summary,
+    'In /etc/sysctl.d/90-site.conf, add this line right after line 1 (which sets fs.inotify.max_user_*):\n    fs.inotify.max_user_watches = 1048576\nthen apply it: sysctl --system',
+  );
 });
 
 test('a vendor file applied after the persist file: the fix overrides it from /etc', async (t) => {

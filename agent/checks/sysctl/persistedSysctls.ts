@@ -1,16 +1,17 @@
-// What the host's sysctl configuration files set, in the order `sysctl --system` applies them
-// (procps; systemd-sysctl uses the same directories and order but skips /etc/sysctl.conf):
-//   - *.conf files from the directories below; a name found in an earlier directory hides the
-//     same name in later ones (/etc beats /run beats /usr/local/lib beats /usr/lib and /lib);
-//   - the surviving files are applied sorted by file name, whatever their directory;
-//   - /etc/sysctl.conf is applied last;
-//   - within and across files the last assignment wins.
-// A file that is a symlink to /dev/null masks that name (systemd's convention).
+// What the host's sysctl configuration files set, as the two programs that apply them see it.
+//
+// Both read *.conf files from the directories below: a name found in an earlier directory hides
+// the same name in later ones (/etc beats /run beats /usr/local/lib beats /usr/lib and /lib),
+// and the surviving files are applied sorted by file name, whatever their directory. A file
+// that is a symlink to /dev/null masks that name. Then they differ:
+//   - procps `sysctl --system` applies /etc/sysctl.conf last, and the last assignment wins;
+//   - systemd-sysctl (what applies them at boot on a systemd host) does not read
+//     /etc/sysctl.conf (distributions link it in as /etc/sysctl.d/99-sysctl.conf), an explicit
+//     key beats any glob whatever the file order, and "-key" keeps globs away from that key.
 import { describeError } from '../../errors.ts';
 import { byCodeUnit } from '../../findings/finding.ts';
-import { HostReadError } from '../../host/hostRoot.ts';
 import type { HostRoot } from '../../host/hostRoot.ts';
-import { parseSysctlConf, sysctlKeyMatches } from '../../parsers/sysctlConf.ts';
+import { isSysctlGlob, parseSysctlConf, sysctlKeyMatches } from '../../parsers/sysctlConf.ts';
 import type { SysctlConfLineError } from '../../parsers/sysctlConf.ts';
 
 export const SYSCTL_DIRS = [
@@ -21,19 +22,34 @@ export const SYSCTL_DIRS = [
   '/lib/sysctl.d',
 ] as const;
 export const SYSCTL_CONF = '/etc/sysctl.conf';
+/** Where systemd installs systemd-sysctl; its presence means it applies the files at boot. */
+const SYSTEMD_SYSCTL = ['/usr/lib/systemd/systemd-sysctl', '/lib/systemd/systemd-sysctl'];
+/** A host with a thousand drop-ins must not hold a thousand files in memory at once. */
+const READ_CONCURRENCY = 4;
+
+export type Applier = 'systemd-sysctl' | 'sysctl --system';
 
 export interface PersistedAssignment {
+  /** The key as the file writes it (canonical dotted form), possibly a glob. */
+  pattern: string;
   value: string;
   /** Host path of the file (as named in its directory, before symlinks). */
   file: string;
   line: number;
 }
 
+/** What one applier makes of one key. */
+export interface PersistedView {
+  applier: Applier;
+  /** The assignment that takes effect, if any. */
+  winner: PersistedAssignment | undefined;
+}
+
 export interface SysctlConfigFile {
   path: string;
   /** Where the name actually points, when it is a symlink (e.g. 99-sysctl.conf -> /etc/sysctl.conf). */
   resolved: string;
-  /** Applied files in order; masked ones (-> /dev/null) are listed but not applied. */
+  /** A link to /dev/null: the name is masked, nothing in it applies. */
   masked: boolean;
 }
 
@@ -48,39 +64,74 @@ export interface InvalidConfig {
   lines: SysctlConfLineError[];
 }
 
+interface Entry {
+  assignment: PersistedAssignment;
+  glob: boolean;
+  /** Read from /etc/sysctl.conf's own pass at the end (procps only). */
+  tail: boolean;
+}
+
 export class PersistedSysctls {
   readonly files: SysctlConfigFile[];
   readonly unreadable: UnreadableConfig[];
   readonly invalid: InvalidConfig[];
-  private readonly applied: { key: string; assignment: PersistedAssignment }[];
+  /** What applies the files at boot on this host. */
+  readonly bootApplier: Applier;
+  private readonly entries: Entry[];
+  private readonly exclusions: string[];
 
-  constructor(
-    files: SysctlConfigFile[],
-    applied: { key: string; assignment: PersistedAssignment }[],
-    unreadable: UnreadableConfig[],
-    invalid: InvalidConfig[],
-  ) {
-    this.files = files;
-    this.applied = applied;
-    this.unreadable = unreadable;
-    this.invalid = invalid;
+  constructor(parts: {
+    files: SysctlConfigFile[];
+    entries: Entry[];
+    exclusions: string[];
+    unreadable: UnreadableConfig[];
+    invalid: InvalidConfig[];
+    bootApplier: Applier;
+  }) {
+    this.files = parts.files;
+    this.entries = parts.entries;
+    this.exclusions = parts.exclusions;
+    this.unreadable = parts.unreadable;
+    this.invalid = parts.invalid;
+    this.bootApplier = parts.bootApplier;
   }
 
-  /** Every assignment that applies to a key, in application order (the last one wins). */
+  /** Every assignment that applies to a key, in the order `sysctl --system` applies them. */
   assignmentsOf(key: string): PersistedAssignment[] {
-    return this.applied.filter((a) => sysctlKeyMatches(a.key, key)).map((a) => a.assignment);
+    return this.entries
+      .filter((e) => sysctlKeyMatches(e.assignment.pattern, key))
+      .map((e) => e.assignment);
   }
 
-  /** The value `sysctl --system` would set, and where from; undefined if nothing sets it. */
-  effective(key: string): PersistedAssignment | undefined {
-    return this.assignmentsOf(key).at(-1);
+  /** What `sysctl --system` sets: the last assignment, /etc/sysctl.conf's pass included. */
+  procps(key: string): PersistedView {
+    return { applier: 'sysctl --system', winner: this.assignmentsOf(key).at(-1) };
+  }
+
+  /** What systemd-sysctl sets: explicit beats glob; globs skip excluded keys; no tail pass. */
+  systemd(key: string): PersistedView {
+    const candidates = this.entries.filter(
+      (e) => !e.tail && sysctlKeyMatches(e.assignment.pattern, key),
+    );
+    const explicit = candidates.filter((e) => !e.glob).at(-1);
+    if (explicit !== undefined) return { applier: 'systemd-sysctl', winner: explicit.assignment };
+    const excluded = this.exclusions.some((pattern) => sysctlKeyMatches(pattern, key));
+    return {
+      applier: 'systemd-sysctl',
+      winner: excluded ? undefined : candidates.at(-1)?.assignment,
+    };
+  }
+
+  /** The views that decide whether a value persists: boot first, then `sysctl --system` if it differs. */
+  views(key: string): PersistedView[] {
+    return this.bootApplier === 'systemd-sysctl'
+      ? [this.systemd(key), this.procps(key)]
+      : [this.procps(key)];
   }
 }
 
-/** The order files are applied in: pure, so precedence is testable on names alone. */
-export function applicationOrder(
-  dirs: readonly { dir: string; names: readonly string[] }[],
-): string[] {
+/** The order files are applied in (names only: the precedence rules, without I/O). */
+function applicationOrder(dirs: readonly { dir: string; names: readonly string[] }[]): string[] {
   const byName = new Map<string, string>();
   for (const { dir, names } of dirs) {
     for (const name of names) {
@@ -105,42 +156,70 @@ export async function readPersistedSysctls(host: HostRoot): Promise<PersistedSys
       }
     }),
   );
-  const paths = [...applicationOrder(listings), SYSCTL_CONF];
-  const contents = await Promise.all(
-    paths.map(async (path) => {
-      try {
-        const resolved = await host.resolve(path);
-        if (resolved === '/dev/null') return { path, resolved, masked: true, text: null };
-        // Already resolved inside the root: read the target itself, not the link again.
-        return {
-          path,
-          resolved,
-          masked: false,
-          text: await host.readText(resolved, { resolveLinks: false }),
-        };
-      } catch (error) {
-        const message = error instanceof HostReadError ? error.message : describeError(error);
-        unreadable.push({ path, error: message });
-        return { path, resolved: path, masked: false, text: null };
-      }
-    }),
-  );
+  const dropIns = applicationOrder(listings);
+  const paths = [...dropIns, SYSCTL_CONF];
   const files: SysctlConfigFile[] = [];
-  const applied: { key: string; assignment: PersistedAssignment }[] = [];
-  for (const { path, resolved, masked, text } of contents) {
-    if (masked) {
-      files.push({ path, resolved, masked });
-      continue;
+  const entries: Entry[] = [];
+  const exclusions: string[] = [];
+  const contents = await mapLimit(paths, READ_CONCURRENCY, async (path) => {
+    try {
+      const resolved = await host.resolve(path);
+      if (resolved === '/dev/null') return { path, resolved, masked: true, text: null };
+      return {
+        path,
+        resolved,
+        masked: false,
+        text: await host.readText(resolved, { alreadyResolved: true }),
+      };
+    } catch (error) {
+      unreadable.push({ path, error: describeError(error) });
+      return { path, resolved: path, masked: false, text: null };
     }
-    if (text === null) continue; // missing (/etc/sysctl.conf often is) or unreadable (recorded)
+  });
+  contents.forEach(({ path, resolved, masked, text }, i) => {
+    if (text === null && !masked) return; // missing (/etc/sysctl.conf often is) or unreadable (recorded)
     files.push({ path, resolved, masked });
+    if (text === null) return;
     const parsed = parseSysctlConf(text);
-    if (parsed.binary || parsed.invalid.length > 0) {
+    if (parsed.binary || parsed.invalid.length > 0)
       invalid.push({ path, binary: parsed.binary, lines: parsed.invalid });
-    }
+    const tail = i === paths.length - 1;
     for (const a of parsed.assignments) {
-      applied.push({ key: a.key, assignment: { value: a.value, file: path, line: a.line } });
+      entries.push({
+        assignment: { pattern: a.key, value: a.value, file: path, line: a.line },
+        glob: isSysctlGlob(a.key),
+        tail,
+      });
     }
+    if (!tail) exclusions.push(...parsed.exclusions.map((x) => x.key));
+  });
+  const bootApplier = (await anyExists(host, SYSTEMD_SYSCTL))
+    ? 'systemd-sysctl'
+    : 'sysctl --system';
+  return new PersistedSysctls({ files, entries, exclusions, unreadable, invalid, bootApplier });
+}
+
+async function anyExists(host: HostRoot, paths: readonly string[]): Promise<boolean> {
+  for (const path of paths) {
+    if (await host.exists(path)) return true;
   }
-  return new PersistedSysctls(files, applied, unreadable, invalid);
+  return false;
+}
+
+/** Like Promise.all(items.map(fn)), at most `limit` at a time, results in order. */
+async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
