@@ -129,25 +129,33 @@ export class Agent {
       `listening on ${this.url}`,
     );
     this.markDisabled();
-    void this.scheduler.apply(this.config.checks).then(() => {
-      this.firstPassDone = true;
-      const report = this.report();
-      this.log.info(
-        {
-          event: 'agent.ready',
-          checks: report.checks.map((c) => ({ id: c.id, status: c.status })),
-          findings: report.findings.length,
-        },
-        'first pass done',
-      );
-      this.options.summaryTo?.write(
-        renderStartupSummary(report, {
-          version: this.options.version,
-          hostRoot: this.config.hostRoot,
-          url: this.url,
-        }),
-      );
-    });
+    const { firstRuns } = this.scheduler.apply(this.config.checks);
+    firstRuns
+      .then(() => {
+        this.firstPassDone = true;
+        const report = this.report();
+        this.log.info(
+          {
+            event: 'agent.ready',
+            checks: report.checks.map((c) => ({ id: c.id, status: c.status })),
+            findings: report.findings.length,
+          },
+          'first pass done',
+        );
+        this.options.summaryTo?.write(
+          renderStartupSummary(report, {
+            version: this.options.version,
+            hostRoot: this.config.hostRoot,
+            url: this.url,
+          }),
+        );
+      })
+      .catch((error: unknown) => {
+        // Never expected; if it happens, serve what there is rather than stay unready forever.
+        this.firstPassDone = true;
+        this.metrics.recordInternalError('first_pass');
+        this.log.error({ err: error }, 'first pass failed');
+      });
     return this.url;
   }
 
@@ -179,18 +187,16 @@ export class Agent {
         next[key] = this.config[key];
       }
     }
-    const changed = Object.keys(next.checks).filter(
-      (id) => JSON.stringify(next.checks[id]) !== JSON.stringify(this.config.checks[id]),
-    );
     this.config = Object.freeze(next);
     this.log.level = next.log.level;
+    this.markDisabled();
+    const { changed, firstRuns } = this.scheduler.apply(next.checks);
     this.metrics.recordReload(true);
     this.log.info(
       { event: 'config.applied', trigger, changedChecks: changed },
       'configuration reloaded',
     );
-    this.markDisabled();
-    await this.scheduler.apply(next.checks);
+    await firstRuns;
     return true;
   }
 
@@ -201,10 +207,6 @@ export class Agent {
       checks: this.statuses.list(),
       findings: this.store.active(),
     };
-  }
-
-  effectiveConfig(): Readonly<Config> {
-    return this.config;
   }
 
   async stop(): Promise<void> {

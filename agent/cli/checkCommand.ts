@@ -1,5 +1,6 @@
 // `node-auditor check`: one pass of the checks, a report, an exit status.
 import { CHECKS } from '../checks/registry.ts';
+import type { CheckSettings } from '../config/configSchema.ts';
 import { loadConfig } from '../config/loadConfig.ts';
 import type { ConfigInputs } from '../config/loadConfig.ts';
 import { FindingStore } from '../findings/findingStore.ts';
@@ -46,14 +47,8 @@ export async function checkCommand(
   }
   const runs = await Promise.all(
     selected.map((check) =>
-      runner.run(
-        check,
-        config.checks[check.id] ?? {
-          enabled: true,
-          interval: check.defaults.interval,
-          timeout: check.defaults.timeout,
-        },
-      ),
+      // The schema gives every registered check a settings section.
+      runner.run(check, config.checks[check.id] as CheckSettings),
     ),
   );
   for (const run of runs) {

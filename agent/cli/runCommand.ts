@@ -13,23 +13,35 @@ export async function runCommand(inputs: ConfigInputs): Promise<number> {
   const { config } = loaded;
   const log = createLogger({ level: config.log.level, node: config.nodeName });
 
-  // Nothing a check or a library does may take the agent down: log it and carry on.
+  const agent = new Agent({ loaded, inputs, log, version: VERSION, summaryTo: process.stderr });
+
+  // Nothing a check or a library does may take the agent down: it is logged and counted
+  // (node_auditor_internal_errors_total) and the agent carries on.
   process.on('unhandledRejection', (reason) => {
+    agent.metrics.recordInternalError('unhandled_rejection');
     log.error(
       { event: 'process.unhandled-rejection', error: describeError(reason) },
       'unhandled promise rejection',
     );
   });
   process.on('uncaughtException', (error) => {
+    agent.metrics.recordInternalError('uncaught_exception');
     log.error({ event: 'process.uncaught-exception', err: error }, 'uncaught exception');
   });
 
-  const agent = new Agent({ loaded, inputs, log, version: VERSION, summaryTo: process.stderr });
   await agent.start();
-  let reloading = Promise.resolve(true);
+  let reloading = Promise.resolve();
   const reload = (trigger: string) => {
-    // One reload at a time, in order: a burst of signals or file events never interleaves.
-    reloading = reloading.then(() => agent.reload(trigger));
+    // One reload at a time, in order: a burst of signals or file events never interleaves, and
+    // one that fails never stops the ones after it.
+    reloading = reloading
+      .then(() => agent.reload(trigger))
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          log.error({ event: 'config.reload-failed', trigger, err: error }, 'reload failed');
+        },
+      );
   };
   process.on('SIGHUP', () => {
     reload('SIGHUP');
@@ -39,6 +51,7 @@ export async function runCommand(inputs: ConfigInputs): Promise<number> {
       ? undefined
       : watchConfigFile(
           loaded.file,
+          loaded.fileText ?? null,
           () => {
             reload('config file changed');
           },

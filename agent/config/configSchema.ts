@@ -10,15 +10,23 @@ import { parseListenAddress } from './listenAddress.ts';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** setTimeout's limit (2^31 - 1 ms, about 24.8 days): beyond it Node fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 export function duration(min: number) {
   return v.pipe(
     v.string(),
     v.check(
-      (text) => (parseDuration(text) ?? -1) >= min,
-      (issue) =>
-        parseDuration(issue.input) === undefined
-          ? `invalid duration ${JSON.stringify(issue.input)} (use e.g. 500ms, 30s, 5m, 1h)`
-          : `must be at least ${min}ms`,
+      (text) => {
+        const ms = parseDuration(text);
+        return ms !== undefined && ms >= min && ms <= MAX_TIMER_MS;
+      },
+      (issue) => {
+        const ms = parseDuration(issue.input);
+        if (ms === undefined)
+          return `invalid duration ${JSON.stringify(issue.input)} (use e.g. 500ms, 30s, 5m, 1h)`;
+        return ms < min ? `must be at least ${min}ms` : 'must be at most 24d';
+      },
     ),
   );
 }

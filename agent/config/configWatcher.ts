@@ -1,33 +1,44 @@
 // Reload the config when its file changes. Watches the directory, not the file: editors and
 // Kubernetes ConfigMap volumes replace files by rename (ConfigMaps swap a "..data" symlink),
-// which a watch on the old inode would miss. If inotify itself is exhausted (the very problem
-// this agent looks for), fall back to polling.
+// which a watch on the old inode would miss. A slow poll always runs too: a watch can go deaf
+// without an error (a ConfigMap item in a subdirectory: the watched directory is the old
+// timestamped one, deleted by the first swap), and inotify itself may be exhausted, the very
+// problem this agent looks for.
 import { promises as fs, watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 
 const DEBOUNCE_MS = 200;
-const POLL_MS = 5_000;
+const POLL_MS = 30_000;
 
 export interface ConfigWatcher {
   close(): void;
 }
 
-export function watchConfigFile(file: string, onChange: () => void, log: Logger): ConfigWatcher {
+/**
+ * Call onChange when the file's text differs from the last seen, starting from `loadedText`
+ * (what the configuration was loaded from: a change made since start-up is not missed).
+ */
+export function watchConfigFile(
+  file: string,
+  loadedText: string | null,
+  onChange: () => void,
+  log: Logger,
+  pollMs = POLL_MS,
+): ConfigWatcher {
   const absolute = path.resolve(file);
   const dir = path.dirname(absolute);
   const base = path.basename(absolute);
-  let last: Buffer | null | undefined;
+  let last = loadedText;
   let debounce: NodeJS.Timeout | undefined;
-  let poller: NodeJS.Timeout | undefined;
   let watcher: FSWatcher | undefined;
   let closed = false;
 
   const compare = async () => {
-    const content = await readOrNull(absolute);
-    if (closed || sameContent(content, last)) return;
-    last = content;
+    const text = await readOrNull(absolute);
+    if (closed || text === last) return;
+    last = text;
     onChange();
   };
   const schedule = () => {
@@ -35,27 +46,25 @@ export function watchConfigFile(file: string, onChange: () => void, log: Logger)
     debounce = setTimeout(() => void compare(), DEBOUNCE_MS);
     debounce.unref();
   };
-  const poll = (why: unknown) => {
-    watcher?.close();
-    if (poller !== undefined || closed) return;
-    log.warn(
-      { err: why, file: absolute },
-      `cannot watch the config file; checking it every ${POLL_MS / 1000}s instead`,
-    );
-    poller = setInterval(schedule, POLL_MS);
-    poller.unref();
-  };
+  const poller = setInterval(schedule, pollMs);
+  poller.unref();
 
-  void readOrNull(absolute).then((content) => {
-    if (last === undefined) last = content;
-  });
   try {
     watcher = watch(dir, { persistent: false }, (_event, name) => {
       if (name === null || name === base || name === '..data') schedule();
     });
-    watcher.on('error', poll);
+    watcher.on('error', (error) => {
+      watcher?.close();
+      log.warn(
+        { err: error, file: absolute },
+        `cannot watch the config file any more; checking it every ${pollMs / 1000}s`,
+      );
+    });
   } catch (error) {
-    poll(error);
+    log.warn(
+      { err: error, file: absolute },
+      `cannot watch the config file; checking it every ${pollMs / 1000}s`,
+    );
   }
   return {
     close() {
@@ -67,16 +76,10 @@ export function watchConfigFile(file: string, onChange: () => void, log: Logger)
   };
 }
 
-/** Config files are small: keep the bytes and compare them (no crypto module needed). */
-async function readOrNull(file: string): Promise<Buffer | null> {
+async function readOrNull(file: string): Promise<string | null> {
   try {
-    return await fs.readFile(file);
+    return await fs.readFile(file, 'utf8');
   } catch {
     return null;
   }
-}
-
-function sameContent(a: Buffer | null, b: Buffer | null | undefined): boolean {
-  if (b === undefined) return false;
-  return a === null || b === null ? a === b : a.equals(b);
 }

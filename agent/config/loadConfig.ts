@@ -27,6 +27,13 @@ export const CONFIG_FLAGS = {
 export type ConfigFlag = keyof typeof CONFIG_FLAGS;
 
 export const ENV_PREFIX = 'NODE_AUDITOR_';
+/**
+ * Kubernetes puts "service link" variables in every pod: a Service named node-auditor (the
+ * chart's) yields NODE_AUDITOR_SERVICE_HOST, NODE_AUDITOR_PORT_9746_TCP_ADDR and so on. They are
+ * not settings; treating them as typos would crash-loop every pod of the DaemonSet.
+ */
+const SERVICE_LINK =
+  /_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$/;
 /** The config file path may also come from the environment (not a setting itself). */
 export const CONFIG_FILE_ENV = 'NODE_AUDITOR_CONFIG';
 
@@ -41,6 +48,8 @@ export interface LoadedConfig {
   config: Readonly<Config>;
   /** The config file that was read, if any. */
   file?: string;
+  /** Its text as read: what a file watcher compares later versions with. */
+  fileText?: string;
 }
 
 type Doc = Record<string, unknown>;
@@ -58,7 +67,9 @@ export async function loadConfig(
   const env = inputs.env ?? {};
   const file = inputs.file ?? nonEmpty(env[CONFIG_FILE_ENV]);
   const layers: Layer[] = [{ source: 'built-in defaults', doc: await v.parseAsync(schema, {}) }];
-  if (file !== undefined) layers.push({ source: file, doc: await readConfigFile(file) });
+  const fileRead = file === undefined ? undefined : await readConfigFile(file);
+  if (file !== undefined && fileRead !== undefined)
+    layers.push({ source: file, doc: fileRead.doc });
   layers.push(...envLayers(env, schema));
   for (const [flag, setting] of Object.entries(CONFIG_FLAGS)) {
     const value = inputs.flags?.[flag as ConfigFlag];
@@ -89,10 +100,13 @@ export async function loadConfig(
     ),
   };
   await requireDirectory(config.hostRoot, hostRootSource);
-  return { config: deepFreeze(config), ...(file === undefined ? {} : { file }) };
+  return {
+    config: deepFreeze(config),
+    ...(file === undefined || fileRead === undefined ? {} : { file, fileText: fileRead.text }),
+  };
 }
 
-async function readConfigFile(file: string): Promise<Doc> {
+async function readConfigFile(file: string): Promise<{ doc: Doc; text: string }> {
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
@@ -110,7 +124,7 @@ async function readConfigFile(file: string): Promise<Doc> {
   }
   // Blank or only comments (a config with everything commented out): all defaults. js-yaml
   // would call that "no document".
-  if (text.split('\n').every((line) => /^\s*(#.*)?$/.test(line))) return {};
+  if (text.split('\n').every((line) => /^\s*(#.*)?$/.test(line))) return { doc: {}, text };
   let doc: unknown;
   try {
     // YAML 1.2 core schema (JSON is YAML too): "yes" stays a string, duplicate keys are errors.
@@ -122,14 +136,14 @@ async function readConfigFile(file: string): Promise<Doc> {
       cause: error,
     });
   }
-  if (doc === null || doc === undefined) return {};
+  if (doc === null || doc === undefined) return { doc: {}, text };
   if (!isPlainObject(doc)) {
     throw new AuditorError(
       ErrorCode.ConfigUnreadable,
       `cannot use config file ${file}: the top level must be a mapping of settings, not ${Array.isArray(doc) ? 'a list' : typeof doc}`,
     );
   }
-  return doc;
+  return { doc, text };
 }
 
 /**
@@ -148,7 +162,9 @@ function envLayers(env: NodeJS.ProcessEnv, schema: AnySchema): Layer[] {
     layers.push({ source: 'environment variable KUBECONFIG', doc: { kubeconfig: kubeconfigEnv } });
   }
   const names = Object.keys(env)
-    .filter((name) => name.startsWith(ENV_PREFIX) && name !== CONFIG_FILE_ENV)
+    .filter(
+      (name) => name.startsWith(ENV_PREFIX) && name !== CONFIG_FILE_ENV && !SERVICE_LINK.test(name),
+    )
     .sort();
   for (const name of names) {
     const raw = env[name] ?? '';

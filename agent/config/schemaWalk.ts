@@ -6,12 +6,11 @@ export type AnySchema = v.GenericSchema | v.GenericSchemaAsync;
 interface SchemaShape {
   type: string;
   wrapped?: AnySchema;
-  pipe?: AnySchema[];
   entries?: Record<string, AnySchema>;
   value?: AnySchema;
 }
 
-/** The schema under optionals and pipes. */
+/** The schema under optionals (a valibot pipe keeps its base schema's type). */
 function unwrap(schema: AnySchema): SchemaShape {
   let current = schema as unknown as SchemaShape;
   for (let i = 0; i < 20; i++) {
@@ -20,8 +19,6 @@ function unwrap(schema: AnySchema): SchemaShape {
       current.wrapped !== undefined
     ) {
       current = current.wrapped;
-    } else if (current.type === 'pipe' && current.pipe?.[0] !== undefined) {
-      current = current.pipe[0];
     } else break;
   }
   return current;

@@ -40,10 +40,15 @@ export class CheckScheduler {
 
   /**
    * Schedule checks per `settings` (start or reload). Checks that are new or changed run at
-   * once; resolves when those first runs are done (the agent is ready after the first call).
+   * once. Returns the ids of the checks that changed (started, rescheduled or stopped) and a
+   * promise of their first runs (the agent is ready once the first call's has resolved).
    */
-  async apply(settings: Readonly<Record<string, CheckSettings>>): Promise<void> {
+  apply(settings: Readonly<Record<string, CheckSettings>>): {
+    changed: string[];
+    firstRuns: Promise<void>;
+  } {
     const firstRuns: Promise<void>[] = [];
+    const changed: string[] = [];
     for (const check of this.checks) {
       const wanted = settings[check.id];
       const job = this.jobs.get(check.id);
@@ -52,6 +57,7 @@ export class CheckScheduler {
           this.stopJob(job);
           this.jobs.delete(check.id);
           this.events.onDisabled(check.id);
+          changed.push(check.id);
         }
         continue;
       }
@@ -60,9 +66,10 @@ export class CheckScheduler {
       if (job !== undefined) this.stopJob(job);
       const next: Job = { check, settings: wanted, fingerprint, stopped: false };
       this.jobs.set(check.id, next);
+      changed.push(check.id);
       firstRuns.push(this.startJob(next));
     }
-    await Promise.all(firstRuns);
+    return { changed, firstRuns: Promise.all(firstRuns).then(() => undefined) };
   }
 
   stop(): void {
@@ -81,6 +88,8 @@ export class CheckScheduler {
       if (job.stopped) return;
       job.task = cron.schedule(job.settings.cron, () => this.runOnce(job), {
         name: `check:${job.check.id}`,
+        // a tick while the previous run is still going is skipped, not queued
+        noOverlap: true,
         // node-cron logs missed runs to the console by default; route them to our log.
         logger: {
           info: (msg) => {
@@ -105,15 +114,22 @@ export class CheckScheduler {
   private scheduleNext(job: Job): void {
     if (job.stopped) return;
     job.timer = setTimeout(() => {
-      void this.runOnce(job).then(() => {
-        this.scheduleNext(job);
-      });
+      // runOnce does not reject; if it ever did, the check must still be scheduled again.
+      void this.runOnce(job)
+        .catch((error: unknown) => {
+          this.log.error({ err: error, check: job.check.id }, 'check run failed unexpectedly');
+        })
+        .finally(() => {
+          this.scheduleNext(job);
+        });
     }, durationMs(job.settings.interval));
   }
 
   private async runOnce(job: Job): Promise<void> {
     const run = await this.runner.run(job.check, job.settings);
-    // A reload may have replaced this job while it ran; its result still describes the host.
+    // Replaced by a reload (the new job runs with the new settings) or disabled (its findings
+    // were cleared): this result must not be recorded.
+    if (job.stopped) return;
     try {
       this.events.onRun(run);
     } catch (error) {

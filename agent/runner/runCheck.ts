@@ -21,6 +21,15 @@ export interface CheckRun {
   error?: AuditorError;
 }
 
+interface InFlight {
+  startedAt: Date;
+  controller: AbortController;
+  /** Epoch ms when its timeout ends. */
+  deadline: number;
+  /** Resolves when the run's promise settles (never, for a hung check). */
+  settled: Promise<void>;
+}
+
 export interface RunnerDeps {
   host: HostRoot;
   nodeName: string;
@@ -30,17 +39,28 @@ export interface RunnerDeps {
 export class CheckRunner {
   private readonly deps: RunnerDeps;
   /** Runs whose promise has not settled, even after their timeout: a hung check stays here. */
-  private readonly inFlight = new Map<string, { startedAt: Date; controller: AbortController }>();
+  private readonly inFlight = new Map<string, InFlight>();
 
   constructor(deps: RunnerDeps) {
     this.deps = deps;
   }
 
   async run(check: Check, settings: CheckSettings): Promise<CheckRun> {
+    // A run of this check still within its timeout (a reload or a cron tick came early): wait
+    // for it rather than calling it stuck.
+    const running = this.inFlight.get(check.id);
+    if (running !== undefined && Date.now() < running.deadline) {
+      let wait: NodeJS.Timeout | undefined;
+      await Promise.race([
+        running.settled,
+        new Promise((resolve) => (wait = setTimeout(resolve, running.deadline - Date.now()))),
+      ]);
+      clearTimeout(wait);
+    }
     const startedAt = new Date();
     const previous = this.inFlight.get(check.id);
     if (previous !== undefined) {
-      // Starting another run on top of a hung one would pile them up; report instead.
+      // Past its timeout and still not settled: hung. Another run on top would pile them up.
       return {
         check: check.id,
         result: 'error',
@@ -55,11 +75,9 @@ export class CheckRunner {
     const controller = new AbortController();
     const timeoutMs = durationMs(settings.timeout);
     const t0 = performance.now();
-    const entry = { startedAt, controller };
-    this.inFlight.set(check.id, entry);
 
     // Promise.resolve().then(): a check that throws synchronously becomes a rejection too.
-    const running = Promise.resolve().then(() =>
+    const run = Promise.resolve().then(() =>
       check.run({
         host: this.deps.host,
         nodeName: this.deps.nodeName,
@@ -68,14 +86,20 @@ export class CheckRunner {
         log: this.deps.log.child({ check: check.id }),
       }),
     );
-    running.then(
-      () => {
-        this.settle(check.id, entry);
-      },
-      () => {
-        this.settle(check.id, entry);
-      },
-    );
+    const entry: InFlight = {
+      startedAt,
+      controller,
+      deadline: Date.now() + timeoutMs,
+      settled: run.then(
+        () => {
+          this.settle(check.id, entry);
+        },
+        () => {
+          this.settle(check.id, entry);
+        },
+      ),
+    };
+    this.inFlight.set(check.id, entry);
 
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
@@ -84,7 +108,7 @@ export class CheckRunner {
       }, timeoutMs);
     });
     try {
-      const outcome = await Promise.race([running, timedOut]);
+      const outcome = await Promise.race([run, timedOut]);
       const elapsed = performance.now() - t0;
       if (outcome === 'timeout') {
         const error = new AuditorError(
@@ -115,7 +139,7 @@ export class CheckRunner {
     for (const { controller } of this.inFlight.values()) controller.abort(new Error(reason));
   }
 
-  private settle(id: string, entry: { startedAt: Date; controller: AbortController }): void {
+  private settle(id: string, entry: InFlight): void {
     if (this.inFlight.get(id) === entry) this.inFlight.delete(id);
   }
 }

@@ -83,6 +83,10 @@ test('the agent serves its findings, metrics and health on HTTP', async (t) => {
   );
   assert.equal(metricValue(m, 'node_auditor_check_duration_seconds_count', { check: 'sysctl' }), 1);
   assert.ok((metricValue(m, 'process_resident_memory_bytes') ?? 0) > 10e6);
+  assert.equal(
+    metricValue(m, 'node_auditor_internal_errors_total', { kind: 'uncaught_exception' }),
+    0,
+  );
   // bounded labels: no PIDs, no timestamps, no free text
   for (const line of m.split('\n').filter((l) => l.startsWith('node_auditor_'))) {
     assert.doesNotMatch(line, /pid=|time=|message=/, line);

@@ -129,6 +129,36 @@ test('an error in a value from the environment or a flag names that variable or 
   );
 });
 
+test('Kubernetes service-link variables of a Service named node-auditor are not settings', async () => {
+  const { config } = await loadConfig({
+    env: {
+      NODE_AUDITOR_SERVICE_HOST: '10.96.0.10',
+      NODE_AUDITOR_SERVICE_PORT: '9746',
+      NODE_AUDITOR_SERVICE_PORT_METRICS: '9746',
+      NODE_AUDITOR_PORT: 'tcp://10.96.0.10:9746',
+      NODE_AUDITOR_PORT_9746_TCP: 'tcp://10.96.0.10:9746',
+      NODE_AUDITOR_PORT_9746_TCP_PROTO: 'tcp',
+      NODE_AUDITOR_PORT_9746_TCP_PORT: '9746',
+      NODE_AUDITOR_PORT_9746_TCP_ADDR: '10.96.0.10',
+    },
+  });
+  assert.equal(config.listen, '0.0.0.0:9746');
+  // a real typo is still an error
+  assert.match(
+    await configError(loadConfig({ env: { NODE_AUDITOR_LISTN: '1' } })),
+    /no setting "listn"/,
+  );
+});
+
+test('durations beyond what a timer can hold are rejected', async () => {
+  assert.match(
+    await configError(loadConfig({ env: { NODE_AUDITOR_CHECKS__SYSCTL__INTERVAL: '25d' } })),
+    /checks\.sysctl\.interval: must be at most 24d/,
+  );
+  const { config } = await loadConfig({ env: { NODE_AUDITOR_CHECKS__SYSCTL__INTERVAL: '24d' } });
+  assert.equal(config.checks.sysctl?.interval, '24d');
+});
+
 test('environment values are typed by the setting: booleans parse, strings stay strings', async () => {
   const { config } = await loadConfig({
     env: { NODE_AUDITOR_CHECKS__SYSCTL__ENABLED: 'false', NODE_AUDITOR_NODE_NAME: '0755' },

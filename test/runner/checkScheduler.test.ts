@@ -56,7 +56,8 @@ test('interval and cron schedules both run their checks, first at once', async (
     s.stop();
   });
   const started = Date.now();
-  await s.apply({ 'by-interval': every('1s'), 'by-cron': every('1h', { cron: '* * * * * *' }) }); // every second
+  await s.apply({ 'by-interval': every('1s'), 'by-cron': every('1h', { cron: '* * * * * *' }) })
+    .firstRuns; // every second
   assert.equal(byInterval.runs.length, 1, 'first run happens during apply');
   assert.equal(byCron.runs.length, 1);
   await sleep(2600);
@@ -80,14 +81,61 @@ test('a reload reschedules changed checks at once, leaves unchanged ones, stops 
   t.after(() => {
     s.stop();
   });
-  await s.apply({ a: every('1h'), b: every('1h') });
-  await s.apply({ a: every('1h'), b: every('2h') });
+  await s.apply({ a: every('1h'), b: every('1h') }).firstRuns;
+  const reload = s.apply({ a: every('1h'), b: every('2h') });
+  assert.deepEqual(reload.changed, ['b']);
+  await reload.firstRuns;
   assert.equal(a.runs.length, 1, 'unchanged: not run again');
   assert.equal(b.runs.length, 2, 'changed: run at once with the new settings');
-  await s.apply({ a: every('1h'), b: { ...every('2h'), enabled: false } });
+  assert.deepEqual(s.apply({ a: every('1h'), b: { ...every('2h'), enabled: false } }).changed, [
+    'b',
+  ]);
   assert.deepEqual(disabled, ['b']);
   s.stop();
   const before = a.runs.length + b.runs.length;
   await sleep(1200);
   assert.equal(a.runs.length + b.runs.length, before, 'nothing runs after stop');
+});
+
+test("a reload or a disable while a check runs: no false 'stuck', no stale result", async (t) => {
+  let runs = 0;
+  const slow: Check = {
+    id: 'slow',
+    title: 'slow',
+    description: 'slow',
+    defaults: { enabled: true, interval: '1h', timeout: '2s' },
+    options: {},
+    run: async () => {
+      runs++;
+      await sleep(300);
+      return { findings: [] };
+    },
+  };
+  const seen: CheckRun[] = [];
+  const disabled: string[] = [];
+  const s = scheduler([slow], seen, disabled);
+  t.after(() => {
+    s.stop();
+  });
+
+  // settings change while the first run is going: the new job waits for it, then runs
+  const first = s.apply({ slow: every('1h') });
+  await sleep(50);
+  await s.apply({ slow: every('2h') }).firstRuns;
+  await first.firstRuns;
+  assert.equal(runs, 2);
+  assert.deepEqual(
+    seen.map((r) => r.result),
+    ['ok'],
+    "only the new job's run is recorded, and it is not an error",
+  );
+
+  // disabled while running: the in-flight result is dropped, not recorded after the clear
+  seen.length = 0;
+  const again = s.apply({ slow: every('3h') });
+  await sleep(50);
+  s.apply({ slow: { ...every('3h'), enabled: false } });
+  await again.firstRuns;
+  assert.deepEqual(disabled, ['slow']);
+  assert.deepEqual(seen, []);
 });

@@ -56,6 +56,23 @@ test('a check that hangs times out; its next run is refused while the first stil
   assert.match(second.error?.message ?? '', /has not finished \(hung\?\); not starting another/);
 });
 
+test('a run asked for while the previous one is within its timeout waits for it', async () => {
+  const r = runner();
+  const spans: [number, number][] = [];
+  const slow = check('slow', async () => {
+    const start = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    spans.push([start, Date.now()]);
+    return { findings: [] };
+  });
+  const [first, second] = await Promise.all([r.run(slow, settings), r.run(slow, settings)]);
+  assert.deepEqual([first.result, second.result], ['ok', 'ok'], 'not reported as stuck');
+  assert.ok(
+    (spans[1]?.[0] ?? 0) >= (spans[0]?.[1] ?? Infinity),
+    'one after the other, never overlapping',
+  );
+});
+
 test('a check that rejects late, after its timeout, does not surface anywhere', async () => {
   const r = runner();
   const late = check(

@@ -61,6 +61,12 @@ export const METRICS = [
     labels: ['key'],
   },
   {
+    name: 'node_auditor_internal_errors_total',
+    type: 'counter',
+    help: 'Errors that escaped every handler (a bug): uncaught exceptions, unhandled rejections, a failed first pass. The agent logs them and keeps running.',
+    labels: ['kind'],
+  },
+  {
     name: 'node_auditor_config_reloads_total',
     type: 'counter',
     help: 'Configuration reloads by result: applied, or rejected (the old configuration is kept).',

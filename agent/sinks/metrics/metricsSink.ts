@@ -1,6 +1,7 @@
 // /metrics: prom-client collectors built from the catalogue table. Check values are set when a
 // run is recorded, so a scrape only serialises (it never runs a check).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { ErrorCode } from '../../errors.ts';
 import type { Finding } from '../../findings/finding.ts';
 import type { CheckRun, RunResult } from '../../runner/runCheck.ts';
 import { METRICS } from './catalogue.ts';
@@ -41,6 +42,9 @@ export class MetricsSink {
       for (const result of RUN_RESULTS)
         this.counter('node_auditor_check_runs_total').inc({ check, result }, 0);
     }
+    for (const kind of ['uncaught_exception', 'unhandled_rejection', 'first_pass']) {
+      this.counter('node_auditor_internal_errors_total').inc({ kind }, 0);
+    }
     for (const result of ['applied', 'rejected'])
       this.counter('node_auditor_config_reloads_total').inc({ result }, 0);
 
@@ -59,10 +63,13 @@ export class MetricsSink {
   }
 
   recordRun(run: CheckRun): void {
-    this.histogram('node_auditor_check_duration_seconds').observe(
-      { check: run.check },
-      run.durationMs / 1000,
-    );
+    // A run refused because the previous one is hung did not run: it has no duration.
+    if (run.error?.code !== ErrorCode.CheckStillRunning) {
+      this.histogram('node_auditor_check_duration_seconds').observe(
+        { check: run.check },
+        run.durationMs / 1000,
+      );
+    }
     this.counter('node_auditor_check_runs_total').inc({ check: run.check, result: run.result });
     if (run.result === 'error' || run.outcome === undefined) return; // keep the last good values
     this.gauge('node_auditor_check_last_success_timestamp_seconds').set(
@@ -88,6 +95,10 @@ export class MetricsSink {
     }
     const gauge = this.gauge('node_auditor_problem');
     for (const [key, labels] of this.problemSeries) gauge.set(labels, now.has(key) ? 1 : 0);
+  }
+
+  recordInternalError(kind: 'uncaught_exception' | 'unhandled_rejection' | 'first_pass'): void {
+    this.counter('node_auditor_internal_errors_total').inc({ kind });
   }
 
   recordReload(applied: boolean): void {
