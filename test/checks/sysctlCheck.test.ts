@@ -9,12 +9,22 @@ import pino from 'pino';
 import * as v from 'valibot';
 import { readPersistedSysctls } from '../../agent/checks/sysctl/persistedSysctls.ts';
 import { sysctlCheck } from '../../agent/checks/sysctl/sysctlCheck.ts';
+import type { SysctlOptions } from '../../agent/checks/sysctl/sysctlCheck.ts';
+import { loadConfig } from '../../agent/config/loadConfig.ts';
 import type { CheckOutcome } from '../../agent/checks/check.ts';
 import type { FindingDraft } from '../../agent/findings/finding.ts';
 import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { copyFixtureHost, fixtureHost, writeFiles } from '../helpers.ts';
 
 const defaultOptions = v.parse(v.object(sysctlCheck.options), {});
+
+/** Options as the agent gets them from a profile override in its configuration. */
+async function optionsWithProfile(profileYaml: string): Promise<SysctlOptions> {
+  const { config } = await loadConfig({
+    env: { NODE_AUDITOR_CHECKS__SYSCTL__PROFILE: profileYaml },
+  });
+  return config.checks.sysctl as unknown as SysctlOptions;
+}
 
 async function runOn(root: string, options = defaultOptions): Promise<CheckOutcome> {
   return sysctlCheck.run({
@@ -276,15 +286,7 @@ test('fix texts persist a tuned runtime value as it is, never lower', async (t) 
 });
 
 test("a default recommendation that misses an operator's stricter expectation is not used", async () => {
-  const options = v.parse(v.object(sysctlCheck.options), {
-    profile: {
-      ...defaultOptions.profile,
-      'fs.inotify.max_user_watches': {
-        ...defaultOptions.profile['fs.inotify.max_user_watches'],
-        expect: '>= 2097152',
-      },
-    },
-  });
+  const options = await optionsWithProfile('{fs.inotify.max_user_watches: {expect: ">= 2097152"}}');
   const outcome = await runOn(fixtureHost('bad-runtime'), options);
   assert.match(
     finding(outcome, 'SysctlOutOfProfile:fs.inotify.max_user_watches').remediation?.summary ?? '',
@@ -360,20 +362,11 @@ test('garbage never crashes the check: each bad file is a finding naming its pat
 });
 
 test('operators add and override profile keys in config', async () => {
-  const options = v.parse(v.object(sysctlCheck.options), {
-    profile: {
-      ...defaultOptions.profile,
-      // stricter than the default, on a compliant node
-      'fs.inotify.max_user_watches': {
-        ...defaultOptions.profile['fs.inotify.max_user_watches'],
-        expect: '>= 2097152',
-      },
-      // a key of their own
-      'kernel.ostype': { expect: '= Linux', reason: 'only Linux nodes' },
-      // and one switched off
-      'kernel.panic': { ...defaultOptions.profile['kernel.panic'], enabled: false },
-    },
-  });
+  const options = await optionsWithProfile(`{
+    fs.inotify.max_user_watches: {expect: ">= 2097152"},
+    kernel.ostype: {expect: "= Linux", reason: "only Linux nodes"},
+    kernel.panic: {enabled: false}
+  }`);
   const outcome = await runOn(fixtureHost('compliant'), options);
   assert.deepEqual(ids(outcome), [
     'critical SysctlOutOfProfile:fs.inotify.max_user_watches',
