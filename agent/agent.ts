@@ -123,7 +123,6 @@ export class Agent {
       {
         event: 'http.listening',
         url: this.url,
-        node: this.config.nodeName,
         hostRoot: this.config.hostRoot,
       },
       `listening on ${this.url}`,
@@ -146,7 +145,8 @@ export class Agent {
           renderStartupSummary(report, {
             version: this.options.version,
             hostRoot: this.config.hostRoot,
-            url: this.url,
+            // Bound to every address: show one a person can open.
+            url: this.url.replace(/^http:\/\/(0\.0\.0\.0|\[::\])(?=:)/, 'http://localhost'),
           }),
         );
       })

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
+  eventually,
   fixtureHost,
   httpGet,
   metricValue,
@@ -109,6 +110,11 @@ test('the agent serves its findings, metrics and health on HTTP', async (t) => {
   assert.equal(post.headers.get('allow'), 'GET, HEAD');
 
   // the start-up summary went to stderr; stdout held only JSON log lines (helpers checks)
+  await eventually(
+    () => (agent.stderr().includes('Status page') ? true : undefined),
+    5000,
+    'the summary',
+  );
   assert.match(agent.stderr(), /^Found: 3 critical, 4 warning, 0 info$/m);
   assert.match(agent.stderr(), new RegExp(`^Status page ${agent.url}/ `, 'm'));
   const raised = agent.logs.filter((l) => l.event === 'finding.raised');
@@ -150,4 +156,21 @@ test('the status page escapes what it shows', async (t) => {
     headers.get('content-security-policy'),
     "default-src 'none'; style-src 'unsafe-inline'",
   );
+});
+
+test('bound to every address, the summary shows a URL a person can open', async (t) => {
+  const agent = await startAgent(t, [
+    '--listen',
+    '0.0.0.0:0',
+    '--host-root',
+    fixtureHost('compliant'),
+  ]);
+  assert.match(agent.url, /^http:\/\/0\.0\.0\.0:\d+$/, 'the log keeps the real bind address');
+  // the summary (stderr) and the ready log line (stdout) travel on different pipes
+  await eventually(
+    () => (/^Status page http:\/\/localhost:\d+\/ /m.test(agent.stderr()) ? true : undefined),
+    5000,
+    'the summary',
+  );
+  assert.equal((await httpGet(agent.url.replace('0.0.0.0', '127.0.0.1') + '/healthz')).status, 200);
 });
