@@ -18,6 +18,8 @@ export const ErrorCode = {
   CheckFailed: 'E_CHECK_FAILED',
   /** The HTTP server could not listen. */
   Listen: 'E_LISTEN',
+  /** The Kubernetes API answered with an error, or could not be reached. */
+  KubeApi: 'E_KUBE_API',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,0 +1,169 @@
+// Credentials and TLS for the Kubernetes API found by kubeDiscovery.ts.
+//
+// From @kubernetes/client-node we take the parts that carry knowledge (kubeconfig parsing,
+// exec-plugin and token-file authentication) and leave the generated API client: importing
+// it costs about 70 MiB of RSS and 0.5 s on every node (bench/RESULTS.md). Requests go through
+// node:https (kubeApi.ts).
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { newClusters, newContexts, newUsers } from '@kubernetes/client-node/dist/config_types.js';
+import type { Cluster, User } from '@kubernetes/client-node/dist/config_types.js';
+import { ExecAuth } from '@kubernetes/client-node/dist/exec_auth.js';
+import { FileAuth } from '@kubernetes/client-node/dist/file_auth.js';
+import { load as parseYaml } from 'js-yaml';
+import { AuditorError, ErrorCode, describeError, errnoCode } from '../errors.ts';
+import type { KubeSource } from './kubeDiscovery.ts';
+
+export interface TlsMaterial {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized: boolean;
+  servername?: string;
+}
+
+export interface KubeAccess {
+  server: URL;
+  /** "in-cluster" or the kubeconfig path, for log lines. */
+  source: string;
+  /** The namespace of the ServiceAccount or of the kubeconfig context, if known. */
+  namespace?: string;
+  tls: TlsMaterial;
+  /**
+   * Add credentials to a request: the Authorization header, or a client certificate an exec
+   * plugin returned. Re-reads a rotated ServiceAccount token (every 60 s, as client-go).
+   */
+  authenticate(request: {
+    headers: Record<string, string>;
+    cert?: string;
+    key?: string;
+  }): Promise<void>;
+}
+
+/** Open what discovery found. Throws AuditorError (a configuration error) for a bad kubeconfig. */
+export async function openKubeAccess(source: KubeSource): Promise<KubeAccess> {
+  return source.kind === 'kubeconfig' ? fromKubeconfig(source.file) : fromServiceAccount(source);
+}
+
+async function fromServiceAccount({
+  host,
+  port,
+  dir,
+}: {
+  host: string;
+  port: string;
+  dir: string;
+}): Promise<KubeAccess> {
+  const tokenFile = path.join(dir, 'token');
+  const ca = await readOptional(path.join(dir, 'ca.crt'));
+  const namespace = (await readOptional(path.join(dir, 'namespace')))?.trim();
+  const fileAuth = new FileAuth();
+  const user = {
+    name: 'service-account',
+    authProvider: { name: 'tokenFile', config: { tokenFile } },
+  } as unknown as User;
+  return {
+    server: new URL(`https://${host.includes(':') ? `[${host}]` : host}:${port}`),
+    source: 'in-cluster',
+    ...(namespace === undefined || namespace === '' ? {} : { namespace }),
+    tls: { ...(ca === undefined ? {} : { ca }), rejectUnauthorized: true },
+    authenticate: (request) => fileAuth.applyAuthentication(user, request),
+  };
+}
+
+async function fromKubeconfig(file: string): Promise<KubeAccess> {
+  const fail = (why: string, cause?: unknown): AuditorError =>
+    new AuditorError(ErrorCode.ConfigInvalid, `kubeconfig ${file}: ${why}`, { cause });
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(await fs.readFile(file, 'utf8'));
+  } catch (error) {
+    throw fail(
+      errnoCode(error) === 'ENOENT'
+        ? 'no such file'
+        : (describeError(error).split('\n')[0] ?? 'unreadable'),
+      error,
+    );
+  }
+  if (typeof parsed !== 'object' || parsed === null)
+    throw fail('not a kubeconfig (no mapping at the top)');
+  const doc = parsed as Record<string, unknown>;
+  let clusters: Cluster[];
+  let users: User[];
+  try {
+    clusters = newClusters(doc.clusters);
+    users = newUsers(doc.users);
+  } catch (error) {
+    throw fail(describeError(error), error);
+  }
+  const contexts = newContexts(doc.contexts);
+  const current = doc['current-context'];
+  const context = contexts.find((c) => c.name === current);
+  if (typeof current !== 'string' || context === undefined)
+    throw fail(`current-context ${JSON.stringify(current)} is not one of its contexts`);
+  const cluster = clusters.find((c) => c.name === context.cluster);
+  if (cluster === undefined)
+    throw fail(`context ${context.name} names cluster ${context.cluster}, which is not defined`);
+  const user: User = users.find((u) => u.name === context.user) ?? { name: context.user };
+  // Relative file paths in a kubeconfig are relative to the kubeconfig itself (as kubectl).
+  const dir = path.dirname(path.resolve(file));
+  const material = async (data: unknown, name: unknown): Promise<string | undefined> => {
+    const inline = text(data);
+    if (inline !== undefined) return Buffer.from(inline, 'base64').toString('utf8');
+    if (text(name) === undefined) return undefined;
+    try {
+      return await fs.readFile(path.resolve(dir, String(name)), 'utf8');
+    } catch (error) {
+      throw fail(`cannot read ${String(name)}: ${describeError(error)}`, error);
+    }
+  };
+  const ca = await material(cluster.caData, cluster.caFile);
+  const cert = await material(user.certData, user.certFile);
+  const key = await material(user.keyData, user.keyFile);
+  let server: URL;
+  try {
+    server = new URL(cluster.server);
+  } catch (error) {
+    throw fail(
+      `cluster ${cluster.name} has an invalid server ${JSON.stringify(cluster.server)}`,
+      error,
+    );
+  }
+  const exec = new ExecAuth();
+  const usesExec = exec.isAuthProvider(user);
+  return {
+    server,
+    source: file,
+    ...(context.namespace === undefined ? {} : { namespace: context.namespace }),
+    tls: {
+      ...(ca === undefined ? {} : { ca }),
+      ...(cert === undefined ? {} : { cert }),
+      ...(key === undefined ? {} : { key }),
+      rejectUnauthorized: !cluster.skipTLSVerify,
+      ...(cluster.tlsServerName === undefined ? {} : { servername: cluster.tlsServerName }),
+    },
+    async authenticate(request) {
+      if (usesExec) {
+        // runs the plugin (e.g. aws eks get-token) and caches its credential until it expires
+        await exec.applyAuthentication(user, request);
+      } else if (text(user.token) !== undefined) {
+        request.headers.Authorization = `Bearer ${text(user.token) ?? ''}`;
+      } else if (text(user.username) !== undefined && text(user.password) !== undefined) {
+        request.headers.Authorization = `Basic ${Buffer.from(`${text(user.username) ?? ''}:${text(user.password) ?? ''}`).toString('base64')}`;
+      }
+    },
+  };
+}
+
+/** client-node types these as strings, but leaves null where the kubeconfig has nothing. */
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+async function readOptional(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,285 @@
+// The few Kubernetes API calls the agent makes, over node:https: JSON in and out, Status
+// bodies turned into KubeApiError, watch streams read line by line. Every failure is counted
+// per verb (node_auditor_kube_api_errors_total) by the caller-supplied hook.
+import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { AuditorError, ErrorCode, describeError } from '../errors.ts';
+import type { KubeAccess } from './kubeAccess.ts';
+
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
+
+const METHOD: Record<Verb, string> = {
+  get: 'GET',
+  list: 'GET',
+  watch: 'GET',
+  create: 'POST',
+  update: 'PUT',
+  patch: 'PATCH',
+  delete: 'DELETE',
+};
+
+/** Objects we read are small; a larger body is not what we asked for. */
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** A watch line is one object; a Node with many images can be large, but not this large. */
+const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
+
+/** A Kubernetes Status, as error responses carry it. */
+export interface KubeStatus {
+  kind?: string;
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: Record<string, unknown>;
+}
+
+export class KubeApiError extends AuditorError {
+  /** HTTP status, or 0 when the API could not be reached at all. */
+  readonly status: number;
+  readonly reason: string;
+  /** Seconds from a Retry-After header (429, 503). */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(
+    verb: Verb,
+    path: string,
+    status: number,
+    reason: string,
+    message: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number },
+  ) {
+    super(
+      ErrorCode.KubeApi,
+      `${verb} ${path}: ${status === 0 ? '' : `${status} `}${message}`,
+      options,
+    );
+    this.name = 'KubeApiError';
+    this.status = status;
+    this.reason = reason;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+
+  /** Worth retrying later: the API is unreachable, overloaded or failing, not refusing us. */
+  get transient(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+export interface RequestOptions {
+  verb: Verb;
+  path: string;
+  query?: Record<string, string | undefined>;
+  body?: unknown;
+  /** For patch: application/strategic-merge-patch+json, application/merge-patch+json ... */
+  contentType?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface WatchEvent<T = Record<string, unknown>> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
+export class KubeApi {
+  readonly access: KubeAccess;
+  private readonly agent: https.Agent;
+  private readonly onError: (verb: Verb, error: KubeApiError) => void;
+  private readonly timeoutMs: number;
+
+  constructor(
+    access: KubeAccess,
+    options: { onError?: (verb: Verb, error: KubeApiError) => void; timeoutMs?: number } = {},
+  ) {
+    this.access = access;
+    this.onError = options.onError ?? (() => undefined);
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.agent = new https.Agent({
+      keepAlive: true,
+      maxSockets: 8,
+      ...access.tls,
+    });
+  }
+
+  /** One request; resolves with the parsed JSON body, throws KubeApiError. */
+  async request<T = Record<string, unknown>>(options: RequestOptions): Promise<T> {
+    const res = await this.send(options);
+    const text = await readBody(res).catch((error: unknown) => {
+      throw this.fail(options.verb, options.path, 0, 'ReadError', describeError(error), error);
+    });
+    if ((res.statusCode ?? 0) >= 300) throw this.statusError(options, res, text);
+    try {
+      return (text === '' ? {} : JSON.parse(text)) as T;
+    } catch (error) {
+      throw this.fail(
+        options.verb,
+        options.path,
+        res.statusCode ?? 0,
+        'BadResponse',
+        'response is not JSON',
+        error,
+      );
+    }
+  }
+
+  /**
+   * Watch: calls onEvent for every line until the server ends the stream (its timeoutSeconds)
+   * or the signal aborts. ERROR events are passed on (the caller decides what 410 means).
+   */
+  async watch<T = Record<string, unknown>>(
+    options: Omit<RequestOptions, 'verb' | 'body'>,
+    onEvent: (event: WatchEvent<T>) => void,
+  ): Promise<void> {
+    // no client timeout on the stream itself: the server ends it at timeoutSeconds
+    const res = await this.send({ ...options, verb: 'watch', timeoutMs: 0 });
+    if ((res.statusCode ?? 0) >= 300)
+      throw this.statusError(
+        { ...options, verb: 'watch' },
+        res,
+        await readBody(res).catch(() => ''),
+      );
+    let buffer = '';
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        buffer += chunk.toString('utf8');
+        if (buffer.length > MAX_WATCH_LINE_BYTES)
+          throw new Error('a watch event is larger than 16 MiB');
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, nl).trim();
+          buffer = buffer.slice(nl + 1);
+          if (line !== '') onEvent(JSON.parse(line) as WatchEvent<T>);
+        }
+      }
+    } catch (error) {
+      if (options.signal?.aborted === true) return;
+      throw this.fail('watch', options.path, 0, 'StreamBroken', describeError(error), error);
+    }
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private async send(options: RequestOptions): Promise<IncomingMessage> {
+    const url = new URL(options.path, this.access.server);
+    for (const [k, v] of Object.entries(options.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, v);
+    const headers: Record<string, string> = {
+      Accept: 'application/json',
+      'User-Agent': 'node-auditor',
+    };
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    if (body !== undefined) {
+      headers['Content-Type'] = options.contentType ?? 'application/json';
+      headers['Content-Length'] = String(Buffer.byteLength(body));
+    }
+    const auth: { headers: Record<string, string>; cert?: string; key?: string } = { headers };
+    try {
+      await this.access.authenticate(auth);
+    } catch (error) {
+      throw this.fail(
+        options.verb,
+        options.path,
+        0,
+        'AuthenticationFailed',
+        `cannot get credentials: ${describeError(error)}`,
+        error,
+      );
+    }
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = https.request(
+        url,
+        {
+          method: METHOD[options.verb],
+          agent: this.agent,
+          headers: auth.headers,
+          ...(auth.cert === undefined ? {} : { cert: auth.cert, key: auth.key }),
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        },
+        resolve,
+      );
+      if (timeoutMs > 0) {
+        req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs}ms`)));
+      }
+      req.on('error', (error) => {
+        reject(
+          this.fail(options.verb, options.path, 0, 'Unreachable', describeError(error), error),
+        );
+      });
+      req.end(body);
+    });
+  }
+
+  private statusError(
+    options: Pick<RequestOptions, 'verb' | 'path'>,
+    res: IncomingMessage,
+    text: string,
+  ): KubeApiError {
+    let status: KubeStatus = {};
+    try {
+      status = JSON.parse(text) as KubeStatus;
+    } catch {
+      // a proxy's HTML page, or "404 page not found"
+    }
+    const retryAfter = Number(res.headers['retry-after']);
+    return this.fail(
+      options.verb,
+      options.path,
+      res.statusCode ?? 0,
+      status.reason ?? res.statusMessage ?? 'Unknown',
+      status.message ?? (text.slice(0, 200) || (res.statusMessage ?? 'error')),
+      undefined,
+      Number.isFinite(retryAfter) ? retryAfter : undefined,
+    );
+  }
+
+  private fail(
+    verb: Verb,
+    path: string,
+    status: number,
+    reason: string,
+    message: string,
+    cause?: unknown,
+    retryAfterSeconds?: number,
+  ): KubeApiError {
+    const error = new KubeApiError(verb, path, status, reason, message, {
+      ...(cause === undefined ? {} : { cause }),
+      ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+    });
+    try {
+      this.onError(verb, error);
+    } catch {
+      /* counting must not break the call */
+    }
+    return error;
+  }
+}
+
+async function readBody(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > MAX_BODY_BYTES) {
+      res.destroy();
+      throw new Error('response larger than 16 MiB');
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * MicroTime (Lease acquireTime/renewTime, Event eventTime): exactly six fractional digits.
+ * Date.toISOString() gives three, which the API server rejects with 400.
+ */
+export function microTime(date: Date): string {
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+/** metav1.Time (condition times, Event first/lastTimestamp): whole seconds, as the server stores them. */
+export function kubeTime(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
