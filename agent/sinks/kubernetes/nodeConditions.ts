@@ -1,0 +1,213 @@
+// NodeConditions (opt-in, kubernetes.nodeConditions.enabled): findings that make a node
+// unhealthy set a condition on the Node, True while the problem lasts and False again when it
+// clears (node-problem-detector's never go back). Names and "healthy" reasons are NPD's where
+// NPD has the condition, so dashboards and remedies written for NPD keep working.
+//
+// Patched on nodes/status as a strategic merge patch: it merges conditions by type and keeps
+// every other writer's (the fixtures show a JSON merge patch replaces the whole list, Ready
+// included). Nothing is written before the agent's first pass is done, so a restart never
+// flips a still-true condition to False and back; lastTransitionTime changes only when the
+// status does.
+import type { Logger } from 'pino';
+import type { Cause } from '../../findings/causes.ts';
+import { compareFindings } from '../../findings/finding.ts';
+import type { Finding } from '../../findings/finding.ts';
+import { Backoff } from '../../kubernetes/backoff.ts';
+import { KubeApiError, kubeTime } from '../../kubernetes/kubeApi.ts';
+import type { KubeApi } from '../../kubernetes/kubeApi.ts';
+import type { NodeCondition, OwnNode } from '../../kubernetes/ownNode.ts';
+
+export interface ConditionRule {
+  type: string;
+  /** Findings that make it True: by NotReady cause, or by problem. */
+  causes: readonly Cause[];
+  problems: readonly string[];
+  /** Reason and message while it is False. */
+  okReason: string;
+  okMessage: string;
+}
+
+export const NODE_CONDITIONS: readonly ConditionRule[] = [
+  {
+    type: 'InotifyPressure',
+    causes: ['InotifyWatchesExhausted', 'InotifyInstancesExhausted'],
+    problems: ['InotifyWatchesNearLimit', 'InotifyInstancesNearLimit'],
+    okReason: 'InotifyHasHeadroom',
+    okMessage: 'inotify watches and instances are below their limits',
+  },
+  {
+    type: 'KernelDeadlock',
+    causes: [],
+    problems: ['KernelDeadlock'],
+    okReason: 'KernelHasNoDeadlock',
+    okMessage: 'kernel has no deadlock',
+  },
+  {
+    type: 'ReadonlyFilesystem',
+    causes: [],
+    problems: ['ReadonlyFilesystem'],
+    okReason: 'FilesystemIsNotReadOnly',
+    okMessage: 'Filesystem is not read-only',
+  },
+  {
+    type: 'FrequentKubeletRestart',
+    causes: ['KubeletCrashLoop'],
+    problems: [],
+    okReason: 'NoFrequentKubeletRestart',
+    okMessage: 'kubelet is functioning properly',
+  },
+  {
+    type: 'KubeletUnhealthy',
+    causes: ['KubeletDown', 'PLEGUnhealthy', 'KubeletClientCertExpired'],
+    problems: [],
+    okReason: 'KubeletIsHealthy',
+    okMessage: 'kubelet on the node is functioning properly',
+  },
+  {
+    type: 'ContainerRuntimeUnhealthy',
+    causes: ['ContainerRuntimeDown'],
+    problems: [],
+    okReason: 'ContainerRuntimeIsHealthy',
+    okMessage: 'Container runtime on the node is functioning properly',
+  },
+];
+
+export interface NodeConditionsOptions {
+  api: KubeApi;
+  nodeName: string;
+  ownNode: OwnNode;
+  /** The current findings. */
+  findings: () => readonly Finding[];
+  heartbeatMs: number;
+  log: Logger;
+  onWritten?: () => void;
+  now?: () => Date;
+  rules?: readonly ConditionRule[];
+}
+
+export class NodeConditions {
+  private readonly options: NodeConditionsOptions;
+  private readonly rules: readonly ConditionRule[];
+  private readonly now: () => Date;
+  private readonly retry = new Backoff({ baseMs: 1000, maxMs: 60_000 });
+  private started = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private writing = false;
+  private again = false;
+  /** What we last wrote: type -> status|reason|message. */
+  private written = new Map<string, string>();
+  private lastWriteAt = 0;
+
+  constructor(options: NodeConditionsOptions) {
+    this.options = options;
+    this.rules = options.rules ?? NODE_CONDITIONS;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Call once the first pass is done: from now on the conditions are kept current. */
+  start(): void {
+    this.started = true;
+    this.sync();
+  }
+
+  /** Findings changed (or the Node arrived): write what differs. */
+  sync(): void {
+    if (!this.started || this.stopped) return;
+    if (this.writing) {
+      this.again = true;
+      return;
+    }
+    void this.write();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** The conditions the findings call for, with transition times carried over from the Node. */
+  desired(): NodeCondition[] {
+    const at = kubeTime(this.now());
+    const findings = [...this.options.findings()].sort(compareFindings);
+    return this.rules.map((rule) => {
+      const hit = findings.find(
+        (f) =>
+          (f.cause !== undefined && rule.causes.includes(f.cause)) ||
+          rule.problems.includes(f.problem),
+      );
+      const status = hit === undefined ? 'False' : 'True';
+      const existing = this.options.ownNode.condition(rule.type);
+      return {
+        type: rule.type,
+        status,
+        reason: hit === undefined ? rule.okReason : (hit.cause ?? hit.problem),
+        message: hit === undefined ? rule.okMessage : hit.title,
+        lastHeartbeatTime: at,
+        lastTransitionTime:
+          existing?.status === status && existing.lastTransitionTime
+            ? existing.lastTransitionTime
+            : at,
+      };
+    });
+  }
+
+  private async write(): Promise<void> {
+    // Transition times come from the Node as it is: wait until the watch has it.
+    if (this.options.ownNode.node === undefined) {
+      this.schedule(1000);
+      return;
+    }
+    this.writing = true;
+    this.again = false;
+    try {
+      const conditions = this.desired();
+      const changed = conditions.some((c) => this.written.get(c.type) !== signature(c));
+      const heartbeatDue = this.now().getTime() - this.lastWriteAt >= this.options.heartbeatMs;
+      if (changed || heartbeatDue) {
+        await this.options.api.request({
+          verb: 'patch',
+          path: `/api/v1/nodes/${this.options.nodeName}/status`,
+          contentType: 'application/strategic-merge-patch+json',
+          body: { status: { conditions } },
+        });
+        this.written = new Map(conditions.map((c) => [c.type, signature(c)]));
+        this.lastWriteAt = this.now().getTime();
+        this.retry.reset();
+        this.options.onWritten?.();
+      }
+      this.schedule(this.options.heartbeatMs);
+    } catch (error) {
+      if (error instanceof KubeApiError && !error.transient) {
+        this.options.log.error(
+          { event: 'kube.conditions.rejected', err: String(error) },
+          'the API server refused the NodeConditions patch',
+        );
+      }
+      this.schedule(
+        this.retry.next(error instanceof KubeApiError ? (error.retryAfterSeconds ?? 0) * 1000 : 0),
+      );
+    } finally {
+      this.writing = false;
+    }
+    // sync() calls while this write was in flight asked for another
+    if (this.wantsAgain()) this.sync();
+  }
+
+  private wantsAgain(): boolean {
+    return this.again;
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.sync();
+    }, ms);
+    this.timer.unref();
+  }
+}
+
+function signature(c: NodeCondition): string {
+  return `${c.status}|${c.reason ?? ''}|${c.message ?? ''}`;
+}
