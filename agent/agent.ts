@@ -14,6 +14,7 @@ import { FindingStore } from './findings/findingStore.ts';
 import { CheckStatuses } from './findings/report.ts';
 import type { Report } from './findings/report.ts';
 import { HostRoot } from './host/hostRoot.ts';
+import { KubernetesIntegration } from './kubernetes/kubernetesIntegration.ts';
 import { CheckScheduler } from './runner/checkScheduler.ts';
 import { CheckRunner, applyRunToFindings } from './runner/runCheck.ts';
 import type { CheckRun } from './runner/runCheck.ts';
@@ -23,7 +24,14 @@ import { MetricsSink } from './sinks/metrics/metricsSink.ts';
 import { renderStartupSummary } from './sinks/report/startupSummary.ts';
 
 /** Settings read once at start: changing them in a reload is logged, and needs a restart. */
-const RESTART_ONLY = ['hostRoot', 'listen', 'nodeName'] as const;
+const RESTART_ONLY = [
+  'hostRoot',
+  'listen',
+  'nodeName',
+  'kubeconfig',
+  'stateDir',
+  'kubernetes',
+] as const;
 
 export interface AgentOptions {
   loaded: LoadedConfig;
@@ -34,6 +42,10 @@ export interface AgentOptions {
   checks?: readonly Check[];
   /** Where to print the start-up summary once the first pass is done (null: nowhere). */
   summaryTo?: NodeJS.WritableStream | null;
+  /** The environment (in-cluster detection, $KUBECONFIG, $POD_NAMESPACE); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Where the pod's ServiceAccount is mounted (tests point it elsewhere). */
+  serviceAccountDir?: string;
 }
 
 export class Agent {
@@ -49,6 +61,7 @@ export class Agent {
   private config: Readonly<Config>;
   private firstPassDone = false;
   private url = '';
+  private kube: KubernetesIntegration | undefined;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -127,11 +140,23 @@ export class Agent {
       },
       `listening on ${this.url}`,
     );
+    // Before the first pass, so the Event sink sees every finding transition.
+    this.kube = await KubernetesIntegration.start({
+      config: this.config,
+      env: this.options.env ?? process.env,
+      log: this.log,
+      metrics: this.metrics,
+      store: this.store,
+      ...(this.options.serviceAccountDir === undefined
+        ? {}
+        : { serviceAccountDir: this.options.serviceAccountDir }),
+    });
     this.markDisabled();
     const { firstRuns } = this.scheduler.apply(this.config.checks);
     firstRuns
       .then(() => {
         this.firstPassDone = true;
+        this.kube?.afterFirstPass(this.store.active());
         const report = this.report();
         this.log.info(
           {
@@ -145,6 +170,7 @@ export class Agent {
           renderStartupSummary(report, {
             version: this.options.version,
             hostRoot: this.config.hostRoot,
+            kubernetes: this.kube?.status ?? 'off',
             // Bound to every address: show one a person can open.
             url: this.url.replace(/^http:\/\/(0\.0\.0\.0|\[::\])(?=:)/, 'http://localhost'),
           }),
@@ -174,7 +200,7 @@ export class Agent {
     }
     const next = { ...loaded.config };
     for (const key of RESTART_ONLY) {
-      if (next[key] !== this.config[key]) {
+      if (JSON.stringify(next[key]) !== JSON.stringify(this.config[key])) {
         this.log.warn(
           {
             event: 'config.restart-needed',
@@ -184,7 +210,7 @@ export class Agent {
           },
           `${key} changes only when the agent restarts`,
         );
-        next[key] = this.config[key];
+        (next as Record<string, unknown>)[key] = this.config[key];
       }
     }
     this.config = Object.freeze(next);
@@ -209,8 +235,14 @@ export class Agent {
     };
   }
 
+  /** The Kubernetes side (own Node, pods on this node, leader), once started. */
+  get kubernetes(): KubernetesIntegration | undefined {
+    return this.kube;
+  }
+
   async stop(): Promise<void> {
     this.scheduler.stop();
+    await this.kube?.stop();
     this.metrics.stop();
     this.server.closeIdleConnections();
     await new Promise<void>((resolve) =>

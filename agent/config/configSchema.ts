@@ -68,14 +68,86 @@ export interface CheckSettings {
   [option: string]: unknown;
 }
 
+export interface KubernetesSettings {
+  namespace?: string | undefined;
+  requestTimeout: string;
+  kubeletHealthzUrl: string;
+  events: { enabled: boolean; burst: number; refillInterval: string; queueSize: number };
+  nodeConditions: { enabled: boolean; heartbeatInterval: string };
+  leaderElection: {
+    enabled: boolean;
+    leaseName: string;
+    leaseDuration: string;
+    retryPeriod: string;
+  };
+}
+
 export interface Config {
   hostRoot: string;
   listen: string;
   nodeName: string;
   kubeconfig?: string | undefined;
+  stateDir: string;
   log: { level: LogLevel };
+  kubernetes: KubernetesSettings;
   checks: Record<string, CheckSettings>;
 }
+
+const count = (min: number, max: number, fallback: number) =>
+  v.optional(
+    v.pipe(
+      v.number(),
+      v.integer('must be a whole number'),
+      v.minValue(min, `must be at least ${min}`),
+      v.maxValue(max, `must be at most ${max}`),
+    ),
+    fallback,
+  );
+
+const kubernetesSchema = v.strictObject({
+  /** Namespace of the leader Lease. Default: the ServiceAccount's, else $POD_NAMESPACE, else node-auditor. */
+  namespace: v.optional(
+    v.pipe(v.string(), v.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name')),
+  ),
+  requestTimeout: v.optional(duration(100), '10s'),
+  /** Node readiness when there is no API: the local kubelet's healthz. */
+  kubeletHealthzUrl: v.optional(
+    v.pipe(v.string(), v.url('must be a URL')),
+    'http://127.0.0.1:10248/healthz',
+  ),
+  events: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), true),
+      /** client-go's event spam filter: 25 at once, then one per 5 minutes per object. */
+      burst: count(1, 1000, 25),
+      refillInterval: v.optional(duration(1000), '5m'),
+      /** Pending Events kept while the API is down; the oldest beyond this are dropped (counted). */
+      queueSize: count(1, 100_000, 1000),
+    }),
+    {},
+  ),
+  nodeConditions: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), false),
+      heartbeatInterval: v.optional(duration(1000), '1m'),
+    }),
+    {},
+  ),
+  leaderElection: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), true),
+      leaseName: v.optional(
+        v.pipe(v.string(), v.regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be an object name')),
+        'node-auditor-leader',
+      ),
+      /** A holder that stops renewing is replaced after this long. */
+      leaseDuration: v.optional(duration(2000), '60s'),
+      /** How often the holder renews and the others look (with jitter). */
+      retryPeriod: v.optional(duration(500), '20s'),
+    }),
+    {},
+  ),
+});
 
 export function checkSettingsSchema(check: Check) {
   return v.strictObjectAsync({
@@ -107,8 +179,15 @@ export function configSchema(checks: readonly Check[]) {
     ),
     /** Default: $NODE_NAME, else this host's name. */
     nodeName: v.optional(nodeName),
+    /** An explicit kubeconfig; without it: in-cluster, else $KUBECONFIG, else no Kubernetes. */
     kubeconfig: v.optional(v.pipe(v.string(), v.minLength(1, 'must not be empty'))),
+    /** Where the agent keeps what must survive a restart (Events already sent). */
+    stateDir: v.optional(
+      v.pipe(v.string(), v.minLength(1, 'must not be empty')),
+      '/var/lib/node-auditor',
+    ),
     log: v.optional(v.strictObject({ level: v.optional(v.picklist(LOG_LEVELS), 'info') }), {}),
+    kubernetes: v.optional(kubernetesSchema, {}),
     checks: v.optionalAsync(v.strictObjectAsync(checkEntries), {}),
   });
 }

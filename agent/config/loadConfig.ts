@@ -149,17 +149,14 @@ async function readConfigFile(file: string): Promise<{ doc: Doc; text: string }>
 /**
  * NODE_AUDITOR_<SETTING>: "__" separates levels, case and "-"/"_" inside a name are ignored
  * (NODE_AUDITOR_HOST_ROOT -> hostRoot, NODE_AUDITOR_CHECKS__SYSCTL__INTERVAL -> checks.sysctl.interval).
- * Also NODE_NAME (the downward API) and KUBECONFIG, as kubectl reads it.
+ * Also NODE_NAME (the downward API). $KUBECONFIG is not a setting: it comes after in-cluster
+ * (kubernetes/kubeAccess.ts), while an explicit kubeconfig comes before it.
  */
 function envLayers(env: NodeJS.ProcessEnv, schema: AnySchema): Layer[] {
   const layers: Layer[] = [];
   const nodeNameEnv = nonEmpty(env.NODE_NAME);
   if (nodeNameEnv !== undefined) {
     layers.push({ source: 'environment variable NODE_NAME', doc: { nodeName: nodeNameEnv } });
-  }
-  const kubeconfigEnv = nonEmpty(env.KUBECONFIG);
-  if (kubeconfigEnv !== undefined) {
-    layers.push({ source: 'environment variable KUBECONFIG', doc: { kubeconfig: kubeconfigEnv } });
   }
   const names = Object.keys(env)
     .filter(

@@ -64,6 +64,7 @@ test('a check that throws or hangs is reported and never affects the others, the
     log: pino({ level: 'silent' }),
     version: '0.0.0-test',
     summaryTo: null,
+    env: {},
   });
   const url = await agent.start();
   t.after(() => agent.stop());

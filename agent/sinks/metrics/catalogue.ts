@@ -61,6 +61,48 @@ export const METRICS = [
     labels: ['key'],
   },
   {
+    name: 'node_auditor_node_ready',
+    type: 'gauge',
+    help: "1 when this node is Ready: its Node's Ready condition, or with no Kubernetes API the local kubelet's healthz. 0 otherwise.",
+    labels: [],
+  },
+  {
+    name: 'node_auditor_kube_api_errors_total',
+    type: 'counter',
+    help: 'Kubernetes API calls that failed (unreachable, refused, 429, 5xx), by verb.',
+    labels: ['verb'],
+  },
+  {
+    name: 'node_auditor_kube_watch_healthy',
+    type: 'gauge',
+    help: '1 while the watch of a resource (node, pods) is working, 0 while it retries.',
+    labels: ['resource'],
+  },
+  {
+    name: 'node_auditor_kube_events_sent_total',
+    type: 'counter',
+    help: 'Kubernetes Events written, by operation: create (a new Event) or patch (count and lastTimestamp of an existing one).',
+    labels: ['operation'],
+  },
+  {
+    name: 'node_auditor_kube_events_dropped_total',
+    type: 'counter',
+    help: 'Kubernetes Events given up: queue_full (the API was down too long; the oldest pending go first) or rejected (the API server refused it).',
+    labels: ['reason'],
+  },
+  {
+    name: 'node_auditor_kube_events_pending',
+    type: 'gauge',
+    help: 'Kubernetes Events waiting to be sent (the API is down, or the spam filter holds them).',
+    labels: [],
+  },
+  {
+    name: 'node_auditor_leader',
+    type: 'gauge',
+    help: 'Whether this agent holds the leader Lease and runs the cluster-scoped audits (1) or not (0).',
+    labels: [],
+  },
+  {
     name: 'node_auditor_internal_errors_total',
     type: 'counter',
     help: 'Errors that escaped every handler (a bug): uncaught exceptions, unhandled rejections, a failed first pass. The agent logs them and keeps running.',

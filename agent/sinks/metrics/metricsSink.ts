@@ -22,6 +22,7 @@ export class MetricsSink {
   /** Every problem series ever exported: it stays, at 0, once cleared. */
   private readonly problemSeries = new Map<string, Labels>();
   private readonly loopDelay: ReturnType<typeof monitorEventLoopDelay>;
+  private readonly scrapeHooks: (() => void)[] = [];
 
   constructor(options: { version: string; checkIds: readonly string[] }) {
     for (const def of METRICS) {
@@ -45,6 +46,14 @@ export class MetricsSink {
     for (const kind of ['uncaught_exception', 'unhandled_rejection', 'first_pass']) {
       this.counter('node_auditor_internal_errors_total').inc({ kind }, 0);
     }
+    for (const verb of ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']) {
+      this.counter('node_auditor_kube_api_errors_total').inc({ verb }, 0);
+    }
+    for (const operation of ['create', 'patch'])
+      this.counter('node_auditor_kube_events_sent_total').inc({ operation }, 0);
+    for (const reason of ['queue_full', 'rejected'])
+      this.counter('node_auditor_kube_events_dropped_total').inc({ reason }, 0);
+    this.gauge('node_auditor_leader').set(0);
     for (const result of ['applied', 'rejected'])
       this.counter('node_auditor_config_reloads_total').inc({ result }, 0);
 
@@ -57,8 +66,30 @@ export class MetricsSink {
     return this.registry.contentType;
   }
 
+  /** A gauge value from the catalogue (labels as the catalogue names them). */
+  set(name: MetricName, value: number, labels: Labels = {}): void {
+    this.gauge(name).set(labels, value);
+  }
+
+  /** A counter from the catalogue goes up by one. */
+  inc(name: MetricName, labels: Labels = {}): void {
+    this.counter(name).inc(labels);
+  }
+
+  /** Something to read at scrape time (a queue length, say). */
+  onScrape(hook: () => void): void {
+    this.scrapeHooks.push(hook);
+  }
+
   async render(): Promise<string> {
     this.updateProcessMetrics();
+    for (const hook of this.scrapeHooks) {
+      try {
+        hook();
+      } catch {
+        /* a broken hook must not break the scrape */
+      }
+    }
     return this.registry.metrics();
   }
 

@@ -7,7 +7,7 @@ const MAX_LISTED = 10;
 
 export function renderStartupSummary(
   report: Report,
-  meta: { version: string; hostRoot: string; url: string },
+  meta: { version: string; hostRoot: string; url: string; kubernetes: string },
   width = 80,
 ): string {
   const t = tally(report.findings);
@@ -17,6 +17,7 @@ export function renderStartupSummary(
       `Checked: ${report.checks.map((c) => `${c.id} (${c.status}${c.status === 'skipped' ? '' : `, ${Math.round(c.durationMs)}ms`})`).join(', ') || 'nothing (every check is disabled)'}`,
       width,
     ),
+    ...wrap(`Kubernetes: ${meta.kubernetes}`, width),
     `Found: ${t.critical} critical, ${t.warning} warning, ${t.info} info`,
   ];
   for (const f of report.findings.slice(0, MAX_LISTED)) {

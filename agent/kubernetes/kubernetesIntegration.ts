@@ -1,0 +1,98 @@
+// Everything the agent says to the cluster and learns from it, started once and shared.
+// Without a cluster it is one log line, and node_auditor_node_ready comes from the kubelet's
+// healthz; every local check runs the same either way. The Kubernetes code itself
+// (kubernetesSession.ts: client, watches, Events, NodeConditions, Lease) is loaded only when a
+// cluster is there: a node without one does not pay its memory.
+import type { Logger } from 'pino';
+import type { Config } from '../config/configSchema.ts';
+import type { Finding } from '../findings/finding.ts';
+import type { FindingStore } from '../findings/findingStore.ts';
+import type { MetricsSink } from '../sinks/metrics/metricsSink.ts';
+import { discoverKube } from './kubeDiscovery.ts';
+import { probeKubeletHealth } from './kubeletHealth.ts';
+import type { KubernetesSession } from './kubernetesSession.ts';
+import type { OwnNode } from './ownNode.ts';
+import type { PodsOnNode } from './podsOnNode.ts';
+
+const KUBELET_PROBE_MS = 10_000;
+
+export interface KubernetesIntegrationOptions {
+  config: Readonly<Config>;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  metrics: MetricsSink;
+  store: FindingStore;
+  /** Where the pod's ServiceAccount is mounted (tests use a directory of their own). */
+  serviceAccountDir?: string;
+}
+
+export class KubernetesIntegration {
+  /** One line for people: where the API is, or why Kubernetes features are off. */
+  readonly status: string;
+  private readonly session: KubernetesSession | undefined;
+  private probe: NodeJS.Timeout | undefined;
+
+  private constructor(status: string, session: KubernetesSession | undefined) {
+    this.status = status;
+    this.session = session;
+  }
+
+  /** Throws only for a kubeconfig that cannot be used (a configuration error). */
+  static async start(options: KubernetesIntegrationOptions): Promise<KubernetesIntegration> {
+    const { config, log, metrics } = options;
+    const found = await discoverKube({
+      kubeconfig: config.kubeconfig,
+      env: options.env,
+      ...(options.serviceAccountDir === undefined
+        ? {}
+        : { serviceAccountDir: options.serviceAccountDir }),
+    });
+    if (found.kind === 'none') {
+      log.info(
+        { event: 'kube.off', reason: found.reason },
+        `Kubernetes features off: ${found.reason}`,
+      );
+      const off = new KubernetesIntegration(`off (${found.reason})`, undefined);
+      off.probeKubelet(config.kubernetes.kubeletHealthzUrl, metrics);
+      return off;
+    }
+    const { KubernetesSession } = await import('./kubernetesSession.ts');
+    const session = await KubernetesSession.start(options, found.source);
+    return new KubernetesIntegration(session.status, session);
+  }
+
+  get connected(): boolean {
+    return this.session !== undefined;
+  }
+
+  get isLeader(): boolean {
+    return this.session?.isLeader ?? false;
+  }
+
+  get ownNode(): OwnNode | undefined {
+    return this.session?.ownNode;
+  }
+
+  get pods(): PodsOnNode | undefined {
+    return this.session?.pods;
+  }
+
+  /** The first pass is done: the findings are current, so Events and conditions can catch up. */
+  afterFirstPass(active: readonly Finding[]): void {
+    this.session?.afterFirstPass(active);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.probe);
+    await this.session?.stop();
+  }
+
+  private probeKubelet(url: string, metrics: MetricsSink): void {
+    const once = async () => {
+      metrics.set('node_auditor_node_ready', (await probeKubeletHealth(url)) ? 1 : 0);
+    };
+    void once();
+    this.probe = setInterval(() => void once(), KUBELET_PROBE_MS);
+    this.probe.unref();
+  }
+}

@@ -1,0 +1,180 @@
+// A live connection to the cluster: the own-Node and pods-on-this-node watches, Events,
+// NodeConditions, the leader Lease. Loaded only when there is a cluster (kubernetesIntegration.ts
+// imports it on demand). An API that is down or slow never blocks a check or a scrape: all of
+// this runs beside them and retries with backoff.
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config/configSchema.ts';
+import { durationMs } from '../config/duration.ts';
+import type { Finding } from '../findings/finding.ts';
+import type { FindingStore } from '../findings/findingStore.ts';
+import { EventRecorder } from '../sinks/kubernetes/eventRecorder.ts';
+import { attachFindingEvents, resolveGoneIncidents } from '../sinks/kubernetes/findingEvents.ts';
+import { NodeConditions } from '../sinks/kubernetes/nodeConditions.ts';
+import type { MetricsSink } from '../sinks/metrics/metricsSink.ts';
+import { EVENT_NAMESPACE } from './permissions.ts';
+import { KubeApi } from './kubeApi.ts';
+import { openKubeAccess } from './kubeAccess.ts';
+import type { KubeSource } from './kubeDiscovery.ts';
+import { LeaderLease } from './leaderLease.ts';
+import { OwnNode } from './ownNode.ts';
+import { PodsOnNode } from './podsOnNode.ts';
+
+export interface KubernetesSessionOptions {
+  config: Readonly<Config>;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  metrics: MetricsSink;
+  store: FindingStore;
+}
+
+export class KubernetesSession {
+  readonly ownNode = new OwnNode();
+  readonly pods = new PodsOnNode();
+  /** One line for people: where the API is. */
+  readonly status: string;
+  private readonly abort = new AbortController();
+  private readonly api: KubeApi;
+  private readonly tasks: Promise<void>[] = [];
+  private recorder: EventRecorder | undefined;
+  private conditions: NodeConditions | undefined;
+  private lease: LeaderLease | undefined;
+
+  private constructor(status: string, api: KubeApi) {
+    this.status = status;
+    this.api = api;
+  }
+
+  /** Throws AuditorError for a kubeconfig that cannot be used (a configuration error). */
+  static async start(
+    options: KubernetesSessionOptions,
+    source: KubeSource,
+  ): Promise<KubernetesSession> {
+    const { config, log, metrics } = options;
+    const access = await openKubeAccess(source);
+    const api = new KubeApi(access, {
+      timeoutMs: durationMs(config.kubernetes.requestTimeout),
+      onError: (verb) => {
+        metrics.inc('node_auditor_kube_api_errors_total', { verb });
+      },
+    });
+    const session = new KubernetesSession(`${access.server.origin} (${access.source})`, api);
+    log.info(
+      { event: 'kube.on', server: access.server.origin, source: access.source },
+      `Kubernetes API ${access.server.origin} (${access.source})`,
+    );
+    await session.startParts(options, api, access.namespace);
+    return session;
+  }
+
+  get isLeader(): boolean {
+    return this.lease?.isLeader ?? false;
+  }
+
+  /** The first pass is done: the findings are current, so Events and conditions can catch up. */
+  afterFirstPass(active: readonly Finding[]): void {
+    if (this.recorder !== undefined) resolveGoneIncidents(this.recorder, active);
+    this.conditions?.start();
+  }
+
+  async stop(): Promise<void> {
+    this.conditions?.stop();
+    await this.lease?.release();
+    this.abort.abort();
+    await Promise.allSettled(this.tasks);
+    await this.recorder?.stop();
+    this.api.close();
+  }
+
+  private async startParts(
+    options: KubernetesSessionOptions,
+    api: KubeApi,
+    accessNamespace: string | undefined,
+  ): Promise<void> {
+    const { config, env, log, metrics, store } = options;
+    const settings = config.kubernetes;
+    const signal = this.abort.signal;
+    const node = config.nodeName;
+
+    let warnedMissing = false;
+    this.ownNode.onChange((object) => {
+      metrics.set('node_auditor_node_ready', this.ownNode.ready === true ? 1 : 0);
+      if (object === undefined && !warnedMissing) {
+        warnedMissing = true;
+        log.warn(
+          { event: 'kube.node.missing', node },
+          `Node ${node} does not exist in the cluster (is --node-name right?)`,
+        );
+      }
+      this.conditions?.sync();
+    });
+    const health = (resource: string) => (healthy: boolean) => {
+      metrics.set('node_auditor_kube_watch_healthy', healthy ? 1 : 0, { resource });
+    };
+    this.tasks.push(this.ownNode.run(api, node, log, signal, health('node')));
+    this.tasks.push(this.pods.run(api, node, log, signal, health('pods')));
+
+    if (settings.events.enabled) {
+      const recorder = new EventRecorder({
+        api,
+        nodeName: node,
+        nodeUid: () => this.ownNode.uid,
+        namespace: EVENT_NAMESPACE,
+        burst: settings.events.burst,
+        refillMs: durationMs(settings.events.refillInterval),
+        queueLimit: settings.events.queueSize,
+        statePath: path.join(config.stateDir, 'events.json'),
+        log,
+        onSent: (operation) => {
+          metrics.inc('node_auditor_kube_events_sent_total', { operation });
+        },
+        onDropped: (reason) => {
+          metrics.inc('node_auditor_kube_events_dropped_total', { reason });
+        },
+      });
+      await recorder.load();
+      attachFindingEvents(store, recorder);
+      metrics.onScrape(() => {
+        metrics.set('node_auditor_kube_events_pending', recorder.pending);
+      });
+      this.recorder = recorder;
+    }
+
+    if (settings.nodeConditions.enabled) {
+      const conditions = new NodeConditions({
+        api,
+        nodeName: node,
+        ownNode: this.ownNode,
+        findings: () => store.active(),
+        heartbeatMs: durationMs(settings.nodeConditions.heartbeatInterval),
+        log,
+      });
+      store.onTransition(() => {
+        conditions.sync();
+      });
+      this.conditions = conditions;
+    }
+
+    if (settings.leaderElection.enabled) {
+      const namespace =
+        settings.namespace ?? accessNamespace ?? nonEmpty(env.POD_NAMESPACE) ?? 'node-auditor';
+      this.lease = new LeaderLease({
+        api,
+        namespace,
+        name: settings.leaderElection.leaseName,
+        identity: node,
+        leaseDurationMs: durationMs(settings.leaderElection.leaseDuration),
+        retryMs: durationMs(settings.leaderElection.retryPeriod),
+        log,
+        onChange: (leader) => {
+          metrics.set('node_auditor_leader', leader ? 1 : 0);
+        },
+      });
+      this.tasks.push(this.lease.run(signal));
+    }
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
