@@ -129,6 +129,7 @@ export class KubeApi {
   async watch<T = Record<string, unknown>>(
     options: Omit<RequestOptions, 'verb' | 'body'>,
     onEvent: (event: WatchEvent<T>) => void,
+    onOpen?: () => void,
   ): Promise<void> {
     // no client timeout on the stream itself: the server ends it at timeoutSeconds
     const res = await this.send({ ...options, verb: 'watch', timeoutMs: 0 });
@@ -138,6 +139,7 @@ export class KubeApi {
         res,
         await readBody(res).catch(() => ''),
       );
+    onOpen?.();
     let buffer = '';
     try {
       for await (const chunk of res as AsyncIterable<Buffer>) {

@@ -52,9 +52,6 @@ export async function runWatchedCollection<T extends KubeObject>(
         resourceVersion = list.metadata?.resourceVersion;
         options.onSync(list.items ?? []);
       }
-      health(true);
-      if (failing) log.info({ event: 'kube.watch.recovered', path }, `watching ${path} again`);
-      failing = false;
       // set by the event callback below
       const ended: { expired: boolean; error?: KubeStatus } = { expired: false };
       await api.watch<T & KubeStatus>(
@@ -78,6 +75,12 @@ export async function runWatchedCollection<T extends KubeObject>(
           const rv = event.object.metadata?.resourceVersion;
           if (rv !== undefined) resourceVersion = rv;
           if (event.type !== 'BOOKMARK') options.onEvent(event.type, event.object);
+        },
+        () => {
+          // healthy once the stream is open, not merely because a retry is under way
+          health(true);
+          if (failing) log.info({ event: 'kube.watch.recovered', path }, `watching ${path} again`);
+          failing = false;
         },
       );
       if (ended.expired) {

@@ -193,6 +193,8 @@ export interface FakeKubeApi {
   pods(): KubePod[];
   /** Current core/v1 Event objects. */
   events(): KubeEvent[];
+  /** What the API server's --event-ttl does: the Event is gone. */
+  deleteEvent(namespace: string, name: string): void;
   getLease(namespace: string, name: string): KubeLease | undefined;
   /** The current (latest) resourceVersion. */
   resourceVersion(): string;
@@ -2714,6 +2716,15 @@ class FakeKubeApiServer implements FakeKubeApi {
     return [...this.objects(resourceDef('events')).values()].map(
       (e) => clone(e) as unknown as KubeEvent,
     );
+  }
+
+  deleteEvent(namespace: string, name: string): void {
+    const def = resourceDef('events');
+    const event = this.objects(def).get(`${namespace}/${name}`);
+    if (event === undefined) throw new Error(`no event ${namespace}/${name}`);
+    const gone = clone(event);
+    gone.metadata = { ...objAt(gone, 'metadata'), resourceVersion: this.nextRv() };
+    this.commit(def, 'DELETED', gone, event);
   }
 
   getLease(namespace: string, name: string): KubeLease | undefined {

@@ -1,0 +1,139 @@
+// The real agent process against an API server that answers as a real one: findings become
+// Events, the node's readiness and the leadership become metrics, NodeConditions are written,
+// an outage stops none of the local work, and a restart does not repeat an Event.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { startFakeKubeApi } from '../kube/fakeKubeApi.ts';
+import { eventually, fixtureHost, httpGet, metricValue, startAgent, tempDir } from '../helpers.ts';
+
+test('the agent in a cluster: Events, metrics, conditions, an outage and a restart', async (t) => {
+  const fake = await startFakeKubeApi();
+  t.after(() => fake.close());
+  const dir = await tempDir(t);
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  await fake.writeKubeconfig(kubeconfig, 'sa');
+  const env = {
+    NODE_AUDITOR_STATE_DIR: path.join(dir, 'state'),
+    NODE_AUDITOR_KUBERNETES__NODE_CONDITIONS__ENABLED: 'true',
+    NODE_AUDITOR_KUBERNETES__LEADER_ELECTION__LEASE_DURATION: '2s',
+    NODE_AUDITOR_KUBERNETES__LEADER_ELECTION__RETRY_PERIOD: '500ms',
+  };
+  const args = [
+    '--kubeconfig',
+    kubeconfig,
+    '--node-name',
+    'k1-node01',
+    '--host-root',
+    fixtureHost('bad-runtime'),
+  ];
+  const agent = await startAgent(t, args, { env });
+
+  const on = await agent.waitForLog((l) => l.event === 'kube.on');
+  assert.equal(on.server, fake.url);
+  // the seven sysctl findings of the bad-runtime host, one Warning Event each
+  await eventually(() => (fake.events().length === 7 ? true : undefined), 10_000, 'seven Events');
+  const events = fake.events();
+  assert.ok(
+    events.every(
+      (e) =>
+        e.reason === 'SysctlOutOfProfile' &&
+        e.type === 'Warning' &&
+        e.involvedObject.name === 'k1-node01',
+    ),
+  );
+  assert.ok(
+    events.some((e) => e.message === 'fs.inotify.max_user_watches is 8192, needs at least 524288'),
+  );
+  await eventually(
+    () =>
+      fake.getNode('k1-node01').status.conditions?.some((c) => c.type === 'KernelDeadlock')
+        ? true
+        : undefined,
+    10_000,
+    'the conditions',
+  );
+
+  const metrics = async () => (await httpGet(`${agent.url}/metrics`)).body;
+  await eventually(
+    async () => (metricValue(await metrics(), 'node_auditor_leader') === 1 ? true : undefined),
+    10_000,
+    'leadership',
+  );
+  const m = await metrics();
+  assert.equal(metricValue(m, 'node_auditor_node_ready'), 1);
+  assert.equal(metricValue(m, 'node_auditor_kube_watch_healthy', { resource: 'node' }), 1);
+  assert.equal(metricValue(m, 'node_auditor_kube_events_sent_total', { operation: 'create' }), 7);
+  assert.equal(metricValue(m, 'node_auditor_kube_events_pending'), 0);
+  const refused = fake.requests.filter((r) => r.identity === 'sa' && r.status === 403);
+  assert.deepEqual(refused, [], 'least privilege, and enough');
+  assert.ok(
+    fake.requests.every((r) => r.identity === 'sa'),
+    'always the ServiceAccount, never anonymous',
+  );
+
+  // the API goes away: the agent keeps serving, counts the failures, keeps the last readiness
+  await fake.goDown();
+  await eventually(
+    async () =>
+      (metricValue(await metrics(), 'node_auditor_kube_watch_healthy', { resource: 'node' }) ??
+        1) === 0
+        ? true
+        : undefined,
+    10_000,
+    'the outage to show',
+  );
+  const t0 = Date.now();
+  const during = await metrics();
+  assert.ok(Date.now() - t0 < 1000, 'the scrape does not wait for the API');
+  assert.equal((await httpGet(`${agent.url}/healthz`)).status, 200);
+  assert.equal(metricValue(during, 'node_auditor_node_ready'), 1);
+  const errorsDuring = ['list', 'watch', 'get', 'update', 'patch'].reduce(
+    (n, verb) => n + (metricValue(during, 'node_auditor_kube_api_errors_total', { verb }) ?? 0),
+    0,
+  );
+  assert.ok(errorsDuring > 0, 'failures are counted');
+  await fake.comeBack();
+  await eventually(
+    async () =>
+      metricValue(await metrics(), 'node_auditor_kube_watch_healthy', { resource: 'node' }) === 1
+        ? true
+        : undefined,
+    20_000,
+    'recovery',
+  );
+
+  // restart with the same state directory: the same findings, no new Event
+  assert.equal(await agent.stop(), 0);
+  await eventually(
+    () =>
+      fake.getLease('node-auditor', 'node-auditor-leader')?.spec.holderIdentity == null
+        ? true
+        : undefined,
+    5000,
+    'the lease released on shutdown',
+  );
+  const posts = () =>
+    fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/events')).length;
+  const postsBefore = posts();
+  const again = await startAgent(t, args, { env });
+  await again.waitForLog((l) => l.event === 'kube.on');
+  await eventually(
+    async () =>
+      metricValue((await httpGet(`${again.url}/metrics`)).body, 'node_auditor_leader') === 1
+        ? true
+        : undefined,
+    10_000,
+    'leadership again',
+  );
+  assert.equal(posts(), postsBefore, 'no Event created again after the restart');
+  assert.equal(fake.events().length, 7);
+  assert.ok(
+    fake.events().every((e) => e.count === 1),
+    'and none counted twice',
+  );
+  assert.match(
+    again.stderr(),
+    new RegExp(`^Kubernetes: ${fake.url.replace(/[.]/g, '\\.')} \\(`, 'm'),
+  );
+});

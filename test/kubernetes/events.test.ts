@@ -1,0 +1,206 @@
+// Events against an API server that answers as a real one: storms, outages, restarts.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Backoff } from '../../agent/kubernetes/backoff.ts';
+import { EventRecorder } from '../../agent/sinks/kubernetes/eventRecorder.ts';
+import type { EventRecorderOptions } from '../../agent/sinks/kubernetes/eventRecorder.ts';
+import { eventually, sleep } from '../helpers.ts';
+import { forbidden, harness, silent } from './kubeHarness.ts';
+import type { Harness } from './kubeHarness.ts';
+
+function recorder(h: Harness, overrides: Partial<EventRecorderOptions> = {}): EventRecorder {
+  const sent: string[] = [];
+  const r = new EventRecorder({
+    api: h.api,
+    nodeName: 'k1-node01',
+    nodeUid: () => h.fake.getNode('k1-node01').metadata.uid,
+    namespace: 'default',
+    burst: 25,
+    refillMs: 300_000,
+    queueLimit: 1000,
+    statePath: path.join(h.dir, 'state', 'events.json'),
+    log: silent,
+    retry: new Backoff({ baseMs: 200, maxMs: 1000 }),
+    onSent: (op) => sent.push(op),
+    ...overrides,
+  });
+  return r;
+}
+
+const eventCalls = (h: Harness) =>
+  h.fake.requests.filter((r) => r.path.startsWith('/api/v1/namespaces/default/events'));
+
+test('a storm of 10,000 identical lines is one Event with count 10000, in a couple of API calls', async (t) => {
+  const h = await harness(t);
+  const r = recorder(h);
+  t.after(() => r.stop());
+  for (let i = 0; i < 10_000; i++)
+    r.record(
+      'InotifyWatchesExhausted',
+      'Warning',
+      'inotify watches 8192/8192 used (fs.inotify.max_user_watches=8192)',
+    );
+  await eventually(
+    () => (r.pending === 0 && h.fake.events()[0]?.count === 10_000 ? true : undefined),
+    5000,
+    'the storm to settle',
+  );
+  const events = h.fake.events();
+  assert.equal(events.length, 1);
+  assert.equal(events[0]?.reason, 'InotifyWatchesExhausted');
+  assert.equal(events[0]?.type, 'Warning');
+  assert.equal(events[0]?.involvedObject.kind, 'Node');
+  assert.equal(events[0]?.involvedObject.uid, h.fake.getNode('k1-node01').metadata.uid);
+  assert.deepEqual(events[0]?.source, { component: 'node-auditor', host: 'k1-node01' });
+  const calls = eventCalls(h);
+  assert.ok(calls.length <= 3, `${calls.length} API calls for 10,000 lines`);
+  assert.equal(calls[0]?.method, 'POST');
+  assert.deepEqual(forbidden(h.fake), [], 'the ServiceAccount may do all of it');
+});
+
+test('distinct Events beyond the burst wait for tokens instead of flooding the API', async (t) => {
+  const h = await harness(t);
+  const r = recorder(h, { burst: 25, refillMs: 300_000 });
+  t.after(() => r.stop());
+  for (let i = 0; i < 40; i++) r.record('OOMKilling', 'Warning', `Killed process ${i}`);
+  await eventually(
+    () => (h.fake.events().length === 25 && r.pending === 15 ? true : undefined),
+    5000,
+    '25 sent, 15 held',
+  );
+  await sleep(300);
+  assert.equal(h.fake.events().length, 25, 'no more until a token comes back');
+  assert.equal(eventCalls(h).length, 25);
+});
+
+test('a 60 s API outage: Events wait in order and go out once, none lost, none doubled', async (t) => {
+  const h = await harness(t);
+  const r = recorder(h);
+  t.after(() => r.stop());
+  r.record('KubeletCrashLoop', 'Warning', 'before the outage');
+  await eventually(
+    () => (h.fake.events().length === 1 ? true : undefined),
+    5000,
+    'the first Event',
+  );
+
+  await h.fake.goDown();
+  const during = ['one', 'two', 'three', 'four', 'five'].map((n) => `during the outage: ${n}`);
+  for (const message of during) r.record('ContainerRuntimeDown', 'Warning', message);
+  r.record('KubeletCrashLoop', 'Warning', 'before the outage'); // a repeat: count 2, same Event
+  await sleep(60_000);
+  assert.equal(r.pending, 6, 'all waiting');
+  await h.fake.comeBack();
+
+  await eventually(
+    () => (r.pending === 0 && h.fake.events().length === 6 ? true : undefined),
+    10_000,
+    'the queue to flush',
+  );
+  const events = h.fake.events();
+  const byMessage = new Map(events.map((e) => [e.message, e]));
+  assert.equal(byMessage.size, 6, 'no duplicates');
+  assert.equal(byMessage.get('before the outage')?.count, 2);
+  // flushed in the order they were recorded
+  const created = events
+    .filter((e) => (e.message ?? '').startsWith('during'))
+    .sort((a, b) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion));
+  assert.deepEqual(
+    created.map((e) => e.message),
+    during,
+  );
+  assert.ok(h.errors.length > 0, 'the outage was counted as API errors');
+});
+
+test('after a restart, an incident already reported is not reported again; new ones still are', async (t) => {
+  const h = await harness(t);
+  const first = recorder(h);
+  first.report(
+    'finding/sysctl/SysctlOutOfProfile:net.ipv4.ip_forward',
+    'SysctlOutOfProfile',
+    'Warning',
+    'net.ipv4.ip_forward is 0, needs 1',
+  );
+  await eventually(
+    () => (first.pending === 0 && h.fake.events().length === 1 ? true : undefined),
+    5000,
+    'the Event',
+  );
+  await first.stop();
+  const callsBefore = eventCalls(h).length;
+
+  const second = recorder(h);
+  t.after(() => second.stop());
+  await second.load();
+  second.report(
+    'finding/sysctl/SysctlOutOfProfile:net.ipv4.ip_forward',
+    'SysctlOutOfProfile',
+    'Warning',
+    'net.ipv4.ip_forward is 0, needs 1',
+  );
+  await sleep(500);
+  assert.equal(eventCalls(h).length, callsBefore, 'no call at all for the same incident');
+  assert.equal(h.fake.events()[0]?.count, 1);
+
+  // the same (reason, message) happening again is the same Event, patched, not a new one
+  second.record('SysctlOutOfProfile', 'Warning', 'net.ipv4.ip_forward is 0, needs 1');
+  await eventually(() => (h.fake.events()[0]?.count === 2 ? true : undefined), 5000, 'the patch');
+  assert.equal(h.fake.events().length, 1);
+  assert.equal(eventCalls(h).at(-1)?.method, 'PATCH');
+  assert.equal(eventCalls(h).at(-1)?.contentType, 'application/strategic-merge-patch+json');
+
+  // resolving it is a Normal Event, once
+  second.resolve(
+    'finding/sysctl/SysctlOutOfProfile:net.ipv4.ip_forward',
+    'SysctlOutOfProfileResolved',
+    'resolved: net.ipv4.ip_forward is 0, needs 1',
+  );
+  second.resolve(
+    'finding/sysctl/SysctlOutOfProfile:net.ipv4.ip_forward',
+    'SysctlOutOfProfileResolved',
+    'resolved: net.ipv4.ip_forward is 0, needs 1',
+  );
+  await eventually(
+    () => (h.fake.events().length === 2 ? true : undefined),
+    5000,
+    'the resolved Event',
+  );
+  await sleep(300);
+  const resolved = h.fake.events().find((e) => e.reason === 'SysctlOutOfProfileResolved');
+  assert.equal(resolved?.type, 'Normal');
+  assert.equal(resolved?.count, 1);
+});
+
+test('an Event the API server deleted (its TTL) is created again; a refused one is dropped, counted', async (t) => {
+  const h = await harness(t);
+  const dropped: string[] = [];
+  const r = recorder(h, { onDropped: (why) => dropped.push(why) });
+  t.after(() => r.stop());
+  r.record('PLEGUnhealthy', 'Warning', 'PLEG is not healthy');
+  await eventually(() => (h.fake.events().length === 1 ? true : undefined), 5000, 'the Event');
+  h.fake.deleteEvent('default', h.fake.events()[0]?.metadata.name ?? '');
+  r.record('PLEGUnhealthy', 'Warning', 'PLEG is not healthy');
+  await eventually(
+    () => (h.fake.events().length === 1 && r.pending === 0 ? true : undefined),
+    5000,
+    'the Event again',
+  );
+  assert.equal(h.fake.events()[0]?.count, 2);
+  assert.deepEqual(
+    eventCalls(h)
+      .slice(-2)
+      .map((c) => `${c.method} ${c.status}`),
+    ['PATCH 404', 'POST 201'],
+  );
+  // Events in another namespace than "default" for a Node are refused (422): dropped, not retried forever
+  const wrong = recorder(h, {
+    namespace: 'kube-system',
+    statePath: undefined,
+    onDropped: (why) => dropped.push(why),
+  });
+  t.after(() => wrong.stop());
+  wrong.record('KubeletDown', 'Warning', 'kubelet is down');
+  await eventually(() => (dropped.includes('rejected') ? true : undefined), 5000, 'the refusal');
+  assert.equal(wrong.pending, 0);
+});

@@ -1,0 +1,46 @@
+// Shared set-up for tests against the fake API server: a running fake, a kubeconfig for the
+// agent's ServiceAccount, and an API client built exactly as the agent builds it.
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import pino from 'pino';
+import { openKubeAccess } from '../../agent/kubernetes/kubeAccess.ts';
+import { KubeApi } from '../../agent/kubernetes/kubeApi.ts';
+import type { Verb } from '../../agent/kubernetes/kubeApi.ts';
+import { startFakeKubeApi } from '../kube/fakeKubeApi.ts';
+import type { FakeKubeApi, FakeKubeApiOptions } from '../kube/fakeKubeApi.ts';
+import { tempDir } from '../helpers.ts';
+
+export const silent = pino({ level: 'silent' });
+
+export interface Harness {
+  fake: FakeKubeApi;
+  dir: string;
+  kubeconfig: string;
+  api: KubeApi;
+  /** Failed calls the client counted, by verb (what node_auditor_kube_api_errors_total gets). */
+  errors: Verb[];
+}
+
+export async function harness(t: TestContext, options: FakeKubeApiOptions = {}): Promise<Harness> {
+  const fake = await startFakeKubeApi(options);
+  t.after(() => fake.close());
+  const dir = await tempDir(t);
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  await fake.writeKubeconfig(kubeconfig, 'sa');
+  const errors: Verb[] = [];
+  const api = new KubeApi(await openKubeAccess({ kind: 'kubeconfig', file: kubeconfig }), {
+    timeoutMs: 3000,
+    onError: (verb) => errors.push(verb),
+  });
+  t.after(() => {
+    api.close();
+  });
+  return { fake, dir, kubeconfig, api, errors };
+}
+
+/** Requests of the agent's identity that the API server refused as forbidden. */
+export function forbidden(fake: FakeKubeApi): string[] {
+  return fake.requests
+    .filter((r) => r.identity === 'sa' && r.status === 403)
+    .map((r) => `${r.method} ${r.path}`);
+}

@@ -1,0 +1,161 @@
+// NodeConditions against an API server that merges status.conditions as a real one does.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { draft } from '../../agent/findings/finding.ts';
+import { FindingStore } from '../../agent/findings/findingStore.ts';
+import { OwnNode } from '../../agent/kubernetes/ownNode.ts';
+import { NodeConditions } from '../../agent/sinks/kubernetes/nodeConditions.ts';
+import { eventually, sleep } from '../helpers.ts';
+import { forbidden, harness, silent } from './kubeHarness.ts';
+import type { Harness } from './kubeHarness.ts';
+
+const exhausted = draft('InotifyWatchesExhausted', 'uid0', {
+  severity: 'critical',
+  title: 'inotify watches 8192/8192 used by uid 0',
+  message: 'm',
+  evidence: [],
+  cause: 'InotifyWatchesExhausted',
+});
+
+async function watching(t: Parameters<typeof harness>[0], h: Harness): Promise<OwnNode> {
+  const node = new OwnNode();
+  const abort = new AbortController();
+  void node.run(h.api, 'k1-node01', silent, abort.signal);
+  t.after(() => {
+    abort.abort();
+  });
+  await eventually(() => node.node, 5000, 'the Node');
+  return node;
+}
+
+function condition(h: Harness, type: string) {
+  return h.fake.getNode('k1-node01').status.conditions?.find((c) => c.type === type);
+}
+
+test('a condition is raised True while the problem lasts and set back to False when it clears', async (t) => {
+  const h = await harness(t);
+  const node = await watching(t, h);
+  const store = new FindingStore();
+  const sink = new NodeConditions({
+    api: h.api,
+    nodeName: 'k1-node01',
+    ownNode: node,
+    findings: () => store.active(),
+    heartbeatMs: 60_000,
+    log: silent,
+  });
+  t.after(() => {
+    sink.stop();
+  });
+  store.onTransition(() => {
+    sink.sync();
+  });
+  node.onChange(() => {
+    sink.sync();
+  });
+
+  store.reconcile('inotify', [exhausted]);
+  sink.start();
+  await eventually(
+    () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
+    5000,
+    'InotifyPressure True',
+  );
+  const raised = condition(h, 'InotifyPressure');
+  assert.equal(raised?.reason, 'InotifyWatchesExhausted');
+  assert.equal(raised?.message, 'inotify watches 8192/8192 used by uid 0');
+  // the other conditions are there, False, with node-problem-detector's reasons
+  assert.equal(condition(h, 'KernelDeadlock')?.status, 'False');
+  assert.equal(condition(h, 'KernelDeadlock')?.reason, 'KernelHasNoDeadlock');
+  // and the kubelet's Ready is untouched (a merge patch would have replaced the whole list)
+  assert.equal(condition(h, 'Ready')?.status, 'True');
+  assert.equal(condition(h, 'Ready')?.reason, 'KubeletReady');
+
+  await sleep(1100); // a transition time of its own (whole seconds)
+  store.reconcile('inotify', []);
+  await eventually(
+    () => (condition(h, 'InotifyPressure')?.status === 'False' ? true : undefined),
+    5000,
+    'InotifyPressure False',
+  );
+  const cleared = condition(h, 'InotifyPressure');
+  assert.equal(cleared?.reason, 'InotifyHasHeadroom');
+  assert.notEqual(cleared?.lastTransitionTime, raised?.lastTransitionTime);
+  const patches = h.fake.requests.filter(
+    (r) => r.method === 'PATCH' && r.path === '/api/v1/nodes/k1-node01/status',
+  );
+  assert.ok(patches.every((p) => p.contentType === 'application/strategic-merge-patch+json'));
+  assert.deepEqual(forbidden(h.fake), []);
+});
+
+test('after a restart a still-true condition stays True, with its transition time; nothing before the first pass', async (t) => {
+  const h = await harness(t);
+  const node = await watching(t, h);
+  // the first agent raised it
+  const before = new FindingStore();
+  before.reconcile('inotify', [exhausted]);
+  const first = new NodeConditions({
+    api: h.api,
+    nodeName: 'k1-node01',
+    ownNode: node,
+    findings: () => before.active(),
+    heartbeatMs: 60_000,
+    log: silent,
+  });
+  first.start();
+  await eventually(
+    () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
+    5000,
+    'raised',
+  );
+  first.stop();
+  const transition = condition(h, 'InotifyPressure')?.lastTransitionTime;
+  const patchesBefore = h.fake.requests.filter((r) => r.method === 'PATCH').length;
+
+  // a new agent: no findings yet (first pass running): it must write nothing
+  await sleep(1100);
+  const after = new FindingStore();
+  const second = new NodeConditions({
+    api: h.api,
+    nodeName: 'k1-node01',
+    ownNode: node,
+    findings: () => after.active(),
+    heartbeatMs: 60_000,
+    log: silent,
+  });
+  t.after(() => {
+    second.stop();
+  });
+  after.onTransition(() => {
+    second.sync();
+  });
+  second.sync();
+  await sleep(300);
+  assert.equal(
+    h.fake.requests.filter((r) => r.method === 'PATCH').length,
+    patchesBefore,
+    'no write before the first pass',
+  );
+  // first pass done, the problem is still there
+  after.reconcile('inotify', [exhausted]);
+  second.start();
+  await eventually(
+    () =>
+      h.fake.requests.filter((r) => r.method === 'PATCH').length > patchesBefore ? true : undefined,
+    5000,
+    'the write',
+  );
+  assert.equal(condition(h, 'InotifyPressure')?.status, 'True');
+  assert.equal(
+    condition(h, 'InotifyPressure')?.lastTransitionTime,
+    transition,
+    'transition time kept',
+  );
+  const bodies = h.fake.requests
+    .filter((r) => r.method === 'PATCH')
+    .map((r) => JSON.stringify(r.body));
+  assert.ok(
+    bodies.every((b) => !b.includes('"type":"InotifyPressure","status":"False"')),
+    'never flipped to False',
+  );
+});
