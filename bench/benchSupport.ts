@@ -14,7 +14,8 @@ export interface Result {
   metric: string;
   value: number;
   unit: string;
-  budget: number;
+  /** From an issue; a benchmark without one is recorded, not judged. */
+  budget?: number;
   baseline: { what: string; value: number };
   detail: string;
 }
@@ -38,10 +39,11 @@ export interface Agent {
 }
 
 /** Start `node-auditor run` on a free port; resolve once its first pass is done. */
-export function startAgent(args: string[]): Promise<Agent> {
+export function startAgent(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Agent> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, 'run', '--listen', '127.0.0.1:0', ...args], {
       stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, ...env },
     });
     let url = '';
     let buffer = '';

@@ -204,3 +204,17 @@ test('an Event the API server deleted (its TTL) is created again; a refused one 
   await eventually(() => (dropped.includes('rejected') ? true : undefined), 5000, 'the refusal');
   assert.equal(wrong.pending, 0);
 });
+
+test('429 Too Many Requests: the Retry-After is honoured, the failure counted, the Event still sent once', async (t) => {
+  const h = await harness(t);
+  const r = recorder(h);
+  t.after(() => r.stop());
+  h.fake.failNext(1, 429, { retryAfterSeconds: 2 });
+  const started = Date.now();
+  r.record('KubeletDown', 'Warning', 'kubelet is down');
+  await eventually(() => (h.fake.events().length === 1 ? true : undefined), 10_000, 'the Event');
+  assert.ok(Date.now() - started >= 1900, 'waited as the server asked');
+  assert.deepEqual(h.errors, ['create']);
+  const posts = eventCalls(h).map((c) => c.status);
+  assert.deepEqual(posts, [429, 201]);
+});
