@@ -12,12 +12,20 @@ export async function kubeAgentRss(): Promise<Result> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'na-bench-'));
   try {
     for (let i = 0; i < 250; i++) {
-      fake.addPod({ namespace: `team-${i % 10}`, name: `app-${i}`, nodeName: 'k1-node01', containers: [{ name: 'app' }, { name: 'sidecar' }] });
+      fake.addPod({
+        namespace: `team-${i % 10}`,
+        name: `app-${i}`,
+        nodeName: 'k1-node01',
+        containers: [{ name: 'app' }, { name: 'sidecar' }],
+      });
     }
     const kubeconfig = path.join(dir, 'kubeconfig');
     await fake.writeKubeconfig(kubeconfig, 'sa');
     const env = { NODE_AUDITOR_STATE_DIR: path.join(dir, 'state') };
-    const connected = await startAgent(['--kubeconfig', kubeconfig, '--node-name', 'k1-node01'], env);
+    const connected = await startAgent(
+      ['--kubeconfig', kubeconfig, '--node-name', 'k1-node01'],
+      env,
+    );
     await sleep(2000); // watches synced, Events sent
     const withCluster = rssMiB(connected.child.pid ?? 0);
     await connected.stop();

@@ -18,7 +18,9 @@ for (const bench of [agentRss, scrapeLatency, checkEndToEnd, kubeClientCost, kub
   for (const result of [await bench()].flat()) {
     results.push(result);
     const verdict =
-      result.budget === undefined ? 'no budget' : `budget ${result.budget}, ${result.value <= result.budget ? 'ok' : 'OVER BUDGET'}`;
+      result.budget === undefined
+        ? 'no budget'
+        : `budget ${result.budget}, ${result.value <= result.budget ? 'ok' : 'OVER BUDGET'}`;
     console.log(
       `${result.name}: ${result.metric} ${result.value.toFixed(2)} ${result.unit} (${verdict}); ` +
         `baseline ${result.baseline.what} ${result.baseline.value.toFixed(2)} ${result.unit}; ${result.detail}`,
