@@ -3,6 +3,7 @@
 // per verb (node_auditor_kube_api_errors_total) by the caller-supplied hook.
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
 import { AuditorError, ErrorCode, describeError } from '../errors.ts';
 import type { KubeAccess } from './kubeAccess.ts';
 
@@ -72,8 +73,17 @@ export interface RequestOptions {
   body?: unknown;
   /** For patch: application/strategic-merge-patch+json, application/merge-patch+json ... */
   contentType?: string;
+  /** Until the response headers (default: the client's request timeout). */
   timeoutMs?: number;
   signal?: AbortSignal;
+}
+
+export interface WatchOptions extends Omit<RequestOptions, 'verb' | 'body'> {
+  /**
+   * A stream that sends nothing (not even a BOOKMARK) for this long is dead: a wedged server,
+   * a load balancer or a stale connection-tracking entry can keep it open forever without it.
+   */
+  idleMs: number;
 }
 
 export interface WatchEvent<T = Record<string, unknown>> {
@@ -127,12 +137,11 @@ export class KubeApi {
    * or the signal aborts. ERROR events are passed on (the caller decides what 410 means).
    */
   async watch<T = Record<string, unknown>>(
-    options: Omit<RequestOptions, 'verb' | 'body'>,
+    options: WatchOptions,
     onEvent: (event: WatchEvent<T>) => void,
     onOpen?: () => void,
   ): Promise<void> {
-    // no client timeout on the stream itself: the server ends it at timeoutSeconds
-    const res = await this.send({ ...options, verb: 'watch', timeoutMs: 0 });
+    const res = await this.send({ ...options, verb: 'watch' }, options.idleMs);
     if ((res.statusCode ?? 0) >= 300)
       throw this.statusError(
         { ...options, verb: 'watch' },
@@ -141,9 +150,11 @@ export class KubeApi {
       );
     onOpen?.();
     let buffer = '';
+    // a character split across two chunks must not turn into two broken ones
+    const decoder = new StringDecoder('utf8');
     try {
       for await (const chunk of res as AsyncIterable<Buffer>) {
-        buffer += chunk.toString('utf8');
+        buffer += decoder.write(chunk);
         if (buffer.length > MAX_WATCH_LINE_BYTES)
           throw new Error('a watch event is larger than 16 MiB');
         let nl: number;
@@ -163,7 +174,8 @@ export class KubeApi {
     this.agent.destroy();
   }
 
-  private async send(options: RequestOptions): Promise<IncomingMessage> {
+  /** Sends; timeoutMs bounds the wait for the response, idleMs any silence after (0: none). */
+  private async send(options: RequestOptions, idleMs?: number): Promise<IncomingMessage> {
     const url = new URL(options.path, this.access.server);
     for (const [k, v] of Object.entries(options.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, v);
@@ -190,6 +202,7 @@ export class KubeApi {
       );
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const silenceMs = idleMs ?? timeoutMs;
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = https.request(
         url,
@@ -200,14 +213,30 @@ export class KubeApi {
           ...(auth.cert === undefined ? {} : { cert: auth.cert, key: auth.key }),
           ...(options.signal === undefined ? {} : { signal: options.signal }),
         },
-        resolve,
+        (res) => {
+          clearTimeout(noResponse);
+          resolve(res);
+        },
       );
-      if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs}ms`)));
+      const noResponse = setTimeout(() => {
+        req.destroy(new Error(`no response within ${timeoutMs}ms`));
+      }, timeoutMs);
+      if (silenceMs > 0) {
+        req.setTimeout(silenceMs, () => {
+          req.destroy(new Error(`nothing received for ${silenceMs}ms`));
+        });
       }
       req.on('error', (error) => {
+        clearTimeout(noResponse);
         reject(
-          this.fail(options.verb, options.path, 0, 'Unreachable', describeError(error), error),
+          this.fail(
+            options.verb,
+            options.path,
+            0,
+            options.signal?.aborted === true ? 'Aborted' : 'Unreachable',
+            describeError(error),
+            error,
+          ),
         );
       });
       req.end(body);
@@ -250,10 +279,14 @@ export class KubeApi {
       ...(cause === undefined ? {} : { cause }),
       ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
     });
-    try {
-      this.onError(verb, error);
-    } catch {
-      /* counting must not break the call */
+    // Failures only: a 404 or 409 is an answer the callers expect (an expired Event, a lost
+    // Lease race), and a call we aborted ourselves (shutdown) did not fail.
+    if (status !== 404 && status !== 409 && reason !== 'Aborted') {
+      try {
+        this.onError(verb, error);
+      } catch {
+        /* counting must not break the call */
+      }
     }
     return error;
   }

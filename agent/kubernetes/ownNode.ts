@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { KubeApi } from './kubeApi.ts';
 import { runWatchedCollection } from './watchedCollection.ts';
+import type { WatchedCollectionOptions } from './watchedCollection.ts';
 
 export interface NodeCondition {
   type: string;
@@ -56,8 +57,10 @@ export class OwnNode {
     log: Logger,
     signal: AbortSignal,
     onHealth?: (healthy: boolean) => void,
+    timing?: Pick<WatchedCollectionOptions<NodeObject>, 'watchTimeoutSeconds' | 'idleGraceMs'>,
   ): Promise<void> {
     return runWatchedCollection<NodeObject>({
+      ...timing,
       api,
       path: '/api/v1/nodes',
       fieldSelector: `metadata.name=${nodeName}`,

@@ -27,7 +27,12 @@ export interface WatchedCollectionOptions<T extends KubeObject> {
   backoff?: Backoff;
   /** Server-side watch timeout; spread out so a fleet does not reconnect in step. */
   watchTimeoutSeconds?: () => number;
+  /** Silence beyond the server's timeout after which a stream counts as dead. */
+  idleGraceMs?: number;
 }
+
+/** A watch that ends this soon without delivering anything was not a watch (client-go's rule). */
+const SHORT_WATCH_MS = 1000;
 
 export async function runWatchedCollection<T extends KubeObject>(
   options: WatchedCollectionOptions<T>,
@@ -46,14 +51,21 @@ export async function runWatchedCollection<T extends KubeObject>(
         const list = await api.request<{ metadata?: { resourceVersion?: string }; items?: T[] }>({
           verb: 'list',
           path,
-          query: { fieldSelector: options.fieldSelector },
+          // "0": served from the API server's cache, not a full read of etcd, so a fleet of
+          // agents starting or relisting at once does not load etcd (as the reflector lists)
+          query: { fieldSelector: options.fieldSelector, resourceVersion: '0' },
           signal,
         });
         resourceVersion = list.metadata?.resourceVersion;
         options.onSync(list.items ?? []);
       }
       // set by the event callback below
-      const ended: { expired: boolean; error?: KubeStatus } = { expired: false };
+      const ended: { expired: boolean; error?: KubeStatus; delivered: number } = {
+        expired: false,
+        delivered: 0,
+      };
+      const seconds = timeoutSeconds();
+      const opened = performance.now();
       await api.watch<T & KubeStatus>(
         {
           path,
@@ -62,9 +74,10 @@ export async function runWatchedCollection<T extends KubeObject>(
             fieldSelector: options.fieldSelector,
             resourceVersion,
             allowWatchBookmarks: 'true',
-            timeoutSeconds: String(timeoutSeconds()),
+            timeoutSeconds: String(seconds),
           },
           signal,
+          idleMs: seconds * 1000 + (options.idleGraceMs ?? 30_000),
         },
         (event) => {
           if (event.type === 'ERROR') {
@@ -72,9 +85,20 @@ export async function runWatchedCollection<T extends KubeObject>(
             else ended.error = event.object;
             return;
           }
+          ended.delivered++;
+          if (event.type !== 'BOOKMARK') {
+            try {
+              options.onEvent(event.type, event.object);
+            } catch (error) {
+              // our bug, not the API's: say so, keep the watch and its position
+              log.error(
+                { event: 'kube.watch.handler-failed', path, err: String(error) },
+                'handling a watch event failed',
+              );
+            }
+          }
           const rv = event.object.metadata?.resourceVersion;
           if (rv !== undefined) resourceVersion = rv;
-          if (event.type !== 'BOOKMARK') options.onEvent(event.type, event.object);
         },
         () => {
           // healthy once the stream is open, not merely because a retry is under way
@@ -90,6 +114,10 @@ export async function runWatchedCollection<T extends KubeObject>(
       }
       if (ended.error !== undefined)
         throw new Error(`watch error: ${ended.error.message ?? 'unknown'}`);
+      if (ended.delivered === 0 && performance.now() - opened < SHORT_WATCH_MS) {
+        // something between us and the API ends streams at once: without this, a tight loop
+        throw new Error('the watch ended at once without an event');
+      }
       backoff.reset(); // the server ended the stream at its timeout: watch again at once
     } catch (error) {
       if (aborted(signal)) return; // stopping, not failing

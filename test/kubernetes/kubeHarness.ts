@@ -1,5 +1,6 @@
 // Shared set-up for tests against the fake API server: a running fake, a kubeconfig for the
 // agent's ServiceAccount, and an API client built exactly as the agent builds it.
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import pino from 'pino';
@@ -36,6 +37,19 @@ export async function harness(t: TestContext, options: FakeKubeApiOptions = {}):
     api.close();
   });
   return { fake, dir, kubeconfig, api, errors };
+}
+
+/** A second client, as another agent would have, whose connections go through a proxy. */
+export async function clientVia(h: Harness, port: number, name: string): Promise<KubeApi> {
+  const file = path.join(h.dir, `kubeconfig-${name}`);
+  await fs.writeFile(
+    file,
+    (await fs.readFile(h.kubeconfig, 'utf8')).replace(
+      `127.0.0.1:${h.fake.port}`,
+      `127.0.0.1:${port}`,
+    ),
+  );
+  return new KubeApi(await openKubeAccess({ kind: 'kubeconfig', file }), { timeoutMs: 1000 });
 }
 
 /** Requests of the agent's identity that the API server refused as forbidden. */

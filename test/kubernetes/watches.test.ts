@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { OwnNode } from '../../agent/kubernetes/ownNode.ts';
 import { PodsOnNode } from '../../agent/kubernetes/podsOnNode.ts';
-import { eventually } from '../helpers.ts';
-import { forbidden, harness, silent } from './kubeHarness.ts';
+import type { KubeApi } from '../../agent/kubernetes/kubeApi.ts';
+import { runWatchedCollection } from '../../agent/kubernetes/watchedCollection.ts';
+import { eventually, sleep } from '../helpers.ts';
+import { clientVia, forbidden, harness, silent } from './kubeHarness.ts';
+import { startTcpProxy } from './tcpProxy.ts';
 
 test('the own Node is followed; after an outage and compaction it lists again and catches up', async (t) => {
   const h = await harness(t);
@@ -94,4 +97,68 @@ test('pods on this node map to namespace, name and container IDs; 250 pods, only
       .every((r) => r.query.get('fieldSelector') === 'spec.nodeName=k1-node01'),
   );
   assert.deepEqual(forbidden(h.fake), []);
+});
+
+test('a watch that goes silent (a black hole between us and the API) is noticed and replaced', async (t) => {
+  const h = await harness(t);
+  const proxy = await startTcpProxy(h.fake.port);
+  t.after(() => proxy.close());
+  const node = new OwnNode();
+  const abort = new AbortController();
+  const health: boolean[] = [];
+  const api = await clientVia(h, proxy.port, 'stall');
+  t.after(() => {
+    api.close();
+  });
+  // the server ends each watch after 2 s and sends bookmarks: 2 s + 1 s of silence means dead
+  void node.run(api, 'k1-node01', silent, abort.signal, (ok) => health.push(ok), {
+    watchTimeoutSeconds: () => 2,
+    idleGraceMs: 1000,
+  });
+  t.after(() => {
+    abort.abort();
+  });
+  await eventually(() => (node.ready === true ? true : undefined), 5000, 'Ready');
+
+  proxy.stall();
+  h.fake.setNodeReady('k1-node01', false);
+  await eventually(
+    () => (health.at(-1) === false ? true : undefined),
+    8000,
+    'the silence to be noticed',
+  );
+  assert.equal(node.ready, true, 'nothing could arrive through the black hole');
+  proxy.resume();
+  await eventually(
+    () => (node.ready === false ? true : undefined),
+    15_000,
+    'the change, through a new connection',
+  );
+});
+
+test('a watch that ends at once backs off instead of looping', async () => {
+  let watches = 0;
+  // a client whose every watch is answered and closed at once (an intermediary with a short
+  // stream timeout would do that): only the loop's own logic is under test here
+  const api = {
+    request: () => Promise.resolve({ metadata: { resourceVersion: '1' }, items: [] }),
+    watch: () => {
+      watches++;
+      // ends on the next turn of the event loop, as a closed socket would
+      return new Promise((resolve) => setImmediate(resolve));
+    },
+  } as unknown as KubeApi;
+  const abort = new AbortController();
+  const done = runWatchedCollection({
+    api,
+    path: '/api/v1/nodes',
+    log: silent,
+    signal: abort.signal,
+    onSync: () => undefined,
+    onEvent: () => undefined,
+  });
+  await sleep(2500);
+  abort.abort();
+  await done;
+  assert.ok(watches <= 4, `${watches} watches in 2.5 s`);
 });
