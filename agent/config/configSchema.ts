@@ -129,22 +129,34 @@ const kubernetesSchema = v.strictObject({
   nodeConditions: v.optional(
     v.strictObject({
       enabled: v.optional(v.boolean(), false),
-      heartbeatInterval: v.optional(duration(1000), '1m'),
+      /** As the kubelet's and node-problem-detector's: a write of the whole status per period. */
+      heartbeatInterval: v.optional(duration(1000), '5m'),
     }),
     {},
   ),
   leaderElection: v.optional(
-    v.strictObject({
-      enabled: v.optional(v.boolean(), true),
-      leaseName: v.optional(
-        v.pipe(v.string(), v.regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be an object name')),
-        'node-auditor-leader',
+    v.pipe(
+      v.strictObject({
+        enabled: v.optional(v.boolean(), true),
+        leaseName: v.optional(
+          v.pipe(v.string(), v.regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be an object name')),
+          'node-auditor-leader',
+        ),
+        /** A holder that stops renewing is replaced after this long. */
+        leaseDuration: v.optional(duration(2000), '60s'),
+        /** How often the holder renews and the others look (with jitter). */
+        retryPeriod: v.optional(duration(500), '20s'),
+      }),
+      // the holder steps down at 2/3 of the lease if it could not renew: it must try before that
+      v.forward(
+        v.check(
+          (le) =>
+            (parseDuration(le.retryPeriod) ?? 0) < ((parseDuration(le.leaseDuration) ?? 0) * 2) / 3,
+          'must be shorter than two thirds of leaseDuration (the renew deadline)',
+        ),
+        ['retryPeriod'],
       ),
-      /** A holder that stops renewing is replaced after this long. */
-      leaseDuration: v.optional(duration(2000), '60s'),
-      /** How often the holder renews and the others look (with jitter). */
-      retryPeriod: v.optional(duration(500), '20s'),
-    }),
+    ),
     {},
   ),
 });

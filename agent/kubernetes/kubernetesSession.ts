@@ -15,12 +15,15 @@ import type { MetricsSink } from '../sinks/metrics/metricsSink.ts';
 import { EVENT_NAMESPACE } from './permissions.ts';
 import { KubeApi } from './kubeApi.ts';
 import { openKubeAccess } from './kubeAccess.ts';
+import { probeKubeletHealth } from './kubeletHealth.ts';
 import type { KubeSource } from './kubeDiscovery.ts';
 import { LeaderLease } from './leaderLease.ts';
 import { OwnNode } from './ownNode.ts';
 import { PodsOnNode } from './podsOnNode.ts';
 
 export interface KubernetesSessionOptions {
+  /** Checks that have run without failing. */
+  checksRun: () => ReadonlySet<string>;
   config: Readonly<Config>;
   env: NodeJS.ProcessEnv;
   log: Logger;
@@ -39,6 +42,7 @@ export class KubernetesSession {
   private recorder: EventRecorder | undefined;
   private conditions: NodeConditions | undefined;
   private lease: LeaderLease | undefined;
+  private fallback: KubeletFallback | undefined;
 
   private constructor(status: string, api: KubeApi) {
     this.status = status;
@@ -51,7 +55,9 @@ export class KubernetesSession {
     source: KubeSource,
   ): Promise<KubernetesSession> {
     const { config, log, metrics } = options;
-    const access = await openKubeAccess(source);
+    const access = await openKubeAccess(source, {
+      credentialTimeoutMs: durationMs(config.kubernetes.requestTimeout),
+    });
     const api = new KubeApi(access, {
       timeoutMs: durationMs(config.kubernetes.requestTimeout),
       onError: (verb) => {
@@ -72,16 +78,18 @@ export class KubernetesSession {
   }
 
   /** The first pass is done: the findings are current, so Events and conditions can catch up. */
-  afterFirstPass(active: readonly Finding[]): void {
-    if (this.recorder !== undefined) resolveGoneIncidents(this.recorder, active);
+  afterFirstPass(active: readonly Finding[], failedChecks: ReadonlySet<string>): void {
+    if (this.recorder !== undefined) resolveGoneIncidents(this.recorder, active, failedChecks);
     this.conditions?.start();
   }
 
   async stop(): Promise<void> {
     this.conditions?.stop();
-    await this.lease?.release();
+    this.fallback?.stop();
+    // the loops first: a renewal in flight must not re-take the Lease after it is released
     this.abort.abort();
     await Promise.allSettled(this.tasks);
+    await this.lease?.release();
     await this.recorder?.stop();
     this.api.close();
   }
@@ -111,7 +119,20 @@ export class KubernetesSession {
     const health = (resource: string) => (healthy: boolean) => {
       metrics.set('node_auditor_kube_watch_healthy', healthy ? 1 : 0, { resource });
     };
-    this.tasks.push(this.ownNode.run(api, node, log, signal, health('node')));
+    // Without a working Node watch, readiness would freeze at its last value (during an outage
+    // of the API, that is, when it matters): after a while, ask the local kubelet instead.
+    const kubeletFallback = new KubeletFallback(settings.kubeletHealthzUrl, metrics);
+    const nodeHealth = (healthy: boolean) => {
+      health('node')(healthy);
+      if (healthy) {
+        kubeletFallback.stop();
+        metrics.set('node_auditor_node_ready', this.ownNode.ready === true ? 1 : 0);
+      } else {
+        kubeletFallback.start();
+      }
+    };
+    this.fallback = kubeletFallback;
+    this.tasks.push(this.ownNode.run(api, node, log, signal, nodeHealth));
     this.tasks.push(this.pods.run(api, node, log, signal, health('pods')));
 
     if (settings.events.enabled) {
@@ -146,6 +167,7 @@ export class KubernetesSession {
         nodeName: node,
         ownNode: this.ownNode,
         findings: () => store.active(),
+        checksRun: options.checksRun,
         heartbeatMs: durationMs(settings.nodeConditions.heartbeatInterval),
         log,
       });
@@ -162,7 +184,8 @@ export class KubernetesSession {
         api,
         namespace,
         name: settings.leaderElection.leaseName,
-        identity: node,
+        // this pod, not this node: during a rolling update two agents can share a node
+        identity: `${node}_${nonEmpty(env.POD_UID) ?? randomSuffix()}`,
         leaseDurationMs: durationMs(settings.leaderElection.leaseDuration),
         retryMs: durationMs(settings.leaderElection.retryPeriod),
         log,
@@ -173,6 +196,44 @@ export class KubernetesSession {
       this.tasks.push(this.lease.run(signal));
     }
   }
+}
+
+/** Node readiness from the kubelet's healthz while the Node watch has failed for a while. */
+class KubeletFallback {
+  private static readonly AFTER_MS = 30_000;
+  private static readonly EVERY_MS = 10_000;
+  private readonly url: string;
+  private readonly metrics: MetricsSink;
+  private since: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(url: string, metrics: MetricsSink) {
+    this.url = url;
+    this.metrics = metrics;
+  }
+
+  start(): void {
+    this.since ??= performance.now();
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => {
+      if (this.since !== undefined && performance.now() - this.since >= KubeletFallback.AFTER_MS) {
+        void probeKubeletHealth(this.url).then((ok) => {
+          if (this.since !== undefined) this.metrics.set('node_auditor_node_ready', ok ? 1 : 0);
+        });
+      }
+    }, KubeletFallback.EVERY_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.since = undefined;
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+function randomSuffix(): string {
+  return Math.random().toString(36).slice(2, 10);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -1,12 +1,17 @@
 // One agent in the cluster runs the cluster-scoped audits: the holder of a coordination.k8s.io
-// Lease, as client-go's leader election does it:
-// - expiry is judged by when this agent last saw the record change (observedAt), never by the
-//   holder's clock written in renewTime, so clock skew between nodes cannot steal a lease;
-// - a holder that stops renewing is replaced after leaseDuration; a holder that cannot renew
-//   within leaseDuration steps down on its own;
+// Lease, with client-go's leader-election rules:
+// - two leaders at once must not happen. The holder steps down on a timer at renewDeadline
+//   (2/3 of the lease) after the start of its last successful renewal, whether or not its
+//   current request has returned; another agent takes over only leaseDuration after it last
+//   saw the record change. Since the server stored our renewal after we started it, the two
+//   windows cannot overlap;
+// - all those durations use a monotonic clock (performance.now), never wall time: an NTP step
+//   cannot steal or keep a lease; wall time only goes into the Lease's MicroTime fields;
+// - the identity is this pod's, not this node's: during a rolling update two agent pods can
+//   run on one node;
 // - updates carry the resourceVersion read: a 409 Conflict means someone else won this round;
-// - on shutdown the holder releases it (holder cleared), so a successor need not wait.
-// MicroTime fields need exactly six fractional digits (microTime()).
+// - on shutdown the loop stops first, then the holder (checked afresh) releases the Lease, so
+//   a successor need not wait.
 import type { Logger } from 'pino';
 import { Backoff, sleep } from './backoff.ts';
 import { KubeApiError, microTime } from './kubeApi.ts';
@@ -29,57 +34,59 @@ export interface LeaderLeaseOptions {
   api: KubeApi;
   namespace: string;
   name: string;
+  /** Unique per agent pod (node name plus pod UID). */
   identity: string;
   leaseDurationMs: number;
-  /** How often the holder renews, and how often others look. */
+  /** How often the holder renews, and how often the others look. Must be under the renew deadline. */
   retryMs: number;
   log: Logger;
   onChange?: (leader: boolean) => void;
-  now?: () => number;
+  /** Monotonic milliseconds (tests may drive it). */
+  monotonic?: () => number;
+}
+
+/** client-go's defaults are 15 s / 10 s / 2 s: the renew deadline is two thirds of the lease. */
+export function renewDeadlineMs(leaseDurationMs: number): number {
+  return Math.floor((leaseDurationMs * 2) / 3);
 }
 
 export class LeaderLease {
   private readonly options: LeaderLeaseOptions;
-  private readonly now: () => number;
+  private readonly monotonic: () => number;
   private leader = false;
+  private stopping = false;
   private observed: string | undefined;
   private observedAt = 0;
-  private lastRenew = 0;
-  private lease: Lease | undefined;
+  private stepDown: NodeJS.Timeout | undefined;
 
   constructor(options: LeaderLeaseOptions) {
     this.options = options;
-    this.now = options.now ?? Date.now;
+    this.monotonic = options.monotonic ?? (() => performance.now());
   }
 
   get isLeader(): boolean {
     return this.leader;
   }
 
-  get holder(): string | undefined {
-    return this.lease?.spec?.holderIdentity ?? undefined;
-  }
-
+  /** Renew or try to acquire every retry period until the signal aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    const backoff = new Backoff({
+    const followerBackoff = new Backoff({
       baseMs: this.options.retryMs,
       maxMs: this.options.leaseDurationMs,
     });
-    while (!signal.aborted) {
+    while (!signal.aborted && !this.stopping) {
       let wait = this.options.retryMs;
       try {
-        await this.tryAcquireOrRenew();
-        backoff.reset();
+        await this.tryAcquireOrRenew(signal);
+        followerBackoff.reset();
       } catch (error) {
-        if (this.leader && this.now() - this.lastRenew > this.options.leaseDurationMs) {
-          this.setLeader(false, `could not renew for ${this.options.leaseDurationMs / 1000}s`);
-        }
         if (!(error instanceof KubeApiError && error.status === 409)) {
           this.options.log.warn(
             { event: 'kube.lease.error', err: String(error) },
             'leader lease: request failed',
           );
-          wait = backoff.next();
+          // a leader keeps trying every period until its deadline; a follower backs off
+          if (!this.leader) wait = followerBackoff.next();
         }
       }
       // jitter keeps a fleet of followers from asking in step
@@ -87,19 +94,23 @@ export class LeaderLease {
     }
   }
 
-  /** Give the lease up (shutdown), so another agent takes over at once. */
+  /** After run() has returned: give the Lease up if we still hold it, so another takes over now. */
   async release(): Promise<void> {
-    if (!this.leader || this.lease === undefined) return;
-    this.setLeader(false, 'released');
-    const at = microTime(new Date(this.now()));
+    this.stopping = true;
+    const wasLeader = this.leader;
+    this.setLeader(false, 'shutting down');
+    if (!wasLeader) return;
     try {
+      const current = await this.options.api.request<Lease>({ verb: 'get', path: this.path() });
+      if (current.spec?.holderIdentity !== this.options.identity) return;
+      const at = microTime(new Date());
       await this.options.api.request({
         verb: 'update',
         path: this.path(),
         body: {
-          ...this.lease,
+          ...current,
           spec: {
-            ...this.lease.spec,
+            ...current.spec,
             holderIdentity: null,
             leaseDurationSeconds: 1,
             renewTime: at,
@@ -115,18 +126,19 @@ export class LeaderLease {
     }
   }
 
-  private async tryAcquireOrRenew(): Promise<void> {
-    const now = this.now();
-    const at = microTime(new Date(now));
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<void> {
+    const started = this.monotonic();
+    const at = microTime(new Date());
     const durationSeconds = Math.ceil(this.options.leaseDurationMs / 1000);
     let current: Lease;
     try {
-      current = await this.options.api.request<Lease>({ verb: 'get', path: this.path() });
+      current = await this.options.api.request<Lease>({ verb: 'get', path: this.path(), signal });
     } catch (error) {
       if (!(error instanceof KubeApiError && error.status === 404)) throw error;
-      this.lease = await this.options.api.request<Lease>({
+      await this.options.api.request<Lease>({
         verb: 'create',
         path: this.collection(),
+        signal,
         body: {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
@@ -140,26 +152,26 @@ export class LeaderLease {
           },
         },
       });
-      this.renewed(now);
+      this.renewed(started);
       return;
     }
-    this.lease = current;
     const spec = current.spec ?? {};
     const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.leaseDurationSeconds]);
     if (record !== this.observed) {
       this.observed = record;
-      this.observedAt = now;
+      this.observedAt = started;
     }
     const holder = spec.holderIdentity ?? '';
     const mine = holder === this.options.identity;
     const heldFor = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
-    if (!mine && holder !== '' && this.observedAt + heldFor > now) {
+    if (!mine && holder !== '' && this.observedAt + heldFor > started) {
       if (this.leader) this.setLeader(false, `held by ${holder}`);
       return;
     }
-    this.lease = await this.options.api.request<Lease>({
+    await this.options.api.request<Lease>({
       verb: 'update',
       path: this.path(),
+      signal,
       body: {
         ...current,
         spec: {
@@ -171,21 +183,37 @@ export class LeaderLease {
         },
       },
     });
-    this.renewed(now);
+    this.renewed(started);
   }
 
-  private renewed(now: number): void {
-    this.lastRenew = now;
+  /** A renewal that started at `started` succeeded: leader until its renew deadline. */
+  private renewed(started: number): void {
+    if (this.stopping) return; // a renewal that raced with shutdown does not make us leader
     this.observed = undefined; // our own write is the new record
+    clearTimeout(this.stepDown);
+    const left = renewDeadlineMs(this.options.leaseDurationMs) - (this.monotonic() - started);
+    this.stepDown = setTimeout(
+      () => {
+        this.setLeader(
+          false,
+          `could not renew within ${renewDeadlineMs(this.options.leaseDurationMs) / 1000}s`,
+        );
+      },
+      Math.max(0, left),
+    );
+    this.stepDown.unref();
     if (!this.leader) this.setLeader(true, 'acquired');
   }
 
   private setLeader(leader: boolean, why: string): void {
+    if (!leader) clearTimeout(this.stepDown);
+    if (leader === this.leader) return;
     this.leader = leader;
     this.options.log.info(
       {
         event: leader ? 'kube.lease.acquired' : 'kube.lease.lost',
         lease: `${this.options.namespace}/${this.options.name}`,
+        identity: this.options.identity,
         why,
       },
       leader ? 'this agent is the leader' : 'this agent is no longer the leader',
