@@ -1,5 +1,6 @@
 // Events against an API server that answers as a real one: storms, outages, restarts.
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Backoff } from '../../agent/kubernetes/backoff.ts';
@@ -59,19 +60,24 @@ test('a storm of 10,000 identical lines is one Event with count 10000, in a coup
   assert.deepEqual(forbidden(h.fake), [], 'the ServiceAccount may do all of it');
 });
 
-test('distinct Events beyond the burst wait for tokens instead of flooding the API', async (t) => {
+test("client-go's spam filter: new Events beyond the burst are dropped and counted, repeats wait", async (t) => {
   const h = await harness(t);
-  const r = recorder(h, { burst: 25, refillMs: 300_000 });
+  const dropped: string[] = [];
+  const r = recorder(h, { burst: 25, refillMs: 300_000, onDropped: (why) => dropped.push(why) });
   t.after(() => r.stop());
   for (let i = 0; i < 40; i++) r.record('OOMKilling', 'Warning', `Killed process ${i}`);
   await eventually(
-    () => (h.fake.events().length === 25 && r.pending === 15 ? true : undefined),
+    () => (h.fake.events().length === 25 && r.pending === 0 ? true : undefined),
     5000,
-    '25 sent, 15 held',
+    '25 sent',
   );
+  assert.equal(dropped.filter((d) => d === 'rate_limited').length, 15);
+  // a repeat of a sent Event is not dropped: it waits for a token, its count kept exact
+  r.record('OOMKilling', 'Warning', 'Killed process 3');
+  r.record('OOMKilling', 'Warning', 'Killed process 3');
+  assert.equal(r.pending, 1);
   await sleep(300);
-  assert.equal(h.fake.events().length, 25, 'no more until a token comes back');
-  assert.equal(eventCalls(h).length, 25);
+  assert.equal(eventCalls(h).length, 25, 'no call before a token comes back');
 });
 
 test('a 60 s API outage: Events wait in order and go out once, none lost, none doubled', async (t) => {
@@ -151,14 +157,13 @@ test('after a restart, an incident already reported is not reported again; new o
   assert.equal(eventCalls(h).at(-1)?.contentType, 'application/strategic-merge-patch+json');
 
   // resolving it is a Normal Event, once
+  // twice: only the first says anything (the reason comes from what was reported)
   second.resolve(
     'finding/sysctl/SysctlOutOfProfile:net.ipv4.ip_forward',
-    'SysctlOutOfProfileResolved',
     'resolved: net.ipv4.ip_forward is 0, needs 1',
   );
   second.resolve(
     'finding/sysctl/SysctlOutOfProfile:net.ipv4.ip_forward',
-    'SysctlOutOfProfileResolved',
     'resolved: net.ipv4.ip_forward is 0, needs 1',
   );
   await eventually(
@@ -217,4 +222,102 @@ test('429 Too Many Requests: the Retry-After is honoured, the failure counted, t
   assert.deepEqual(h.errors, ['create']);
   const posts = eventCalls(h).map((c) => c.status);
   assert.deepEqual(posts, [429, 201]);
+});
+
+test('a 429 Retry-After holds every later record too, not only the one that failed', async (t) => {
+  const h = await harness(t);
+  const r = recorder(h);
+  t.after(() => r.stop());
+  h.fake.failNext(1, 429, { retryAfterSeconds: 2 });
+  r.record('KubeletDown', 'Warning', 'first');
+  await eventually(() => (h.errors.length === 1 ? true : undefined), 3000, 'the 429');
+  for (let i = 0; i < 20; i++) {
+    r.record('KubeletDown', 'Warning', `more ${i % 3}`);
+    await sleep(50);
+  }
+  assert.equal(eventCalls(h).length, 1, 'nothing sent while the server said to wait');
+  await eventually(() => (r.pending === 0 ? true : undefined), 10_000, 'all sent after the wait');
+  assert.deepEqual(
+    h.fake
+      .events()
+      .map((e) => e.message)
+      .sort(),
+    ['first', 'more 0', 'more 1', 'more 2'],
+  );
+});
+
+test('the queue bound never drops the Event being sent, and counts exactly what it drops', async (t) => {
+  const h = await harness(t);
+  const dropped: string[] = [];
+  const r = recorder(h, { queueLimit: 2, onDropped: (why) => dropped.push(why) });
+  t.after(() => r.stop());
+  h.fake.setLatency(200);
+  r.record('KubeletDown', 'Warning', 'A'); // goes in flight
+  await sleep(50);
+  r.record('KubeletDown', 'Warning', 'B');
+  r.record('KubeletDown', 'Warning', 'C');
+  r.record('KubeletDown', 'Warning', 'D'); // the queue holds 2: B is dropped, not A
+  h.fake.setLatency(0);
+  await eventually(() => (r.pending === 0 ? true : undefined), 5000, 'the queue to drain');
+  assert.deepEqual(
+    h.fake
+      .events()
+      .map((e) => e.message)
+      .sort(),
+    ['A', 'C', 'D'],
+  );
+  assert.deepEqual(dropped, ['queue_full']);
+});
+
+test('raised, resolved, raised again while the API is down: the last word is the recurrence', async (t) => {
+  const h = await harness(t);
+  const r = recorder(h);
+  t.after(() => r.stop());
+  await h.fake.goDown();
+  r.report('finding/inotify/x', 'InotifyWatchesExhausted', 'Warning', 'watches exhausted');
+  r.resolve('finding/inotify/x', 'resolved: watches exhausted');
+  r.report('finding/inotify/x', 'InotifyWatchesExhausted', 'Warning', 'watches exhausted');
+  await h.fake.comeBack();
+  await eventually(
+    () => (r.pending === 0 && h.fake.events().length === 2 ? true : undefined),
+    10_000,
+    'the flush',
+  );
+  const inOrder = h.fake
+    .events()
+    .sort((a, b) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion));
+  assert.deepEqual(
+    inOrder.map((e) => `${e.reason} ${e.count}`),
+    ['InotifyWatchesExhaustedResolved 1', 'InotifyWatchesExhausted 2'],
+  );
+});
+
+test('a state file of the wrong shape is set aside, never stops the agent', async (t) => {
+  const h = await harness(t);
+  for (const bad of [
+    '{}',
+    'null',
+    '[]',
+    '{"version":1,"events":[{}],"incidents":{}}',
+    '{"version":1,"events":[],"incidents":null}',
+    'not json',
+  ]) {
+    await fs.mkdir(path.join(h.dir, 'state'), { recursive: true });
+    await fs.writeFile(path.join(h.dir, 'state', 'events.json'), bad);
+    const r = recorder(h);
+    await r.load();
+    r.record('KubeletDown', 'Warning', `after ${bad}`);
+    await eventually(() => (r.pending === 0 ? true : undefined), 5000, 'a working recorder');
+    await r.stop();
+  }
+  assert.equal(h.fake.events().length, 6);
+});
+
+test('before the Node is known its name stands in for the uid, as the kubelet does', async (t) => {
+  const h = await harness(t);
+  const r = recorder(h, { nodeUid: () => undefined });
+  t.after(() => r.stop());
+  r.record('KubeletDown', 'Warning', 'early');
+  await eventually(() => (h.fake.events().length === 1 ? true : undefined), 5000, 'the Event');
+  assert.equal(h.fake.events()[0]?.involvedObject.uid, 'k1-node01');
 });

@@ -2,11 +2,12 @@
 // - the same (reason, type, message) is the same Event: its count and lastTimestamp go up
 //   (a deterministic name per key, so the Event can be patched without reading it: a node
 //   identity may not GET events);
-// - a token bucket per object (burst 25, one more every 5 min, as client-go) limits the calls;
-//   repeats while no token is free are coalesced into the next call, so a storm of 10,000
-//   identical lines is a couple of calls and an exact count, not 10,000 calls or a lost count;
-// - while the API is down, pending sends wait in a bounded FIFO queue (oldest dropped, counted)
-//   and go out in order when it returns;
+// - client-go's spam filter, a token bucket per object (burst 25, one more every 5 min): a new
+//   Event without a token is dropped and counted; repeats of a known Event coalesce into its
+//   next call, so a storm of 10,000 identical lines is one call and an exact count;
+// - while the API is down (or asks us to wait with 429/Retry-After) nothing is sent before the
+//   backoff allows; pending sends wait in a bounded FIFO queue (oldest dropped, counted) and go
+//   out in order when it returns. The one being sent is held apart: drops never touch it;
 // - what was sent, and which incidents were reported, is kept in a state file, so a restart
 //   neither replays an Event nor counts an incident twice.
 import { promises as fs } from 'node:fs';
@@ -18,11 +19,12 @@ import type { KubeApi } from '../../kubernetes/kubeApi.ts';
 import { TokenBucket } from './tokenBucket.ts';
 
 export type EventType = 'Normal' | 'Warning';
+export type DropReason = 'queue_full' | 'rejected' | 'rate_limited';
 
 export interface EventRecorderOptions {
   api: KubeApi;
   nodeName: string;
-  /** The Node's uid once known (the Node watch); Events may go out without it. */
+  /** The Node's uid once known (the Node watch); until then its name, as the kubelet does. */
   nodeUid: () => string | undefined;
   /** An Event about a Node must live in "default" (the API server refuses others). */
   namespace: string;
@@ -33,9 +35,12 @@ export interface EventRecorderOptions {
   statePath: string | undefined;
   log: Logger;
   onSent?: (operation: 'create' | 'patch') => void;
-  onDropped?: (reason: 'queue_full' | 'rejected') => void;
+  onDropped?: (reason: DropReason) => void;
   retry?: Backoff;
+  /** Wall clock for the Events' timestamps. */
   now?: () => Date;
+  /** Monotonic milliseconds for the spam filter and the backoff. */
+  monotonic?: () => number;
 }
 
 interface EventRecord {
@@ -59,7 +64,7 @@ interface StateFile {
 }
 
 /** Like the kubelet's LRU of 4096 event keys: memory stays bounded whatever happens. */
-const MAX_RECORDS = 4096;
+export const MAX_RECORDS = 4096;
 const MAX_MESSAGE = 1024;
 /** Events older than this are gone from the API server (--event-ttl is 1 h by default). */
 const STATE_TTL_MS = 24 * 3600_000;
@@ -68,11 +73,17 @@ export class EventRecorder {
   private readonly options: EventRecorderOptions;
   private readonly records = new Map<string, EventRecord>();
   private readonly incidents = new Map<string, string>();
-  private readonly queue: string[] = [];
-  private readonly queued = new Set<string>();
+  /** Keys waiting to be sent, oldest first (the one in flight is not here). */
+  private readonly queue = new Set<string>();
+  /** Repeats of a sent Event waiting for a token of the spam filter. */
+  private readonly deferred = new Set<string>();
+  private inFlight: string | undefined;
   private readonly bucket: TokenBucket;
   private readonly retry: Backoff;
   private readonly now: () => Date;
+  private readonly monotonic: () => number;
+  /** No API call before this (monotonic): the backoff after a failure, or a Retry-After. */
+  private notBefore = 0;
   private draining = false;
   private timer: NodeJS.Timeout | undefined;
   private saveTimer: NodeJS.Timeout | undefined;
@@ -83,34 +94,37 @@ export class EventRecorder {
   constructor(options: EventRecorderOptions) {
     this.options = options;
     this.now = options.now ?? (() => new Date());
-    this.bucket = new TokenBucket(options.burst, options.refillMs, () => this.now().getTime());
+    this.monotonic = options.monotonic ?? (() => performance.now());
+    this.bucket = new TokenBucket(options.burst, options.refillMs, this.monotonic);
     this.retry = options.retry ?? new Backoff({ baseMs: 1000, maxMs: 30_000 });
   }
 
-  /** Restore what an earlier run sent; pending sends go out again. */
+  /** Restore what an earlier run sent; sends it had not finished go out again. */
   async load(): Promise<void> {
-    if (this.options.statePath === undefined) return;
-    let state: StateFile;
+    const file = this.options.statePath;
+    if (file === undefined) return;
+    let state: StateFile | undefined;
     try {
-      state = JSON.parse(await fs.readFile(this.options.statePath, 'utf8')) as StateFile;
+      state = parseState(JSON.parse(await fs.readFile(file, 'utf8')));
+      if (state === undefined) throw new Error('not a node-auditor event state file (version 1)');
     } catch (error) {
       if ((error as { code?: string }).code !== 'ENOENT') {
         this.options.log.warn(
-          { err: String(error), path: this.options.statePath },
-          'event state file unreadable; starting afresh',
+          { err: String(error), path: file },
+          'event state file unusable; starting afresh',
         );
       }
       return;
     }
     const oldest = this.now().getTime() - STATE_TTL_MS;
-    for (const record of state.events) {
+    for (const record of state.events.slice(-MAX_RECORDS)) {
       if (Date.parse(record.lastTimestamp) < oldest) continue;
       this.records.set(record.key, record);
-      if (record.count > record.sentCount) this.enqueue(record.key);
+      if (record.count > record.sentCount) this.queue.add(record.key);
     }
     for (const [incident, key] of Object.entries(state.incidents))
       this.incidents.set(incident, key);
-    this.kick(0);
+    this.schedule(0);
   }
 
   /**
@@ -118,16 +132,18 @@ export class EventRecorder {
    * already reported with the same reason and message (before a restart, say).
    */
   report(incident: string, reason: string, type: EventType, message: string): void {
-    const key = eventKey(reason, type, message);
+    const key = eventKey(reason, type, clip(message));
     if (this.incidents.get(incident) === key) return;
     this.incidents.set(incident, key);
     this.record(reason, type, message);
   }
 
-  /** An incident is over: a Normal Event says so, if it had been reported. */
-  resolve(incident: string, reason: string, message: string): void {
-    if (!this.incidents.delete(incident)) return;
-    this.record(reason, 'Normal', message);
+  /** An incident is over: a Normal "<Reason>Resolved" Event, if it had been reported. */
+  resolve(incident: string, message: string): void {
+    const key = this.incidents.get(incident);
+    if (key === undefined) return;
+    this.incidents.delete(incident);
+    this.record(`${reasonOfKey(key)}Resolved`, 'Normal', message);
   }
 
   /** Incidents reported so far whose key starts with prefix (to resolve those gone while down). */
@@ -137,11 +153,17 @@ export class EventRecorder {
 
   /** One occurrence. */
   record(reason: string, type: EventType, message: string): void {
-    const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message;
+    if (this.stopped) return;
+    const text = clip(message);
     const key = eventKey(reason, type, text);
     const at = kubeTime(this.now());
     let record = this.records.get(key);
     if (record === undefined) {
+      // the spam filter: a new Event needs a token
+      if (!this.bucket.take()) {
+        this.options.onDropped?.('rate_limited');
+        return;
+      }
       this.evictIfFull();
       record = {
         key,
@@ -149,25 +171,34 @@ export class EventRecorder {
         reason,
         type,
         message: text,
-        count: 0,
+        count: 1,
         sentCount: 0,
         created: false,
         firstTimestamp: at,
         lastTimestamp: at,
       };
+      this.records.set(key, record);
+      this.enqueue(key);
     } else {
-      this.records.delete(key); // re-insert: most recently used last
+      record.count += 1;
+      record.lastTimestamp = at;
+      this.records.delete(key); // most recently used last
+      this.records.set(key, record);
+      if (this.queue.has(key)) {
+        // what happened last goes out last (a "Resolved" must not overtake a later recurrence)
+        this.queue.delete(key);
+        this.queue.add(key);
+      } else if (this.inFlight !== key) {
+        this.again(key);
+      }
     }
-    record.count += 1;
-    record.lastTimestamp = at;
-    this.records.set(key, record);
-    this.enqueue(key);
-    this.kick(0);
+    this.saveSoon();
+    this.schedule(0);
   }
 
-  /** Pending sends (for tests and the status of an outage). */
+  /** Pending sends (queued, in flight or waiting for a token). */
   get pending(): number {
-    return this.queue.length;
+    return this.queue.size + this.deferred.size + (this.inFlight === undefined ? 0 : 1);
   }
 
   async stop(): Promise<void> {
@@ -177,32 +208,38 @@ export class EventRecorder {
     await this.save();
   }
 
+  /** A sent Event has more to tell: it goes again when the spam filter allows. */
+  private again(key: string): void {
+    if (this.bucket.take()) this.enqueue(key);
+    else this.deferred.add(key);
+  }
+
   private enqueue(key: string): void {
-    if (this.queued.has(key)) return; // coalesced: it goes out with its latest count
-    if (this.queue.length >= this.options.queueLimit) {
-      const dropped = this.queue.shift() as string;
-      this.queued.delete(dropped);
+    this.deferred.delete(key);
+    if (this.queue.size >= this.options.queueLimit) {
+      const oldest = this.queue.values().next().value as string;
+      this.queue.delete(oldest);
       this.options.onDropped?.('queue_full');
     }
-    this.queue.push(key);
-    this.queued.add(key);
-    this.saveSoon();
+    this.queue.add(key);
   }
 
   private evictIfFull(): void {
     if (this.records.size < MAX_RECORDS) return;
     for (const key of this.records.keys()) {
-      if (!this.queued.has(key)) {
+      if (!this.queue.has(key) && !this.deferred.has(key) && this.inFlight !== key) {
         this.records.delete(key);
         return;
       }
     }
   }
 
-  private kick(delayMs: number): void {
+  /** Run the drain after delayMs, never before the backoff allows. */
+  private schedule(delayMs: number): void {
     if (this.stopped || this.draining) return;
+    const wait = Math.max(delayMs, this.notBefore - this.monotonic());
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.drain(), delayMs);
+    this.timer = setTimeout(() => void this.drain(), Math.max(0, Math.ceil(wait)));
     this.timer.unref();
   }
 
@@ -211,26 +248,28 @@ export class EventRecorder {
     this.draining = true;
     let next: number | undefined;
     try {
-      // stop() may be called while a send is awaited
-      while (this.queue.length > 0 && !this.isStopped()) {
-        if (!this.bucket.take()) {
-          next = this.bucket.msUntilToken();
-          break;
-        }
-        const key = this.queue[0] as string;
+      // repeats that were waiting for the spam filter
+      for (const key of [...this.deferred]) {
+        if (!this.bucket.take()) break;
+        this.enqueue(key);
+      }
+      if (this.deferred.size > 0) next = this.bucket.msUntilToken();
+      while (this.queue.size > 0 && !this.isStopped()) {
+        if (this.monotonic() < this.notBefore) break;
+        const key = this.queue.values().next().value as string;
+        this.queue.delete(key);
         const record = this.records.get(key);
-        if (record === undefined) {
-          this.dequeue();
-          continue;
-        }
+        if (record === undefined) continue;
+        this.inFlight = key;
         try {
           await this.send(record);
           this.retry.reset();
         } catch (error) {
           if (error instanceof KubeApiError && error.transient) {
-            // the API is down or overloaded: keep the queue, try again later
-            this.bucket.refund();
-            next = this.retry.next((error.retryAfterSeconds ?? 0) * 1000);
+            // the API is down or overloaded: back to the front, nothing goes out before the backoff
+            this.requeueFront(key);
+            this.notBefore =
+              this.monotonic() + this.retry.next((error.retryAfterSeconds ?? 0) * 1000);
             break;
           }
           this.options.log.error(
@@ -239,25 +278,29 @@ export class EventRecorder {
           );
           this.options.onDropped?.('rejected');
           this.records.delete(key);
+        } finally {
+          this.inFlight = undefined;
         }
-        this.dequeue();
-        // more arrived while sending (and it was not dropped): it goes again
-        if (this.records.get(key) === record && record.count > record.sentCount) this.enqueue(key);
+        // more arrived while it was being sent
+        if (this.records.get(key) === record && record.count > record.sentCount) this.again(key);
         this.saveSoon();
       }
     } finally {
       this.draining = false;
     }
-    if (next !== undefined) this.kick(next);
+    if (this.queue.size > 0) this.schedule(Math.max(0, this.notBefore - this.monotonic()));
+    else if (next !== undefined) this.schedule(next);
+  }
+
+  private requeueFront(key: string): void {
+    const rest = [...this.queue];
+    this.queue.clear();
+    this.queue.add(key);
+    for (const k of rest) this.queue.add(k);
   }
 
   private isStopped(): boolean {
     return this.stopped;
-  }
-
-  private dequeue(): void {
-    const key = this.queue.shift();
-    if (key !== undefined) this.queued.delete(key);
   }
 
   private async send(record: EventRecord): Promise<void> {
@@ -286,7 +329,6 @@ export class EventRecorder {
   }
 
   private async create(record: EventRecord, count: number, lastTimestamp: string): Promise<void> {
-    const uid = this.options.nodeUid();
     await this.options.api.request({
       verb: 'create',
       path: `/api/v1/namespaces/${this.options.namespace}/events`,
@@ -297,7 +339,7 @@ export class EventRecorder {
         involvedObject: {
           kind: 'Node',
           name: this.options.nodeName,
-          ...(uid === undefined ? {} : { uid }),
+          uid: this.options.nodeUid() ?? this.options.nodeName,
         },
         reason: record.reason,
         message: record.message,
@@ -358,6 +400,42 @@ export class EventRecorder {
 
 export function eventKey(reason: string, type: EventType, message: string): string {
   return `${reason}\u0000${type}\u0000${message}`;
+}
+
+function reasonOfKey(key: string): string {
+  return key.slice(0, key.indexOf('\u0000'));
+}
+
+function clip(message: string): string {
+  return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message;
+}
+
+/** A state file as written by save(), or undefined for anything else (a torn or foreign file). */
+function parseState(doc: unknown): StateFile | undefined {
+  if (typeof doc !== 'object' || doc === null) return undefined;
+  const { version, events, incidents } = doc as Record<string, unknown>;
+  if (
+    version !== 1 ||
+    !Array.isArray(events) ||
+    typeof incidents !== 'object' ||
+    incidents === null
+  )
+    return undefined;
+  const valid = events.every((e: unknown) => {
+    if (typeof e !== 'object' || e === null) return false;
+    const r = e as Record<string, unknown>;
+    return (
+      ['key', 'name', 'reason', 'message', 'firstTimestamp', 'lastTimestamp'].every(
+        (f) => typeof r[f] === 'string',
+      ) &&
+      (r.type === 'Normal' || r.type === 'Warning') &&
+      Number.isInteger(r.count) &&
+      Number.isInteger(r.sentCount) &&
+      typeof r.created === 'boolean'
+    );
+  });
+  if (!valid || !Object.values(incidents).every((v) => typeof v === 'string')) return undefined;
+  return doc as StateFile;
 }
 
 /** <node>.<reason in kebab case>.<hash of the key>: readable in `kubectl get events`, unique per key. */

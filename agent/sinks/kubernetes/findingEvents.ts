@@ -18,7 +18,7 @@ export function attachFindingEvents(store: FindingStore, recorder: EventRecorder
   store.onTransition((transition) => {
     const f = transition.finding;
     if (transition.kind === 'cleared') {
-      recorder.resolve(incidentOf(f), `${reasonOf(f)}Resolved`, `resolved: ${f.title}`);
+      recorder.resolve(incidentOf(f), `resolved: ${f.title}`);
     } else {
       recorder.report(
         incidentOf(f),
@@ -32,16 +32,21 @@ export function attachFindingEvents(store: FindingStore, recorder: EventRecorder
 
 /**
  * After the first pass: incidents reported before a restart that are no longer true were
- * resolved while the agent was away. Say so once; do not repeat the ones still true.
+ * resolved while the agent was away. Say so once; do not repeat the ones still true, and say
+ * nothing about the checks whose first run failed (what they would see is unknown).
  */
-export function resolveGoneIncidents(recorder: EventRecorder, active: readonly Finding[]): void {
+export function resolveGoneIncidents(
+  recorder: EventRecorder,
+  active: readonly Finding[],
+  failedChecks: ReadonlySet<string>,
+): void {
   const current = new Set(active.map(incidentOf));
   for (const incident of recorder.reportedIncidents(INCIDENT_PREFIX)) {
-    if (!current.has(incident))
-      recorder.resolve(
-        incident,
-        'FindingResolved',
-        `resolved while node-auditor was not running: ${incident.slice(INCIDENT_PREFIX.length)}`,
-      );
+    const check = incident.slice(INCIDENT_PREFIX.length).split('/')[0] ?? '';
+    if (current.has(incident) || failedChecks.has(check)) continue;
+    recorder.resolve(
+      incident,
+      `resolved while node-auditor was not running: ${incident.slice(INCIDENT_PREFIX.length)}`,
+    );
   }
 }

@@ -8,7 +8,8 @@ export class TokenBucket {
   private readonly refillMs: number;
   private readonly now: () => number;
 
-  constructor(burst: number, refillMs: number, now: () => number = Date.now) {
+  /** `now` must be monotonic: a wall clock stepped back would hold Events for hours. */
+  constructor(burst: number, refillMs: number, now: () => number = () => performance.now()) {
     this.burst = burst;
     this.refillMs = refillMs;
     this.now = now;
@@ -36,7 +37,7 @@ export class TokenBucket {
 
   private refill(): void {
     const now = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + (now - this.last) / this.refillMs);
+    this.tokens = Math.min(this.burst, this.tokens + Math.max(0, now - this.last) / this.refillMs);
     this.last = now;
   }
 }
