@@ -142,6 +142,7 @@ export class Agent {
     );
     // Before the first pass, so the Event sink sees every finding transition.
     this.kube = await KubernetesIntegration.start({
+      checksRun: () => this.checksWith(['ok', 'problem']),
       config: this.config,
       env: this.options.env ?? process.env,
       log: this.log,
@@ -156,7 +157,7 @@ export class Agent {
     firstRuns
       .then(() => {
         this.firstPassDone = true;
-        this.kube?.afterFirstPass(this.store.active());
+        this.kube?.afterFirstPass(this.store.active(), this.checksWith(['error']));
         const report = this.report();
         this.log.info(
           {
@@ -270,6 +271,15 @@ export class Agent {
     this.statuses.skip(id, reason);
     this.metrics.forgetCheck(id);
     this.metrics.syncProblems(this.store.active());
+  }
+
+  private checksWith(statuses: readonly string[]): Set<string> {
+    return new Set(
+      this.statuses
+        .list()
+        .filter((c) => statuses.includes(c.status))
+        .map((c) => c.id),
+    );
   }
 
   private markDisabled(): void {

@@ -4,6 +4,8 @@
 // exec-plugin and token-file authentication) and leave the generated API client: importing
 // it costs about 70 MiB of RSS and 0.5 s on every node (bench/RESULTS.md). Requests go through
 // node:https (kubeApi.ts).
+import { spawn } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { newClusters, newContexts, newUsers } from '@kubernetes/client-node/dist/config_types.js';
@@ -41,8 +43,13 @@ export interface KubeAccess {
 }
 
 /** Open what discovery found. Throws AuditorError (a configuration error) for a bad kubeconfig. */
-export async function openKubeAccess(source: KubeSource): Promise<KubeAccess> {
-  return source.kind === 'kubeconfig' ? fromKubeconfig(source.file) : fromServiceAccount(source);
+export async function openKubeAccess(
+  source: KubeSource,
+  options: { credentialTimeoutMs?: number } = {},
+): Promise<KubeAccess> {
+  return source.kind === 'kubeconfig'
+    ? fromKubeconfig(source.file, options.credentialTimeoutMs ?? 10_000)
+    : fromServiceAccount(source);
 }
 
 async function fromServiceAccount({
@@ -71,7 +78,7 @@ async function fromServiceAccount({
   };
 }
 
-async function fromKubeconfig(file: string): Promise<KubeAccess> {
+async function fromKubeconfig(file: string, credentialTimeoutMs: number): Promise<KubeAccess> {
   const fail = (why: string, cause?: unknown): AuditorError =>
     new AuditorError(ErrorCode.ConfigInvalid, `kubeconfig ${file}: ${why}`, { cause });
   let parsed: unknown;
@@ -129,8 +136,17 @@ async function fromKubeconfig(file: string): Promise<KubeAccess> {
       error,
     );
   }
-  const exec = new ExecAuth();
+  const exec = boundedExec(credentialTimeoutMs);
   const usesExec = exec.isAuthProvider(user);
+  // kubectl runs a relative exec command (./get-token) from the kubeconfig's directory
+  const execSpec = user.exec as { command?: unknown } | null | undefined;
+  const command = text(execSpec?.command);
+  const execUser: User =
+    usesExec && command !== undefined && command.includes('/') && !path.isAbsolute(command)
+      ? { ...user, exec: { ...execSpec, command: path.resolve(dir, command) } }
+      : user;
+  // one plugin run at a time: the first one's credential is cached for the others
+  let credentials: Promise<unknown> = Promise.resolve();
   return {
     server,
     source: file,
@@ -145,7 +161,15 @@ async function fromKubeconfig(file: string): Promise<KubeAccess> {
     async authenticate(request) {
       if (usesExec) {
         // runs the plugin (e.g. aws eks get-token) and caches its credential until it expires
-        await exec.applyAuthentication(user, request);
+        const run = credentials.then(() =>
+          withDeadline(
+            exec.applyAuthentication(execUser, request),
+            credentialTimeoutMs,
+            'the credential plugin',
+          ),
+        );
+        credentials = run.catch(() => undefined);
+        await run;
       } else if (text(user.token) !== undefined) {
         request.headers.Authorization = `Bearer ${text(user.token) ?? ''}`;
       } else if (text(user.username) !== undefined && text(user.password) !== undefined) {
@@ -153,6 +177,41 @@ async function fromKubeconfig(file: string): Promise<KubeAccess> {
       }
     },
   };
+}
+
+/**
+ * client-node's ExecAuth, with a plugin that hangs killed at the deadline (it would otherwise
+ * hold every API call, and shutdown, forever).
+ */
+function boundedExec(timeoutMs: number): ExecAuth {
+  const exec = new ExecAuth();
+  const spawnPlugin = (
+    command: string,
+    args: readonly string[],
+    opts: SpawnOptions,
+  ): ChildProcess => {
+    const child = spawn(command, args, opts);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    timer.unref();
+    child.once('exit', () => {
+      clearTimeout(timer);
+    });
+    return child;
+  };
+  (exec as unknown as { execFn: typeof spawnPlugin }).execFn = spawnPlugin;
+  return exec;
+}
+
+function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`${what} did not answer within ${ms}ms`));
+    }, ms);
+  });
+  return Promise.race([work, deadline]).finally(() => {
+    clearTimeout(timer);
+  });
 }
 
 /** client-node types these as strings, but leaves null where the kubeconfig has nothing. */

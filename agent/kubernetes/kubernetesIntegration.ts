@@ -17,6 +17,8 @@ import type { PodsOnNode } from './podsOnNode.ts';
 const KUBELET_PROBE_MS = 10_000;
 
 export interface KubernetesIntegrationOptions {
+  /** Checks that have run without failing (NodeConditions speak only for those). */
+  checksRun: () => ReadonlySet<string>;
   config: Readonly<Config>;
   env: NodeJS.ProcessEnv;
   log: Logger;
@@ -78,8 +80,8 @@ export class KubernetesIntegration {
   }
 
   /** The first pass is done: the findings are current, so Events and conditions can catch up. */
-  afterFirstPass(active: readonly Finding[]): void {
-    this.session?.afterFirstPass(active);
+  afterFirstPass(active: readonly Finding[], failedChecks: ReadonlySet<string>): void {
+    this.session?.afterFirstPass(active, failedChecks);
   }
 
   async stop(): Promise<void> {

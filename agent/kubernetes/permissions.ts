@@ -16,7 +16,7 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
     apiGroups: [''],
     resources: ['nodes'],
     // a watch needs list and watch even with fieldSelector=metadata.name=<own node>
-    verbs: ['get', 'list', 'watch'],
+    verbs: ['list', 'watch'],
     why: "Watch the agent's own Node (Ready condition, uid for Events).",
   },
   {

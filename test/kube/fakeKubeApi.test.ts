@@ -215,7 +215,8 @@ describe('errors match the recordings byte for byte', () => {
   });
 
   test('404: a node that does not exist', async () => {
-    await sameAsRecorded('sa-get-node-does-not-exist-404.json', 'sa');
+    // the agent's ServiceAccount has no get on nodes (it only lists and watches): the same 404 as admin
+    await sameAsRecorded('admin-get-node-does-not-exist-404.json', 'admin');
     await sameAsRecorded('node-get-node-does-not-exist-404.json', 'node');
     const metrics = await replay('admin-metrics-nodes-404.json', 'admin');
     assert.equal(metrics.status, 404);
@@ -542,12 +543,12 @@ describe('watch', () => {
 describe('faults', () => {
   test('failNext 429 with Retry-After, then normal service', async () => {
     api.failNext(1, 429, { retryAfterSeconds: 3 });
-    const limited = await call('sa', 'GET', '/api/v1/nodes/k1-node01');
+    const limited = await call('sa', 'GET', '/api/v1/nodes');
     assert.equal(limited.status, 429);
     assert.equal(limited.headers['retry-after'], '3');
     assert.equal(limited.body.reason, 'TooManyRequests');
     assert.equal(limited.body.message, 'Too many requests, please try again later.');
-    assert.equal((await call('sa', 'GET', '/api/v1/nodes/k1-node01')).status, 200);
+    assert.equal((await call('sa', 'GET', '/api/v1/nodes')).status, 200);
   });
 
   test('goDown refuses and resets, comeBack listens on the same port', async () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { openKubeAccess } from '../../agent/kubernetes/kubeAccess.ts';
 import { discoverKube } from '../../agent/kubernetes/kubeDiscovery.ts';
-import { tempDir, writeFiles } from '../helpers.ts';
+import { eventually, tempDir, writeFiles } from '../helpers.ts';
 
 const kubeconfig = (
   server: string,
@@ -130,4 +130,56 @@ test('a broken kubeconfig is an error naming the file and what is wrong', async 
   );
   await fs.writeFile(file, kubeconfig('https://h', {}, { 'certificate-authority': 'missing.crt' }));
   await assert.rejects(openKubeAccess({ kind: 'kubeconfig', file }), /cannot read missing\.crt/);
+});
+
+test('exec plugins: a relative command runs from the kubeconfig directory; one that hangs is killed at the deadline', async (t) => {
+  const dir = await tempDir(t);
+  const credential = JSON.stringify({
+    apiVersion: 'client.authentication.k8s.io/v1',
+    kind: 'ExecCredential',
+    status: { token: 'from-plugin' },
+  });
+  await writeFiles(dir, {
+    'conf/bin/get-token': `#!/bin/sh\necho '${credential}'\n`,
+    'conf/bin/hang': `#!/bin/sh\necho $$ > "${path.join(dir, 'hang.pid')}"\nexec sleep 30\n`,
+  });
+  await fs.chmod(path.join(dir, 'conf/bin/get-token'), 0o755);
+  await fs.chmod(path.join(dir, 'conf/bin/hang'), 0o755);
+  const withPlugin = (command: string) =>
+    kubeconfig('https://10.0.0.1:6443', {
+      exec: { apiVersion: 'client.authentication.k8s.io/v1', command, interactiveMode: 'Never' },
+    });
+  await writeFiles(dir, {
+    'conf/good': withPlugin('./bin/get-token'),
+    'conf/hung': withPlugin('./bin/hang'),
+  });
+
+  const good = await openKubeAccess({ kind: 'kubeconfig', file: path.join(dir, 'conf/good') });
+  const request = { headers: {} as Record<string, string> };
+  await good.authenticate(request);
+  assert.equal(request.headers.Authorization, 'Bearer from-plugin');
+
+  const hung = await openKubeAccess(
+    { kind: 'kubeconfig', file: path.join(dir, 'conf/hung') },
+    { credentialTimeoutMs: 500 },
+  );
+  const started = Date.now();
+  await assert.rejects(
+    hung.authenticate({ headers: {} }),
+    /the credential plugin did not answer within 500ms/,
+  );
+  assert.ok(Date.now() - started < 2000);
+  const pid = Number(await fs.readFile(path.join(dir, 'hang.pid'), 'utf8'));
+  await eventually(
+    () => {
+      try {
+        process.kill(pid, 0);
+        return undefined;
+      } catch {
+        return true; // gone
+      }
+    },
+    3000,
+    'the plugin to be killed',
+  );
 });

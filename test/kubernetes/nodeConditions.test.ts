@@ -41,6 +41,7 @@ test('a condition is raised True while the problem lasts and set back to False w
     nodeName: 'k1-node01',
     ownNode: node,
     findings: () => store.active(),
+    checksRun: () => new Set(['inotify', 'logs']),
     heartbeatMs: 60_000,
     log: silent,
   });
@@ -99,6 +100,7 @@ test('after a restart a still-true condition stays True, with its transition tim
     nodeName: 'k1-node01',
     ownNode: node,
     findings: () => before.active(),
+    checksRun: () => new Set(['inotify', 'logs']),
     heartbeatMs: 60_000,
     log: silent,
   });
@@ -120,6 +122,7 @@ test('after a restart a still-true condition stays True, with its transition tim
     nodeName: 'k1-node01',
     ownNode: node,
     findings: () => after.active(),
+    checksRun: () => new Set(['inotify', 'logs']),
     heartbeatMs: 60_000,
     log: silent,
   });
@@ -158,4 +161,103 @@ test('after a restart a still-true condition stays True, with its transition tim
     bodies.every((b) => !b.includes('"type":"InotifyPressure","status":"False"')),
     'never flipped to False',
   );
+});
+
+test("nothing is said for conditions no check looked at, and another writer's condition is left alone", async (t) => {
+  const h = await harness(t);
+  const node = await watching(t, h);
+  // node-problem-detector owns KernelDeadlock on this node
+  h.fake.updateNode('k1-node01', (n) => {
+    n.status.conditions?.push({
+      type: 'KernelDeadlock',
+      status: 'True',
+      reason: 'AUFSUmountHung',
+      message: 'task hung',
+      lastHeartbeatTime: '2026-11-22T01:00:00Z',
+      lastTransitionTime: '2026-11-22T01:00:00Z',
+    });
+  });
+  await eventually(
+    () => (node.condition('KernelDeadlock') ? true : undefined),
+    5000,
+    'the watch to see it',
+  );
+  const store = new FindingStore();
+  let ran = new Set<string>(['sysctl']);
+  const sink = new NodeConditions({
+    api: h.api,
+    nodeName: 'k1-node01',
+    ownNode: node,
+    findings: () => store.active(),
+    checksRun: () => ran,
+    heartbeatMs: 60_000,
+    log: silent,
+  });
+  t.after(() => {
+    sink.stop();
+  });
+  sink.start();
+  await sleep(500);
+  assert.equal(
+    h.fake.requests.filter((r) => r.method === 'PATCH').length,
+    0,
+    'only sysctl ran: no condition to speak for',
+  );
+
+  ran = new Set(['inotify', 'logs']);
+  sink.sync();
+  await eventually(
+    () => (condition(h, 'InotifyPressure') ? true : undefined),
+    5000,
+    'our conditions',
+  );
+  assert.equal(condition(h, 'KernelDeadlock')?.status, 'True', "NPD's condition kept");
+  assert.equal(condition(h, 'KernelDeadlock')?.reason, 'AUFSUmountHung');
+  const written = h.fake.requests
+    .filter((r) => r.method === 'PATCH')
+    .map((r) => JSON.stringify(r.body));
+  assert.ok(
+    written.every((b) => !b.includes('KernelDeadlock')),
+    'never written',
+  );
+});
+
+test('transition times come from what was last written, not from a Node the watch has not caught up with', async (t) => {
+  const h = await harness(t);
+  const node = await watching(t, h);
+  const store = new FindingStore();
+  const sink = new NodeConditions({
+    api: h.api,
+    nodeName: 'k1-node01',
+    ownNode: node,
+    findings: () => store.active(),
+    checksRun: () => new Set(['inotify']),
+    heartbeatMs: 60_000,
+    log: silent,
+  });
+  t.after(() => {
+    sink.stop();
+  });
+  store.onTransition(() => {
+    sink.sync();
+  });
+  store.reconcile('inotify', [exhausted]);
+  sink.start();
+  await eventually(
+    () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
+    5000,
+    'raised',
+  );
+  const since = condition(h, 'InotifyPressure')?.lastTransitionTime;
+  await sleep(1100);
+  // the title changes; the status does not: same transition time, even if the watch lags
+  store.reconcile('inotify', [
+    { ...exhausted, title: 'inotify watches 8192/8192 used by uid 0 (again)' },
+  ]);
+  await eventually(
+    () => (condition(h, 'InotifyPressure')?.message?.includes('again') ? true : undefined),
+    5000,
+    'the new message',
+  );
+  assert.equal(condition(h, 'InotifyPressure')?.lastTransitionTime, since);
 });

@@ -7,7 +7,9 @@
 // every other writer's (the fixtures show a JSON merge patch replaces the whole list, Ready
 // included). Nothing is written before the agent's first pass is done, so a restart never
 // flips a still-true condition to False and back; lastTransitionTime changes only when the
-// status does.
+// status does. A condition is written only when a check that can raise it has run (saying
+// "kubelet is healthy" needs something that looked), and never over another writer's: if
+// node-problem-detector already sets KernelDeadlock, it keeps it.
 import type { Logger } from 'pino';
 import type { Cause } from '../../findings/causes.ts';
 import { compareFindings } from '../../findings/finding.ts';
@@ -19,6 +21,8 @@ import type { NodeCondition, OwnNode } from '../../kubernetes/ownNode.ts';
 
 export interface ConditionRule {
   type: string;
+  /** Checks whose findings can make it True: written only once one of them has run. */
+  sources: readonly string[];
   /** Findings that make it True: by NotReady cause, or by problem. */
   causes: readonly Cause[];
   problems: readonly string[];
@@ -30,6 +34,7 @@ export interface ConditionRule {
 export const NODE_CONDITIONS: readonly ConditionRule[] = [
   {
     type: 'InotifyPressure',
+    sources: ['inotify', 'logs'],
     causes: ['InotifyWatchesExhausted', 'InotifyInstancesExhausted'],
     problems: ['InotifyWatchesNearLimit', 'InotifyInstancesNearLimit'],
     okReason: 'InotifyHasHeadroom',
@@ -37,6 +42,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
   },
   {
     type: 'KernelDeadlock',
+    sources: ['logs'],
     causes: [],
     problems: ['KernelDeadlock'],
     okReason: 'KernelHasNoDeadlock',
@@ -44,6 +50,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
   },
   {
     type: 'ReadonlyFilesystem',
+    sources: ['logs'],
     causes: [],
     problems: ['ReadonlyFilesystem'],
     okReason: 'FilesystemIsNotReadOnly',
@@ -51,6 +58,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
   },
   {
     type: 'FrequentKubeletRestart',
+    sources: ['logs'],
     causes: ['KubeletCrashLoop'],
     problems: [],
     okReason: 'NoFrequentKubeletRestart',
@@ -58,6 +66,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
   },
   {
     type: 'KubeletUnhealthy',
+    sources: ['logs'],
     causes: ['KubeletDown', 'PLEGUnhealthy', 'KubeletClientCertExpired'],
     problems: [],
     okReason: 'KubeletIsHealthy',
@@ -65,6 +74,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
   },
   {
     type: 'ContainerRuntimeUnhealthy',
+    sources: ['logs'],
     causes: ['ContainerRuntimeDown'],
     problems: [],
     okReason: 'ContainerRuntimeIsHealthy',
@@ -78,6 +88,8 @@ export interface NodeConditionsOptions {
   ownNode: OwnNode;
   /** The current findings. */
   findings: () => readonly Finding[];
+  /** Checks that have run without failing (and so can speak for their conditions). */
+  checksRun: () => ReadonlySet<string>;
   heartbeatMs: number;
   log: Logger;
   onWritten?: () => void;
@@ -97,6 +109,11 @@ export class NodeConditions {
   private again = false;
   /** What we last wrote: type -> status|reason|message. */
   private written = new Map<string, string>();
+  /** Status and transition time we last wrote (fresher than the watched Node right after a write). */
+  private ours = new Map<string, { status: string; since: string }>();
+  private readonly warnedForeign = new Set<string>();
+  /** No write before this (epoch ms): the backoff after a failure, or a Retry-After. */
+  private notBefore = 0;
   private lastWriteAt = 0;
 
   constructor(options: NodeConditionsOptions) {
@@ -118,6 +135,11 @@ export class NodeConditions {
       this.again = true;
       return;
     }
+    const wait = this.notBefore - this.now().getTime();
+    if (wait > 0) {
+      this.schedule(wait); // a finding change does not cut a backoff short
+      return;
+    }
     void this.write();
   }
 
@@ -126,30 +148,55 @@ export class NodeConditions {
     clearTimeout(this.timer);
   }
 
-  /** The conditions the findings call for, with transition times carried over from the Node. */
+  /** The conditions the findings call for, with transition times carried over. */
   desired(): NodeCondition[] {
     const at = kubeTime(this.now());
     const findings = [...this.options.findings()].sort(compareFindings);
-    return this.rules.map((rule) => {
+    const ran = this.options.checksRun();
+    const out: NodeCondition[] = [];
+    for (const rule of this.rules) {
+      if (!rule.sources.some((check) => ran.has(check))) continue;
+      const existing = this.options.ownNode.condition(rule.type);
+      if (existing !== undefined && !this.ourReason(rule, existing.reason)) {
+        if (!this.warnedForeign.has(rule.type)) {
+          this.warnedForeign.add(rule.type);
+          this.options.log.warn(
+            { event: 'kube.conditions.foreign', type: rule.type, reason: existing.reason },
+            `NodeCondition ${rule.type} belongs to another writer (reason ${existing.reason ?? 'none'}); leaving it alone`,
+          );
+        }
+        continue;
+      }
       const hit = findings.find(
         (f) =>
           (f.cause !== undefined && rule.causes.includes(f.cause)) ||
           rule.problems.includes(f.problem),
       );
       const status = hit === undefined ? 'False' : 'True';
-      const existing = this.options.ownNode.condition(rule.type);
-      return {
+      const previous =
+        this.ours.get(rule.type) ??
+        (existing === undefined
+          ? undefined
+          : { status: existing.status, since: existing.lastTransitionTime ?? at });
+      out.push({
         type: rule.type,
         status,
         reason: hit === undefined ? rule.okReason : (hit.cause ?? hit.problem),
         message: hit === undefined ? rule.okMessage : hit.title,
         lastHeartbeatTime: at,
-        lastTransitionTime:
-          existing?.status === status && existing.lastTransitionTime
-            ? existing.lastTransitionTime
-            : at,
-      };
-    });
+        lastTransitionTime: previous?.status === status ? previous.since : at,
+      });
+    }
+    return out;
+  }
+
+  /** A reason this agent would write for that condition: ours to update. */
+  private ourReason(rule: ConditionRule, reason: string | undefined): boolean {
+    return (
+      reason === rule.okReason ||
+      (rule.causes as readonly string[]).includes(reason ?? '') ||
+      rule.problems.includes(reason ?? '')
+    );
   }
 
   private async write(): Promise<void> {
@@ -162,6 +209,10 @@ export class NodeConditions {
     this.again = false;
     try {
       const conditions = this.desired();
+      if (conditions.length === 0) {
+        this.schedule(this.options.heartbeatMs);
+        return;
+      }
       const changed = conditions.some((c) => this.written.get(c.type) !== signature(c));
       const heartbeatDue = this.now().getTime() - this.lastWriteAt >= this.options.heartbeatMs;
       if (changed || heartbeatDue) {
@@ -172,6 +223,8 @@ export class NodeConditions {
           body: { status: { conditions } },
         });
         this.written = new Map(conditions.map((c) => [c.type, signature(c)]));
+        for (const c of conditions)
+          this.ours.set(c.type, { status: c.status, since: c.lastTransitionTime ?? '' });
         this.lastWriteAt = this.now().getTime();
         this.retry.reset();
         this.options.onWritten?.();
@@ -184,9 +237,11 @@ export class NodeConditions {
           'the API server refused the NodeConditions patch',
         );
       }
-      this.schedule(
-        this.retry.next(error instanceof KubeApiError ? (error.retryAfterSeconds ?? 0) * 1000 : 0),
+      const delay = this.retry.next(
+        error instanceof KubeApiError ? (error.retryAfterSeconds ?? 0) * 1000 : 0,
       );
+      this.notBefore = this.now().getTime() + delay;
+      this.schedule(delay);
     } finally {
       this.writing = false;
     }

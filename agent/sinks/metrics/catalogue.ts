@@ -87,7 +87,7 @@ export const METRICS = [
   {
     name: 'node_auditor_kube_events_dropped_total',
     type: 'counter',
-    help: 'Kubernetes Events given up: queue_full (the API was down too long; the oldest pending go first) or rejected (the API server refused it).',
+    help: 'Kubernetes Events given up: rate_limited (the spam filter: a new Event beyond the burst), queue_full (the API was down too long; the oldest pending go first) or rejected (the API server refused it).',
     labels: ['reason'],
   },
   {

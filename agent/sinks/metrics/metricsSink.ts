@@ -51,7 +51,7 @@ export class MetricsSink {
     }
     for (const operation of ['create', 'patch'])
       this.counter('node_auditor_kube_events_sent_total').inc({ operation }, 0);
-    for (const reason of ['queue_full', 'rejected'])
+    for (const reason of ['rate_limited', 'queue_full', 'rejected'])
       this.counter('node_auditor_kube_events_dropped_total').inc({ reason }, 0);
     this.gauge('node_auditor_leader').set(0);
     for (const result of ['applied', 'rejected'])
