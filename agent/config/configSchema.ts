@@ -122,7 +122,7 @@ const kubernetesSchema = v.strictObject({
       burst: count(1, 1000, 25),
       refillInterval: v.optional(duration(1000), '5m'),
       /** Pending Events kept while the API is down; the oldest beyond this are dropped (counted). */
-      queueSize: count(1, 100_000, 1000),
+      queueSize: count(1, 4096, 1000),
     }),
     {},
   ),

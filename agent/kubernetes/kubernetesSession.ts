@@ -15,7 +15,7 @@ import type { MetricsSink } from '../sinks/metrics/metricsSink.ts';
 import { EVENT_NAMESPACE } from './permissions.ts';
 import { KubeApi } from './kubeApi.ts';
 import { openKubeAccess } from './kubeAccess.ts';
-import { probeKubeletHealth } from './kubeletHealth.ts';
+import { KubeletFallback } from './kubeletHealth.ts';
 import type { KubeSource } from './kubeDiscovery.ts';
 import { LeaderLease } from './leaderLease.ts';
 import { OwnNode } from './ownNode.ts';
@@ -121,7 +121,9 @@ export class KubernetesSession {
     };
     // Without a working Node watch, readiness would freeze at its last value (during an outage
     // of the API, that is, when it matters): after a while, ask the local kubelet instead.
-    const kubeletFallback = new KubeletFallback(settings.kubeletHealthzUrl, metrics);
+    const kubeletFallback = new KubeletFallback(settings.kubeletHealthzUrl, (ok) => {
+      metrics.set('node_auditor_node_ready', ok ? 1 : 0);
+    });
     const nodeHealth = (healthy: boolean) => {
       health('node')(healthy);
       if (healthy) {
@@ -195,40 +197,6 @@ export class KubernetesSession {
       });
       this.tasks.push(this.lease.run(signal));
     }
-  }
-}
-
-/** Node readiness from the kubelet's healthz while the Node watch has failed for a while. */
-class KubeletFallback {
-  private static readonly AFTER_MS = 30_000;
-  private static readonly EVERY_MS = 10_000;
-  private readonly url: string;
-  private readonly metrics: MetricsSink;
-  private since: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(url: string, metrics: MetricsSink) {
-    this.url = url;
-    this.metrics = metrics;
-  }
-
-  start(): void {
-    this.since ??= performance.now();
-    if (this.timer !== undefined) return;
-    this.timer = setInterval(() => {
-      if (this.since !== undefined && performance.now() - this.since >= KubeletFallback.AFTER_MS) {
-        void probeKubeletHealth(this.url).then((ok) => {
-          if (this.since !== undefined) this.metrics.set('node_auditor_node_ready', ok ? 1 : 0);
-        });
-      }
-    }, KubeletFallback.EVERY_MS);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    this.since = undefined;
-    clearInterval(this.timer);
-    this.timer = undefined;
   }
 }
 
