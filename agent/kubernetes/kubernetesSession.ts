@@ -3,33 +3,23 @@
 // imports it on demand). An API that is down or slow never blocks a check or a scrape: all of
 // this runs beside them and retries with backoff.
 import path from 'node:path';
-import type { Logger } from 'pino';
-import type { Config } from '../config/configSchema.ts';
 import { durationMs } from '../config/duration.ts';
 import type { Finding } from '../findings/finding.ts';
-import type { FindingStore } from '../findings/findingStore.ts';
 import { EventRecorder } from '../sinks/kubernetes/eventRecorder.ts';
 import { attachFindingEvents, resolveGoneIncidents } from '../sinks/kubernetes/findingEvents.ts';
 import { NodeConditions } from '../sinks/kubernetes/nodeConditions.ts';
-import type { MetricsSink } from '../sinks/metrics/metricsSink.ts';
 import { EVENT_NAMESPACE } from './permissions.ts';
 import { KubeApi } from './kubeApi.ts';
 import { openKubeAccess } from './kubeAccess.ts';
 import { KubeletFallback } from './kubeletHealth.ts';
 import type { KubeSource } from './kubeDiscovery.ts';
 import { LeaderLease } from './leaderLease.ts';
+import type { KubernetesIntegrationOptions } from './kubernetesIntegration.ts';
 import { OwnNode } from './ownNode.ts';
 import { PodsOnNode } from './podsOnNode.ts';
 
-export interface KubernetesSessionOptions {
-  /** Checks that have run without failing. */
-  checksRun: () => ReadonlySet<string>;
-  config: Readonly<Config>;
-  env: NodeJS.ProcessEnv;
-  log: Logger;
-  metrics: MetricsSink;
-  store: FindingStore;
-}
+/** What the integration passes on (the ServiceAccount's place was only needed to find the API). */
+export type KubernetesSessionOptions = Omit<KubernetesIntegrationOptions, 'serviceAccountDir'>;
 
 export class KubernetesSession {
   readonly ownNode = new OwnNode();

@@ -28,6 +28,25 @@ async function watching(t: Parameters<typeof harness>[0], h: Harness): Promise<O
   return node;
 }
 
+/** The sink as the agent builds it, for these findings and these checks having run. */
+function sinkFor(
+  h: Harness,
+  node: OwnNode,
+  store: FindingStore,
+  checks: readonly string[] = ['inotify', 'logs'],
+): NodeConditions {
+  const ran = new Set(checks);
+  return new NodeConditions({
+    api: h.api,
+    nodeName: 'k1-node01',
+    ownNode: node,
+    findings: () => store.active(),
+    checksRun: () => ran,
+    heartbeatMs: 60_000,
+    log: silent,
+  });
+}
+
 function condition(h: Harness, type: string) {
   return h.fake.getNode('k1-node01').status.conditions?.find((c) => c.type === type);
 }
@@ -36,15 +55,7 @@ test('a condition is raised True while the problem lasts and set back to False w
   const h = await harness(t);
   const node = await watching(t, h);
   const store = new FindingStore();
-  const sink = new NodeConditions({
-    api: h.api,
-    nodeName: 'k1-node01',
-    ownNode: node,
-    findings: () => store.active(),
-    checksRun: () => new Set(['inotify', 'logs']),
-    heartbeatMs: 60_000,
-    log: silent,
-  });
+  const sink = sinkFor(h, node, store);
   t.after(() => {
     sink.stop();
   });
@@ -95,15 +106,7 @@ test('after a restart a still-true condition stays True, with its transition tim
   // the first agent raised it
   const before = new FindingStore();
   before.reconcile('inotify', [exhausted]);
-  const first = new NodeConditions({
-    api: h.api,
-    nodeName: 'k1-node01',
-    ownNode: node,
-    findings: () => before.active(),
-    checksRun: () => new Set(['inotify', 'logs']),
-    heartbeatMs: 60_000,
-    log: silent,
-  });
+  const first = sinkFor(h, node, before);
   first.start();
   await eventually(
     () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
@@ -117,15 +120,7 @@ test('after a restart a still-true condition stays True, with its transition tim
   // a new agent: no findings yet (first pass running): it must write nothing
   await sleep(1100);
   const after = new FindingStore();
-  const second = new NodeConditions({
-    api: h.api,
-    nodeName: 'k1-node01',
-    ownNode: node,
-    findings: () => after.active(),
-    checksRun: () => new Set(['inotify', 'logs']),
-    heartbeatMs: 60_000,
-    log: silent,
-  });
+  const second = sinkFor(h, node, after);
   t.after(() => {
     second.stop();
   });
@@ -226,15 +221,7 @@ test('transition times come from what was last written, not from a Node the watc
   const h = await harness(t);
   const node = await watching(t, h);
   const store = new FindingStore();
-  const sink = new NodeConditions({
-    api: h.api,
-    nodeName: 'k1-node01',
-    ownNode: node,
-    findings: () => store.active(),
-    checksRun: () => new Set(['inotify']),
-    heartbeatMs: 60_000,
-    log: silent,
-  });
+  const sink = sinkFor(h, node, store, ['inotify']);
   t.after(() => {
     sink.stop();
   });
