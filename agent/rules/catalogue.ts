@@ -1,0 +1,78 @@
+// The rules in force: the built-in catalogue (builtinRules.json, data reviewed like code), minus
+// the ones an operator disabled, plus operators' own rules and node-problem-detector configs.
+import { promises as fs } from 'node:fs';
+import * as v from 'valibot';
+import builtinCatalogue from './builtinRules.json' with { type: 'json' };
+import { parseNpdConfig } from './npdConfig.ts';
+import type { NpdRule } from './npdConfig.ts';
+import type { RuleInput } from './ruleSet.ts';
+import { ruleSpecSchema } from './ruleSpec.ts';
+import type { RuleSpec } from './ruleSpec.ts';
+
+let builtins: RuleSpec[] | undefined;
+
+/** The built-in rules, validated once (a bad one is a bug the catalogue tests catch first). */
+export function builtinRules(): readonly RuleSpec[] {
+  if (builtins === undefined) {
+    const parsed = v.safeParse(v.array(ruleSpecSchema), builtinCatalogue.rules);
+    if (!parsed.success) {
+      const issue = parsed.issues[0];
+      throw new Error(
+        `built-in log rule ${v.getDotPath(issue) ?? ''} is invalid: ${issue.message}`,
+      );
+    }
+    builtins = parsed.output;
+  }
+  return builtins;
+}
+
+export function builtinRuleIds(): string[] {
+  return builtinRules().map((r) => r.id);
+}
+
+export interface RuleSelection {
+  disabledRules: readonly string[];
+  rules: readonly RuleSpec[];
+  npdConfigs: readonly string[];
+}
+
+/** Read and parse the node-problem-detector configs; an Error names the file and the problem. */
+export async function loadNpdRules(files: readonly string[]): Promise<NpdRule[]> {
+  const out: NpdRule[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new Error(
+        `${file}: cannot read it (${code === 'ENOENT' ? 'no such file' : (code ?? String(error))})`,
+        { cause: error },
+      );
+    }
+    const rules = parseNpdConfig(text, file);
+    for (const [i, rule] of rules.entries()) {
+      const checked = v.safeParse(ruleSpecSchema, rule.spec);
+      if (!checked.success) {
+        throw new Error(
+          `${file}: rules[${i}] (${rule.spec.problem ?? ''}): ${checked.issues[0].message}`,
+        );
+      }
+    }
+    out.push(...rules);
+  }
+  return out;
+}
+
+/** Built-ins (minus disabled) + the operator's rules + NPD rules, in that order. */
+export async function selectRules(selection: RuleSelection): Promise<RuleInput[]> {
+  const disabled = new Set(selection.disabledRules);
+  const inputs: RuleInput[] = builtinRules()
+    .filter((spec) => !disabled.has(spec.id))
+    .map((spec) => ({ spec, origin: 'built-in' }));
+  for (const spec of selection.rules) inputs.push({ spec, origin: 'config' });
+  for (const { spec, monitor } of await loadNpdRules(selection.npdConfigs)) {
+    inputs.push({ spec, origin: monitor.file, monitor });
+  }
+  return inputs;
+}

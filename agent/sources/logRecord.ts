@@ -1,0 +1,39 @@
+// One log line or entry, whatever source it came from: what rules see.
+import { parseSyslogLine } from '../parsers/syslogLine.ts';
+import type { SourceKind } from '../rules/ruleSpec.ts';
+
+export interface LogRecord {
+  /** The source: a file's host path ("/var/log/syslog"), "journald" or "kmsg". A metric label. */
+  source: string;
+  kind: SourceKind;
+  /** The program that logged it: syslog tag, SYSLOG_IDENTIFIER, "kernel" for the kernel. */
+  identifier?: string;
+  /** The text rules search: after the syslog header and the kernel's "[12345.678901] ". */
+  message: string;
+  /** The whole line as the source had it: the evidence people read. */
+  line: string;
+  /** When it was logged (ms since the epoch), from the record itself; else when it was read. */
+  time: number;
+  /** Whether `time` came from the record (false: the time it was read). */
+  timeKnown: boolean;
+}
+
+/** A line of a syslog-style file (or journalctl text) as a record. */
+export function recordFromSyslogLine(
+  line: string,
+  source: string,
+  referenceMs: number,
+  options: { kind?: SourceKind; identifier?: string; plain?: boolean } = {},
+): LogRecord {
+  const parsed = options.plain === true ? { message: line } : parseSyslogLine(line, referenceMs);
+  const identifier = parsed.identifier ?? options.identifier;
+  return {
+    source,
+    kind: options.kind ?? 'file',
+    ...(identifier === undefined ? {} : { identifier }),
+    message: parsed.message,
+    line,
+    time: parsed.time ?? referenceMs,
+    timeKnown: parsed.time !== undefined,
+  };
+}
