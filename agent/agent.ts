@@ -11,10 +11,13 @@ import { loadConfig } from './config/loadConfig.ts';
 import type { ConfigInputs, LoadedConfig } from './config/loadConfig.ts';
 import { AuditorError, ErrorCode, describeError } from './errors.ts';
 import { FindingStore } from './findings/findingStore.ts';
+import { ALL_CAUSES, attributeCauses } from './findings/notReadyCause.ts';
 import { CheckStatuses } from './findings/report.ts';
 import type { Report } from './findings/report.ts';
 import { HostRoot } from './host/hostRoot.ts';
 import { KubernetesIntegration } from './kubernetes/kubernetesIntegration.ts';
+import { LogPipeline } from './logs/logPipeline.ts';
+import type { LogSettings } from './logs/logSettings.ts';
 import { CheckScheduler } from './runner/checkScheduler.ts';
 import { CheckRunner, applyRunToFindings } from './runner/runCheck.ts';
 import type { CheckRun } from './runner/runCheck.ts';
@@ -62,6 +65,15 @@ export class Agent {
   private firstPassDone = false;
   private url = '';
   private kube: KubernetesIntegration | undefined;
+  /** The log pipeline, while checks.logs is enabled. */
+  private logs: LogPipeline | undefined;
+  private logsSettings = '';
+  /** Readiness as node_auditor_node_ready last said it (undefined: not known yet). */
+  private nodeReady: boolean | undefined;
+  private kubeletHealthy: boolean | undefined;
+  /** The causes last attributed, for logging changes. */
+  private attributed = '';
+  private minorLogChange: NodeJS.Timeout | undefined;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -76,10 +88,12 @@ export class Agent {
     this.store.onTransition((transition) => {
       logTransition(this.log, transition);
     });
+    this.syncCauses();
     const runner = new CheckRunner({
       host: new HostRoot(this.config.hostRoot),
       nodeName: this.config.nodeName,
       log: this.log,
+      services: () => (this.logs === undefined ? {} : { logs: this.logs }),
     });
     this.scheduler = new CheckScheduler(
       this.checks,
@@ -148,10 +162,19 @@ export class Agent {
       log: this.log,
       metrics: this.metrics,
       store: this.store,
+      onReady: (ready) => {
+        this.nodeReady = ready;
+        this.syncCauses();
+      },
+      onKubeletHealth: (healthy) => {
+        this.kubeletHealthy = healthy;
+        this.syncCauses();
+      },
       ...(this.options.serviceAccountDir === undefined
         ? {}
         : { serviceAccountDir: this.options.serviceAccountDir }),
     });
+    await this.syncLogs();
     this.markDisabled();
     const { firstRuns } = this.scheduler.apply(this.config.checks);
     firstRuns
@@ -216,6 +239,7 @@ export class Agent {
     }
     this.config = Object.freeze(next);
     this.log.level = next.log.level;
+    await this.syncLogs();
     this.markDisabled();
     const { changed, firstRuns } = this.scheduler.apply(next.checks);
     this.metrics.recordReload(true);
@@ -243,6 +267,8 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.scheduler.stop();
+    clearTimeout(this.minorLogChange);
+    await this.logs?.stop();
     await this.kube?.stop();
     this.metrics.stop();
     this.server.closeIdleConnections();
@@ -264,6 +290,87 @@ export class Agent {
     }
     applyRunToFindings(this.store, run);
     this.metrics.syncProblems(this.store.active());
+    this.syncCauses();
+  }
+
+  /** node_auditor_notready_cause from the findings and the node's health (notReadyCause.ts). */
+  private syncCauses(): void {
+    const causes = attributeCauses(this.store.active(), {
+      ...(this.nodeReady === undefined ? {} : { nodeReady: this.nodeReady }),
+      ...(this.kubeletHealthy === undefined ? {} : { kubeletHealthy: this.kubeletHealthy }),
+    });
+    for (const cause of ALL_CAUSES) {
+      this.metrics.set('node_auditor_notready_cause', causes.has(cause) ? 1 : 0, { cause });
+    }
+    const now = [...causes].sort().join(',');
+    if (now !== this.attributed) {
+      this.attributed = now;
+      const list = [...causes].sort();
+      this.log.info(
+        {
+          event: 'notready.cause',
+          causes: list,
+          nodeReady: this.nodeReady,
+          kubeletHealthy: this.kubeletHealthy,
+        },
+        list.length === 0
+          ? 'no NotReady cause attributed'
+          : `NotReady cause attributed: ${list.join(', ')}`,
+      );
+    }
+  }
+
+  /**
+   * Start, reconfigure or stop the log pipeline to match checks.logs (before the scheduler runs
+   * the logs check with the same settings).
+   */
+  private async syncLogs(): Promise<void> {
+    const settings = this.config.checks.logs as (LogSettings & { enabled: boolean }) | undefined;
+    const wanted = settings?.enabled === true ? JSON.stringify(settings) : '';
+    if (wanted === this.logsSettings) return;
+    try {
+      if (settings === undefined || wanted === '') {
+        await this.logs?.stop();
+        this.logs = undefined;
+      } else if (this.logs === undefined) {
+        this.logs = await LogPipeline.start({
+          host: new HostRoot(this.config.hostRoot),
+          settings,
+          log: this.log.child({ component: 'logs' }),
+          stateDir: this.config.stateDir,
+          metrics: this.metrics,
+          facts: () => (this.nodeReady === undefined ? {} : { nodeReady: this.nodeReady }),
+          onChange: (change) => {
+            this.logsChanged(change);
+          },
+        });
+      } else {
+        await this.logs.reconfigure(settings);
+      }
+      this.logsSettings = wanted;
+    } catch (error) {
+      this.metrics.recordInternalError('log_pipeline');
+      this.log.error(
+        { event: 'logs.failed', error: describeError(error) },
+        'the log pipeline could not start; the logs check reads the recent past on each run instead',
+      );
+    }
+  }
+
+  /** Incidents changed: report at once when one opened, ended or changed cause; else every 5 s. */
+  private logsChanged(change: 'major' | 'minor'): void {
+    if (change === 'major') {
+      clearTimeout(this.minorLogChange);
+      this.minorLogChange = undefined;
+      this.scheduler.runSoon('logs');
+      return;
+    }
+    if (this.minorLogChange !== undefined) return;
+    this.minorLogChange = setTimeout(() => {
+      this.minorLogChange = undefined;
+      this.scheduler.runSoon('logs');
+    }, 5_000);
+    this.minorLogChange.unref();
   }
 
   private forgetCheck(id: string, reason: string): void {

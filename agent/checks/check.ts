@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import type * as v from 'valibot';
 import type { FindingDraft } from '../findings/finding.ts';
 import type { HostRoot } from '../host/hostRoot.ts';
+import type { Incident } from '../incidents/incident.ts';
+import type { SourceStatus } from '../logs/logPipeline.ts';
 import type { MetricSample } from '../sinks/metrics/catalogue.ts';
 
 export interface CheckContext<Options> {
@@ -16,6 +18,14 @@ export interface CheckContext<Options> {
   /** Aborted when the run times out or the agent stops: stop early, results are discarded. */
   readonly signal: AbortSignal;
   readonly log: Logger;
+  /** What the running agent keeps live; empty in `node-auditor check`. */
+  readonly services: CheckServices;
+}
+
+/** Long-running parts of the agent that checks report on. */
+export interface CheckServices {
+  /** The log pipeline following the node's logs (the logs check reads its incidents). */
+  logs?: { incidents(): Incident[]; sources(): SourceStatus[] };
 }
 
 export interface CheckOutcome {
@@ -32,7 +42,7 @@ export interface CheckDefaults {
   timeout: string;
 }
 
-export interface Check<Options extends v.ObjectEntries = v.ObjectEntries> {
+export interface Check<Options extends v.ObjectEntriesAsync = v.ObjectEntriesAsync> {
   /** Stable id (never renamed): CLI --only, config key checks.<id>, metric label. */
   readonly id: string;
   readonly title: string;
@@ -41,6 +51,6 @@ export interface Check<Options extends v.ObjectEntries = v.ObjectEntries> {
   /** Schemas of the check's own options (checks.<id>.<option>), with their defaults. */
   readonly options: Options;
   run(
-    context: CheckContext<v.InferOutput<v.ObjectSchema<Options, undefined>>>,
+    context: CheckContext<v.InferOutput<v.ObjectSchemaAsync<Options, undefined>>>,
   ): Promise<CheckOutcome>;
 }

@@ -11,6 +11,7 @@ import { checkCommand } from './checkCommand.ts';
 import { configCommand } from './configCommand.ts';
 import { parseCommandLine } from './parseCommandLine.ts';
 import { runCommand } from './runCommand.ts';
+import { scanLogsCommand } from './scanLogsCommand.ts';
 import { usage } from './usage.ts';
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -37,6 +38,14 @@ async function main(argv: readonly string[]): Promise<number> {
           );
         case 'config':
           return configCommand(line.inputs, line.output, process.stdout);
+        case 'scan-logs':
+          return scanLogsCommand(
+            line.inputs,
+            line.files ?? [],
+            line.output,
+            process.stdout,
+            process.stderr,
+          );
       }
   }
 }

@@ -4,13 +4,21 @@ import { checkIds } from '../checks/registry.ts';
 import type { ConfigFlag, ConfigInputs } from '../config/loadConfig.ts';
 import { AuditorError, ErrorCode } from '../errors.ts';
 
-export const COMMANDS = ['run', 'check', 'config'] as const;
+export const COMMANDS = ['run', 'check', 'config', 'scan-logs'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export type CommandLine =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'command'; command: Command; inputs: ConfigInputs; output?: string; only?: string[] };
+  | {
+      kind: 'command';
+      command: Command;
+      inputs: ConfigInputs;
+      output?: string;
+      only?: string[];
+      /** scan-logs: the files and journal directories to read. */
+      files?: string[];
+    };
 
 const OPTIONS = {
   config: { type: 'string' },
@@ -29,6 +37,7 @@ const OUTPUTS: Record<Command, readonly string[]> = {
   run: [],
   check: ['table', 'json'],
   config: ['yaml', 'json'],
+  'scan-logs': ['table', 'json'],
 };
 
 export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): CommandLine {
@@ -50,8 +59,13 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     );
   }
   const cmd = command as Command;
-  if (extra.length > 0)
+  if (extra.length > 0 && cmd !== 'scan-logs')
     throw new AuditorError(ErrorCode.Usage, `unexpected argument "${extra[0] ?? ''}"`);
+  if (cmd === 'scan-logs' && extra.length === 0)
+    throw new AuditorError(
+      ErrorCode.Usage,
+      'scan-logs needs at least one FILE (or journal directory)',
+    );
 
   if (values.output !== undefined && !OUTPUTS[cmd].includes(values.output)) {
     const allowed = OUTPUTS[cmd];
@@ -90,6 +104,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     inputs: { file: values.config, env, flags },
     ...(values.output === undefined ? {} : { output: values.output }),
     ...(only === undefined ? {} : { only }),
+    ...(cmd === 'scan-logs' ? { files: extra } : {}),
   };
 }
 

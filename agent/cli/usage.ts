@@ -10,6 +10,10 @@ Commands:
                       0 no problem, 1 problems (warning/critical) or a check
                       failed, 2 usage or configuration error.
   config              Print the effective configuration and exit.
+  scan-logs FILE...   Classify saved logs offline (syslog, messages, kern.log,
+                      dmesg, journalctl text/json/export output, journal files
+                      and directories, .gz): print each incident with its cause,
+                      first/last seen, count and evidence. Exit 0 none, 1 some.
 
 Flags:
   --config FILE       YAML or JSON configuration file ($NODE_AUDITOR_CONFIG)
@@ -19,7 +23,8 @@ Flags:
   --kubeconfig FILE   Kubernetes API credentials (default in-cluster, else
                       $KUBECONFIG)
   --log-level LEVEL   fatal, error, warn, info, debug, trace or silent
-  --output FORMAT     check: table (default) or json; config: yaml or json
+  --output FORMAT     check, scan-logs: table (default) or json;
+                      config: yaml or json
   --only ID[,ID]      check: run only these checks (${checkIds().join(', ')})
   -h, --help          Show this help
   --version           Print the version

@@ -26,6 +26,10 @@ export interface KubernetesIntegrationOptions {
   store: FindingStore;
   /** Where the pod's ServiceAccount is mounted (tests use a directory of their own). */
   serviceAccountDir?: string;
+  /** Readiness as node_auditor_node_ready says it: the Node's Ready condition, or kubelet's healthz. */
+  onReady?: (ready: boolean) => void;
+  /** The local kubelet's healthz, probed every 10 s whether or not there is a cluster. */
+  onKubeletHealth?: (healthy: boolean) => void;
 }
 
 export class KubernetesIntegration {
@@ -55,12 +59,23 @@ export class KubernetesIntegration {
         `Kubernetes features off: ${found.reason}`,
       );
       const off = new KubernetesIntegration(`off (${found.reason})`, undefined);
-      off.probeKubelet(config.kubernetes.kubeletHealthzUrl, metrics);
+      // Without an API, kubelet's healthz is the node's readiness too.
+      off.probeKubelet(config.kubernetes.kubeletHealthzUrl, (healthy) => {
+        metrics.set('node_auditor_node_ready', healthy ? 1 : 0);
+        options.onReady?.(healthy);
+        options.onKubeletHealth?.(healthy);
+      });
       return off;
     }
     const { KubernetesSession } = await import('./kubernetesSession.ts');
     const session = await KubernetesSession.start(options, found.source);
-    return new KubernetesIntegration(session.status, session);
+    const on = new KubernetesIntegration(session.status, session);
+    // A kubelet that just died is unhealthy before the Node turns NotReady (the node monitor
+    // grace period): the NotReady cause attribution wants to know at once.
+    on.probeKubelet(config.kubernetes.kubeletHealthzUrl, (healthy) => {
+      options.onKubeletHealth?.(healthy);
+    });
+    return on;
   }
 
   get connected(): boolean {
@@ -89,9 +104,9 @@ export class KubernetesIntegration {
     await this.session?.stop();
   }
 
-  private probeKubelet(url: string, metrics: MetricsSink): void {
+  private probeKubelet(url: string, report: (healthy: boolean) => void): void {
     const once = async () => {
-      metrics.set('node_auditor_node_ready', (await probeKubeletHealth(url)) ? 1 : 0);
+      report(await probeKubeletHealth(url));
     };
     void once();
     this.probe = setInterval(() => void once(), KUBELET_PROBE_MS);

@@ -91,12 +91,16 @@ export class KubernetesSession {
   ): Promise<void> {
     const { config, env, log, metrics, store } = options;
     const settings = config.kubernetes;
+    const setReady = (ready: boolean) => {
+      metrics.set('node_auditor_node_ready', ready ? 1 : 0);
+      options.onReady?.(ready);
+    };
     const signal = this.abort.signal;
     const node = config.nodeName;
 
     let warnedMissing = false;
     this.ownNode.onChange((object) => {
-      metrics.set('node_auditor_node_ready', this.ownNode.ready === true ? 1 : 0);
+      setReady(this.ownNode.ready === true);
       if (object === undefined && !warnedMissing) {
         warnedMissing = true;
         log.warn(
@@ -112,13 +116,13 @@ export class KubernetesSession {
     // Without a working Node watch, readiness would freeze at its last value (during an outage
     // of the API, that is, when it matters): after a while, ask the local kubelet instead.
     const kubeletFallback = new KubeletFallback(settings.kubeletHealthzUrl, (ok) => {
-      metrics.set('node_auditor_node_ready', ok ? 1 : 0);
+      setReady(ok);
     });
     const nodeHealth = (healthy: boolean) => {
       health('node')(healthy);
       if (healthy) {
         kubeletFallback.stop();
-        metrics.set('node_auditor_node_ready', this.ownNode.ready === true ? 1 : 0);
+        setReady(this.ownNode.ready === true);
       } else {
         kubeletFallback.start();
       }

@@ -89,9 +89,20 @@ export class RuleSet {
   private readonly scanner: LiteralScanner;
   private readonly hits: Int32Array;
 
-  constructor(inputs: readonly RuleInput[]) {
+  /**
+   * anySource: rules apply whatever the source (scan-logs: a saved kern.log is the kernel's
+   * log, whatever kind of source a rule was written for).
+   */
+  constructor(inputs: readonly RuleInput[], options: { anySource?: boolean } = {}) {
     const monitors = new Map<NpdMonitor, CompiledMonitor>();
-    this.rules = inputs.map((input, index) => compileRule(input, index, monitors));
+    this.rules = inputs.map((input, index) => {
+      const rule = compileRule(input, index, monitors);
+      if (options.anySource === true) {
+        delete rule.kinds;
+        delete rule.paths;
+      }
+      return rule;
+    });
     const literals: LiteralOwner[] = [];
     const addEntry = (rule: CompiledRule, kind: MatchKind, regex: RegExp, pattern: string) => {
       const owner = this.entries.length;

@@ -15,6 +15,9 @@ interface Job {
   timer?: NodeJS.Timeout;
   task?: ScheduledTask;
   stopped: boolean;
+  running: boolean;
+  /** runSoon() was called while a run was going: run again as soon as it ends. */
+  rerun: boolean;
 }
 
 export interface SchedulerEvents {
@@ -64,12 +67,39 @@ export class CheckScheduler {
       const fingerprint = JSON.stringify(wanted);
       if (job !== undefined && job.fingerprint === fingerprint) continue;
       if (job !== undefined) this.stopJob(job);
-      const next: Job = { check, settings: wanted, fingerprint, stopped: false };
+      const next: Job = {
+        check,
+        settings: wanted,
+        fingerprint,
+        stopped: false,
+        running: false,
+        rerun: false,
+      };
       this.jobs.set(check.id, next);
       changed.push(check.id);
       firstRuns.push(this.startJob(next));
     }
     return { changed, firstRuns: Promise.all(firstRuns).then(() => undefined) };
+  }
+
+  /**
+   * Run a check now, outside its schedule (something it reports on changed); its interval
+   * starts again from this run. Coalesced: calls during a run make one more run after it.
+   */
+  runSoon(checkId: string): void {
+    const job = this.jobs.get(checkId);
+    if (job === undefined || job.stopped) return;
+    if (job.running) {
+      job.rerun = true;
+      return;
+    }
+    clearTimeout(job.timer);
+    void this.runOnce(job).finally(() => {
+      if (job.settings.cron === undefined && job.task === undefined) {
+        clearTimeout(job.timer);
+        this.scheduleNext(job);
+      }
+    });
   }
 
   stop(): void {
@@ -126,15 +156,27 @@ export class CheckScheduler {
   }
 
   private async runOnce(job: Job): Promise<void> {
-    const run = await this.runner.run(job.check, job.settings);
-    // Replaced by a reload (the new job runs with the new settings) or disabled (its findings
-    // were cleared): this result must not be recorded.
-    if (job.stopped) return;
+    job.running = true;
     try {
-      this.events.onRun(run);
-    } catch (error) {
-      this.log.error({ err: error, check: job.check.id }, 'recording a check run failed');
+      do {
+        job.rerun = false;
+        const run = await this.runner.run(job.check, job.settings);
+        // Replaced by a reload (the new job runs with the new settings) or disabled (its
+        // findings were cleared): this result must not be recorded.
+        if (job.stopped) return;
+        try {
+          this.events.onRun(run);
+        } catch (error) {
+          this.log.error({ err: error, check: job.check.id }, 'recording a check run failed');
+        }
+      } while (this.shouldRerun(job));
+    } finally {
+      job.running = false;
     }
+  }
+
+  private shouldRerun(job: Job): boolean {
+    return job.rerun && !job.stopped;
   }
 
   private stopJob(job: Job): void {

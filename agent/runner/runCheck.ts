@@ -1,7 +1,7 @@
 // One run of one check, isolated: a check that throws, rejects or hangs is reported as an
 // error run and never affects another check, the scrape or the process.
 import type { Logger } from 'pino';
-import type { Check, CheckOutcome } from '../checks/check.ts';
+import type { Check, CheckOutcome, CheckServices } from '../checks/check.ts';
 import type { CheckSettings } from '../config/configSchema.ts';
 import { durationMs, formatDuration } from '../config/duration.ts';
 import { AuditorError, ErrorCode, describeError } from '../errors.ts';
@@ -34,6 +34,8 @@ export interface RunnerDeps {
   host: HostRoot;
   nodeName: string;
   log: Logger;
+  /** The agent's live services, looked up at each run (they start after the runner). */
+  services?: () => CheckServices;
 }
 
 export class CheckRunner {
@@ -84,6 +86,7 @@ export class CheckRunner {
         options: settings,
         signal: controller.signal,
         log: this.deps.log.child({ check: check.id }),
+        services: this.deps.services?.() ?? {},
       }),
     );
     const entry: InFlight = {

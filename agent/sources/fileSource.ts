@@ -115,6 +115,8 @@ export class FileSource {
   private buffer: Buffer;
   private status: FileSourceHealth = { state: 'waiting', mode: 'watch', unreadBytes: 0 };
   private lastError: string | undefined;
+  /** The directory did not exist when the watch was made: make it once it does. */
+  private watchLater = false;
 
   constructor(options: FileSourceOptions) {
     this.hostPath = options.hostPath;
@@ -198,6 +200,15 @@ export class FileSource {
       }, this.options.pollMs);
       this.poll.unref();
     } catch (error) {
+      if (errnoCode(error) === 'ENOENT') {
+        // No directory (yet): nothing to follow; look for it on the slow poll, quietly.
+        this.poll = setInterval(() => {
+          this.wake();
+        }, this.options.pollMs);
+        this.poll.unref();
+        this.watchLater = true;
+        return;
+      }
       this.usePolling(`cannot watch ${path.dirname(this.hostPath)}: ${describeError(error)}`);
     }
   }
@@ -260,6 +271,11 @@ export class FileSource {
   }
 
   private async step(): Promise<void> {
+    if (this.watchLater && (await statOrUndefined(path.dirname(this.localPath))) !== undefined) {
+      this.watchLater = false;
+      clearInterval(this.poll);
+      this.watchOrPoll();
+    }
     const atPath = await statOrUndefined(this.localPath);
     let current = this.current;
     if (current !== undefined) {

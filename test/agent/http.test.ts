@@ -38,7 +38,10 @@ test('the agent serves its findings, metrics and health on HTTP', async (t) => {
   assert.equal(report.node, 'k1-node01');
   assert.deepEqual(
     report.checks.map((c) => [c.id, c.status]),
-    [['sysctl', 'problem']],
+    [
+      ['sysctl', 'problem'],
+      ['logs', 'ok'],
+    ],
   );
   assert.equal(report.findings.length, 7);
   assert.equal(report.findings[0]?.severity, 'critical');

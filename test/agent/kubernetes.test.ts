@@ -45,9 +45,26 @@ test('the agent in a cluster: Events, metrics, conditions, an outage and a resta
   assert.ok(
     events.some((e) => e.message === 'fs.inotify.max_user_watches is 8192, needs at least 524288'),
   );
-  // NodeConditions are on, but the only check that ran (sysctl) speaks for none of them:
-  // nothing is written, rather than claiming a health no check looked at
-  assert.equal(fake.requests.filter((r) => r.path === '/api/v1/nodes/k1-node01/status').length, 0);
+  // NodeConditions are on: the logs check ran and found nothing, so the conditions it speaks
+  // for are written False with their healthy reasons; Ready stays the kubelet's
+  await eventually(
+    () =>
+      (fake.getNode('k1-node01').status.conditions ?? []).some((c) => c.type === 'KernelDeadlock')
+        ? true
+        : undefined,
+    10_000,
+    'the conditions the logs check speaks for',
+  );
+  const conditions = fake.getNode('k1-node01').status.conditions ?? [];
+  for (const type of [
+    'KernelDeadlock',
+    'ReadonlyFilesystem',
+    'KubeletUnhealthy',
+    'InotifyPressure',
+  ]) {
+    assert.equal(conditions.find((c) => c.type === type)?.status, 'False', type);
+  }
+  assert.equal(conditions.find((c) => c.type === 'Ready')?.status, 'True');
 
   const metrics = async () => (await httpGet(`${agent.url}/metrics`)).body;
   await eventually(

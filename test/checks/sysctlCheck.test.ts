@@ -32,6 +32,7 @@ async function runOn(root: string, options = defaultOptions): Promise<CheckOutco
     nodeName: 'k1-node01',
     options,
     signal: new AbortController().signal,
+    services: {},
     log: pino({ level: 'silent' }),
   });
 }

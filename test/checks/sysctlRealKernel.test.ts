@@ -17,6 +17,7 @@ function run() {
     nodeName: 'this-host',
     options,
     signal: new AbortController().signal,
+    services: {},
     log: pino({ level: 'silent' }),
   });
 }

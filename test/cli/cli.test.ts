@@ -66,7 +66,10 @@ test('check --output json prints the contract object', async () => {
   assert.ok(!Number.isNaN(Date.parse(report.startedAt)));
   assert.deepEqual(
     report.checks.map((c) => [c.id, c.status, typeof c.durationMs]),
-    [['sysctl', 'problem', 'number']],
+    [
+      ['sysctl', 'problem', 'number'],
+      ['logs', 'ok', 'number'],
+    ],
   );
   assert.equal(report.findings.length, 1);
   const [f] = report.findings;
@@ -99,9 +102,16 @@ test('--only runs just the named checks; the others are reported as skipped', as
     fixtureHost('bad-runtime'),
   ]);
   assert.equal(disabled.code, 0);
-  assert.deepEqual((JSON.parse(disabled.stdout) as { checks: unknown }).checks, [
-    { id: 'sysctl', status: 'skipped', durationMs: 0, reason: 'disabled in config' },
-  ]);
+  const { checks } = JSON.parse(disabled.stdout) as {
+    checks: { id: string; status: string; reason?: string }[];
+  };
+  assert.deepEqual(
+    checks.map((c) => [c.id, c.status, c.reason]),
+    [
+      ['sysctl', 'skipped', 'disabled in config'],
+      ['logs', 'ok', undefined],
+    ],
+  );
   // --only asks for it explicitly: it runs
   const only = await runCli([
     'check',
@@ -120,7 +130,7 @@ test('usage errors print the usage and exit 2', async () => {
     [['check', '--bogus'], /^node-auditor: unknown flag --bogus\n\nUsage: node-auditor <command>/],
     [
       ['frobnicate'],
-      /^node-auditor: unknown command "frobnicate" \(commands: run, check, config\)/,
+      /^node-auditor: unknown command "frobnicate" \(commands: run, check, config, scan-logs\)/,
     ],
     [[], /^node-auditor: no command given/],
     [
@@ -129,7 +139,7 @@ test('usage errors print the usage and exit 2', async () => {
     ],
     [
       ['check', '--only', 'sysctl,nope'],
-      /^node-auditor: --only: unknown check "nope" \(checks: sysctl\)/,
+      /^node-auditor: --only: unknown check "nope" \(checks: sysctl, logs\)/,
     ],
     [['config', '--only', 'sysctl'], /^node-auditor: --only is a flag of check, not of config/],
     [['check', 'extra'], /^node-auditor: unexpected argument "extra"/],

@@ -57,6 +57,14 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     okMessage: 'Filesystem is not read-only',
   },
   {
+    type: 'XfsShutdown',
+    sources: ['logs'],
+    causes: [],
+    problems: ['XfsShutdown'],
+    okReason: 'XfsHasNotShutDown',
+    okMessage: 'no XFS filesystem has shut down',
+  },
+  {
     type: 'FrequentKubeletRestart',
     sources: ['logs'],
     causes: ['KubeletCrashLoop'],
@@ -157,7 +165,7 @@ export class NodeConditions {
     for (const rule of this.rules) {
       if (!rule.sources.some((check) => ran.has(check))) continue;
       const existing = this.options.ownNode.condition(rule.type);
-      if (existing !== undefined && !this.ourReason(rule, existing.reason)) {
+      if (existing !== undefined && !this.ourReason(rule, existing.reason, findings)) {
         if (!this.warnedForeign.has(rule.type)) {
           this.warnedForeign.add(rule.type);
           this.options.log.warn(
@@ -170,7 +178,8 @@ export class NodeConditions {
       const hit = findings.find(
         (f) =>
           (f.cause !== undefined && rule.causes.includes(f.cause)) ||
-          rule.problems.includes(f.problem),
+          rule.problems.includes(f.problem) ||
+          f.condition === rule.type,
       );
       const status = hit === undefined ? 'False' : 'True';
       const previous =
@@ -191,11 +200,17 @@ export class NodeConditions {
   }
 
   /** A reason this agent would write for that condition: ours to update. */
-  private ourReason(rule: ConditionRule, reason: string | undefined): boolean {
+  private ourReason(
+    rule: ConditionRule,
+    reason: string | undefined,
+    findings: readonly Finding[],
+  ): boolean {
     return (
       reason === rule.okReason ||
       (rule.causes as readonly string[]).includes(reason ?? '') ||
-      rule.problems.includes(reason ?? '')
+      rule.problems.includes(reason ?? '') ||
+      // a log rule that names this condition (node-problem-detector's DockerHung -> KernelDeadlock)
+      findings.some((f) => f.condition === rule.type && f.problem === reason)
     );
   }
 

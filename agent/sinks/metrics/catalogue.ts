@@ -61,6 +61,60 @@ export const METRICS = [
     labels: ['key'],
   },
   {
+    name: 'node_auditor_notready_cause',
+    type: 'gauge',
+    help: 'NotReady root cause attribution: 1 while the node is NotReady (or its kubelet unhealthy) and this cause is attributed, or while a live fact says the cause is in effect now (NotReady is imminent); else 0.',
+    labels: ['cause'],
+  },
+  {
+    name: 'node_auditor_log_lines_total',
+    type: 'counter',
+    help: 'Log lines (or journal entries, kernel records) read, by source: a file path, journald or kmsg.',
+    labels: ['source'],
+  },
+  {
+    name: 'node_auditor_log_matches_total',
+    type: 'counter',
+    help: 'Lines a log rule matched, by source and rule id.',
+    labels: ['source', 'rule'],
+  },
+  {
+    name: 'node_auditor_log_source_state',
+    type: 'gauge',
+    help: 'State of a log source: 1 for the current state (following; polling: following a file without inotify; waiting: the file, journal or device does not exist; error: it cannot be read), 0 for the others.',
+    labels: ['source', 'state'],
+  },
+  {
+    name: 'node_auditor_log_source_lag_seconds',
+    type: 'gauge',
+    help: 'How old the latest line of a source was when the agent read it (its own timestamp to now): grows when reading falls behind.',
+    labels: ['source'],
+  },
+  {
+    name: 'node_auditor_log_source_unread_bytes',
+    type: 'gauge',
+    help: 'Bytes written to a followed file that the agent has not read yet.',
+    labels: ['source'],
+  },
+  {
+    name: 'node_auditor_log_lines_cut_total',
+    type: 'counter',
+    help: 'Lines longer than checks.logs.maxLineBytes, cut to that length.',
+    labels: ['source'],
+  },
+  {
+    name: 'node_auditor_log_records_lost_total',
+    type: 'counter',
+    help: 'Kernel log records overwritten in the ring buffer before the agent read them.',
+    labels: ['source'],
+  },
+  {
+    name: 'node_auditor_log_file_events_total',
+    type: 'counter',
+    help: 'What happened to a followed file: rotated (renamed away), truncated (no rotated copy held the unread lines), recovered_from_copy (copytruncate: the unread lines were read from the copy), deleted, created.',
+    labels: ['source', 'event'],
+  },
+  {
     name: 'node_auditor_node_ready',
     type: 'gauge',
     help: "1 when this node is Ready: its Node's Ready condition, or with no Kubernetes API the local kubelet's healthz. 0 otherwise.",
@@ -105,7 +159,7 @@ export const METRICS = [
   {
     name: 'node_auditor_internal_errors_total',
     type: 'counter',
-    help: 'Errors that escaped every handler (a bug): uncaught exceptions, unhandled rejections, a failed first pass. The agent logs them and keeps running.',
+    help: 'Errors that escaped every handler (a bug): uncaught exceptions, unhandled rejections, a failed first pass, a log pipeline that could not start. The agent logs them and keeps running.',
     labels: ['kind'],
   },
   {

@@ -43,7 +43,12 @@ export class MetricsSink {
       for (const result of RUN_RESULTS)
         this.counter('node_auditor_check_runs_total').inc({ check, result }, 0);
     }
-    for (const kind of ['uncaught_exception', 'unhandled_rejection', 'first_pass']) {
+    for (const kind of [
+      'uncaught_exception',
+      'unhandled_rejection',
+      'first_pass',
+      'log_pipeline',
+    ]) {
       this.counter('node_auditor_internal_errors_total').inc({ kind }, 0);
     }
     for (const verb of ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']) {
@@ -71,9 +76,14 @@ export class MetricsSink {
     this.gauge(name).set(labels, value);
   }
 
-  /** A counter from the catalogue goes up by one. */
-  inc(name: MetricName, labels: Labels = {}): void {
-    this.counter(name).inc(labels);
+  /** A counter from the catalogue goes up by `by` (default one; zero creates the series). */
+  inc(name: MetricName, labels: Labels = {}, by = 1): void {
+    this.counter(name).inc(labels, by);
+  }
+
+  /** A gauge series that is no longer true goes away. */
+  remove(name: MetricName, labels: Labels): void {
+    this.gauge(name).remove(labels);
   }
 
   /** Something to read at scrape time (a queue length, say). */
@@ -128,7 +138,9 @@ export class MetricsSink {
     for (const [key, labels] of this.problemSeries) gauge.set(labels, now.has(key) ? 1 : 0);
   }
 
-  recordInternalError(kind: 'uncaught_exception' | 'unhandled_rejection' | 'first_pass'): void {
+  recordInternalError(
+    kind: 'uncaught_exception' | 'unhandled_rejection' | 'first_pass' | 'log_pipeline',
+  ): void {
     this.counter('node_auditor_internal_errors_total').inc({ kind });
   }
 

@@ -1,0 +1,40 @@
+// What the log pipeline keeps across restarts, in one file under stateDir: every source's
+// position and the incidents with their count windows, written together (atomically: a
+// temporary file renamed into place), so positions and incidents always agree. After a crash the
+// lines since the last save are read again and counted once, against the incidents as saved.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { TrackerSnapshot } from '../incidents/incidentTracker.ts';
+import type { FileSourceState } from '../sources/fileSource.ts';
+import type { KmsgCheckpoint } from '../sources/kmsgSource.ts';
+
+export interface LogState {
+  version: 1;
+  files: Record<string, FileSourceState>;
+  journalCursor?: string;
+  kmsg?: KmsgCheckpoint;
+  tracker?: TrackerSnapshot;
+}
+
+export const LOG_STATE_FILE = 'logs.json';
+
+/** The saved state, or undefined when there is none (or it is unreadable: start afresh). */
+export async function loadLogState(stateDir: string): Promise<LogState | undefined> {
+  try {
+    const doc = JSON.parse(
+      await fs.readFile(path.join(stateDir, LOG_STATE_FILE), 'utf8'),
+    ) as Partial<LogState>;
+    if (doc.version !== 1 || typeof doc.files !== 'object') return undefined;
+    return doc as LogState;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function saveLogState(stateDir: string, state: LogState): Promise<void> {
+  const file = path.join(stateDir, LOG_STATE_FILE);
+  await fs.mkdir(stateDir, { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(state));
+  await fs.rename(tmp, file);
+}

@@ -1,0 +1,375 @@
+// `node-auditor scan-logs FILE...`: "why was this node NotReady last night?" Saved logs are
+// classified offline with the same rules and incident logic as the agent, on the lines' own
+// clock: each episode is its own incident.
+//
+// Inputs, told apart by their first bytes: syslog text (/var/log/syslog, /var/log/messages,
+// kern.log, `journalctl` text output), `dmesg` output, `journalctl -o json`, `journalctl -o
+// export`, binary journal files and journal directories (read with journalctl), each possibly
+// gzip-compressed (rotated syslog.2.gz). Several files are read oldest first (by mtime).
+import { spawn } from 'node:child_process';
+import { createReadStream, promises as fs } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import { AuditorError, ErrorCode, describeError } from '../errors.ts';
+import type { Incident } from '../incidents/incident.ts';
+import { IncidentTracker } from '../incidents/incidentTracker.ts';
+import {
+  JournalExportParser,
+  formatJournalEntry,
+  parseJournalJson,
+} from '../parsers/journalEntry.ts';
+import type { JournalEntry } from '../parsers/journalEntry.ts';
+import { RuleSet } from '../rules/ruleSet.ts';
+import type { RuleInput } from '../rules/ruleSet.ts';
+import { recordFromSyslogLine } from '../sources/logRecord.ts';
+import type { LogRecord } from '../sources/logRecord.ts';
+import { matchArguments } from '../sources/journaldSource.ts';
+
+/** Files larger than this get a progress line on stderr. */
+export const PROGRESS_MIN_BYTES = 100 * 1024 * 1024;
+const CHUNK_BYTES = 1024 * 1024;
+const NEWLINE = 0x0a;
+const LF = Buffer.from('\n');
+const EMPTY: Buffer = Buffer.alloc(0);
+
+export type InputFormat = 'syslog' | 'dmesg' | 'journal-json' | 'journal-export' | 'journal-file';
+
+export interface ScanInput {
+  path: string;
+  kind: 'file' | 'journal-directory';
+  stat: Stats;
+}
+
+export interface ScanOptions {
+  rules: readonly RuleInput[];
+  maxEvidence: number;
+  /** The journalctl that reads binary journal files and directories. */
+  journalctl: string;
+  /** SYSLOG_IDENTIFIER and _SYSTEMD_UNIT values to read from journals. */
+  journalIdentifiers: readonly string[];
+  journalUnits: readonly string[];
+  maxLineBytes: number;
+  progress?: (line: string, final: boolean) => void;
+}
+
+export interface ScanResult {
+  incidents: Incident[];
+  lines: number;
+  files: { path: string; format: InputFormat; lines: number }[];
+}
+
+/** Check the inputs exist before reading any: a typo fails fast, naming the path. */
+export async function resolveInputs(paths: readonly string[]): Promise<ScanInput[]> {
+  const inputs: ScanInput[] = [];
+  for (const p of paths) {
+    let stat: Stats;
+    try {
+      stat = await fs.stat(p);
+    } catch (error) {
+      throw new AuditorError(ErrorCode.Usage, `cannot read ${p}: ${describeError(error)}`);
+    }
+    if (stat.isDirectory()) inputs.push({ path: p, kind: 'journal-directory', stat });
+    else if (stat.isFile()) inputs.push({ path: p, kind: 'file', stat });
+    else throw new AuditorError(ErrorCode.Usage, `${p} is neither a file nor a directory`);
+  }
+  // Rotated files are older the earlier their last write: read them in that order.
+  return inputs.sort((a, b) => a.stat.mtimeMs - b.stat.mtimeMs);
+}
+
+export async function scanLogs(
+  inputs: readonly ScanInput[],
+  options: ScanOptions,
+): Promise<ScanResult> {
+  // Saved logs come in any form: a rule for the kernel ring buffer also reads a saved kern.log.
+  const ruleSet = new RuleSet(options.rules, { anySource: true });
+  const tracker = new IncidentTracker(ruleSet.rules, {
+    maxEvidence: options.maxEvidence,
+    maxEnded: 10_000,
+  });
+  const result: ScanResult = { incidents: [], lines: 0, files: [] };
+  const handle = (record: LogRecord, owners?: Int32Array, count?: number) => {
+    const matches = ruleSet.evaluate(record, owners, count);
+    if (matches.length > 0) tracker.observe(record, matches, record.time);
+  };
+  for (const input of inputs) {
+    const before = result.lines;
+    const format =
+      input.kind === 'journal-directory' ? 'journal-file' : await sniffFormat(input.path);
+    const progress = new Progress(input, options.progress);
+    const counted = (n: number) => {
+      result.lines += n;
+      progress.lines(n);
+    };
+    if (input.kind === 'journal-directory' || format === 'journal-file') {
+      const args = [
+        input.kind === 'journal-directory' ? `--directory=${input.path}` : `--file=${input.path}`,
+        '--output=json',
+        '--all',
+        '--no-pager',
+        ...matchArguments(options.journalIdentifiers, options.journalUnits),
+      ];
+      await readJournalctl(options.journalctl, args, input.path, (entry) => {
+        counted(1);
+        handle(journalRecord(entry, input.path));
+      });
+    } else {
+      const { stream, read } = await openInput(input.path);
+      if (format === 'journal-json' || format === 'journal-export') {
+        await readJournalStream(stream, format, (entry) => {
+          progress.at(read());
+          counted(1);
+          handle(journalRecord(entry, input.path));
+        });
+      } else {
+        const reference = input.stat.mtimeMs;
+        const dmesg = format === 'dmesg';
+        await readLines(stream, options.maxLineBytes, (bytes, start, end) => {
+          progress.at(read());
+          counted(
+            ruleSet.scanBytes(bytes, start, end, (lineStart, lineEnd, owners, count) => {
+              const stop =
+                lineEnd > lineStart && bytes[lineEnd - 1] === 0x0d ? lineEnd - 1 : lineEnd;
+              const text = bytes.toString('utf8', lineStart, stop);
+              handle(
+                dmesg
+                  ? dmesgRecord(text, input.path, reference)
+                  : recordFromSyslogLine(text, input.path, reference),
+                owners,
+                count,
+              );
+            }),
+          );
+        });
+      }
+    }
+    progress.done();
+    result.files.push({ path: input.path, format, lines: result.lines - before });
+  }
+  result.incidents = tracker.all();
+  return result;
+}
+
+/** What a file holds, from its first bytes (under gzip, if compressed). */
+export async function sniffFormat(path: string): Promise<InputFormat> {
+  const handle = await fs.open(path, 'r');
+  let head: Buffer;
+  try {
+    const buf = Buffer.alloc(4096);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    head = buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+  if (head.subarray(0, 8).toString('latin1') === 'LPKSHHRH') return 'journal-file';
+  if (head[0] === 0x1f && head[1] === 0x8b) {
+    const stream = createReadStream(path).pipe(createGunzip());
+    const first = await new Promise<Buffer>((resolve) => {
+      stream.once('data', (chunk: Buffer) => {
+        resolve(chunk);
+        stream.destroy();
+      });
+      stream.once('error', () => {
+        resolve(Buffer.alloc(0));
+      });
+      stream.once('end', () => {
+        resolve(Buffer.alloc(0));
+      });
+    });
+    head = first.subarray(0, 4096);
+  }
+  const text = head.toString('utf8');
+  const firstLine = text.split('\n', 1)[0] ?? '';
+  if (firstLine.startsWith('{')) return 'journal-json';
+  if (/^__CURSOR=|^__REALTIME_TIMESTAMP=|^[A-Z_][A-Z0-9_]*=/.test(firstLine))
+    return 'journal-export';
+  if (/^\[\s*\d+\.\d+\] |^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d /.test(firstLine)) return 'dmesg';
+  return 'syslog';
+}
+
+/** The file as a stream of bytes (decompressed if it is gzip); `read()` tells how far it got. */
+async function openInput(path: string): Promise<{ stream: Readable; read: () => number }> {
+  const handle = await fs.open(path, 'r');
+  const magic = Buffer.alloc(2);
+  await handle.read(magic, 0, 2, 0);
+  await handle.close();
+  const raw = createReadStream(path, { highWaterMark: CHUNK_BYTES });
+  const stream = magic[0] === 0x1f && magic[1] === 0x8b ? raw.pipe(createGunzip()) : raw;
+  return { stream, read: () => raw.bytesRead };
+}
+
+/** Whole lines of a stream, in the chunks it comes in; over-long lines are cut. */
+async function readLines(
+  stream: Readable,
+  maxLineBytes: number,
+  visit: (bytes: Buffer, start: number, end: number) => void,
+): Promise<void> {
+  let carry: Buffer = EMPTY;
+  let skipping = false;
+  for await (const piece of stream) {
+    let data = piece as Buffer;
+    if (skipping) {
+      const nl = data.indexOf(NEWLINE);
+      if (nl < 0) continue;
+      data = data.subarray(nl + 1);
+      skipping = false;
+    }
+    if (carry.length > 0) data = Buffer.concat([carry, data]);
+    const last = data.lastIndexOf(NEWLINE);
+    if (last >= 0) visit(data, 0, last + 1);
+    const rest = data.subarray(last + 1);
+    if (rest.length > maxLineBytes) {
+      const cut = Buffer.concat([rest.subarray(0, maxLineBytes), LF]);
+      visit(cut, 0, cut.length);
+      carry = EMPTY;
+      skipping = true;
+    } else {
+      carry = Buffer.from(rest);
+    }
+  }
+  if (carry.length > 0) {
+    const line = Buffer.concat([carry, LF]);
+    visit(line, 0, line.length);
+  }
+}
+
+async function readJournalStream(
+  stream: Readable,
+  format: 'journal-json' | 'journal-export',
+  visit: (entry: JournalEntry) => void,
+): Promise<void> {
+  if (format === 'journal-export') {
+    const parser = new JournalExportParser();
+    for await (const piece of stream)
+      for (const entry of parser.push(piece as Buffer)) visit(entry);
+    for (const entry of parser.end()) visit(entry);
+    return;
+  }
+  await readLines(stream, 16 * 1024 * 1024, (bytes, start, end) => {
+    for (const line of bytes.toString('utf8', start, end).split('\n')) {
+      if (line === '') continue;
+      const entry = parseJournalJson(line);
+      if (entry !== undefined) visit(entry);
+    }
+  });
+}
+
+async function readJournalctl(
+  command: string,
+  args: string[],
+  what: string,
+  visit: (entry: JournalEntry) => void,
+): Promise<void> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (text: string) => {
+    stderr = (stderr + text).slice(-2000);
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', (error) => {
+      reject(
+        new AuditorError(
+          ErrorCode.Usage,
+          `cannot read the journal ${what}: cannot run ${command} (${describeError(error)})`,
+        ),
+      );
+    });
+    child.on('close', resolve);
+  });
+  await readJournalStream(child.stdout, 'journal-json', visit);
+  const code = await exited;
+  if (code !== 0) {
+    throw new AuditorError(
+      ErrorCode.Usage,
+      `cannot read the journal ${what}: ${stderr.trim().split('\n').slice(-2).join(' ') || `journalctl exited with ${code ?? '?'}`}`,
+    );
+  }
+}
+
+function journalRecord(entry: JournalEntry, source: string): LogRecord {
+  const time = entry.realtimeMicros === undefined ? 0 : Math.floor(entry.realtimeMicros / 1000);
+  const record: LogRecord = {
+    source,
+    kind: 'journald',
+    message: entry.message,
+    line: formatJournalEntry(entry),
+    time,
+    timeKnown: entry.realtimeMicros !== undefined,
+  };
+  const identifier = entry.identifier ?? entry.unit?.replace(/\.service$/, '');
+  if (identifier !== undefined) record.identifier = identifier;
+  return record;
+}
+
+/** `dmesg` ("[12345.678901] text") or `dmesg -T` ("[Thu Dec  7 00:05:15 2017] text") output. */
+function dmesgRecord(line: string, source: string, reference: number): LogRecord {
+  const m = /^\[([^\]]+)\] ?(.*)$/.exec(line);
+  const stamp = m?.[1] ?? '';
+  const message = m?.[2] ?? line;
+  const wall = /[A-Za-z]/.test(stamp) ? Date.parse(stamp) : Number.NaN;
+  return {
+    source,
+    kind: 'kmsg',
+    identifier: 'kernel',
+    message,
+    line,
+    time: Number.isNaN(wall) ? reference : wall,
+    timeKnown: !Number.isNaN(wall),
+  };
+}
+
+/** "scan-logs: /var/log/syslog: 45% (450 MiB of 1.0 GiB), 2,345,678 lines" on stderr. */
+class Progress {
+  private readonly input: ScanInput;
+  private readonly report: ((line: string, final: boolean) => void) | undefined;
+  private read = 0;
+  private count = 0;
+  private last = 0;
+
+  constructor(input: ScanInput, report: ((line: string, final: boolean) => void) | undefined) {
+    this.input = input;
+    this.report =
+      input.kind === 'file' && input.stat.size >= PROGRESS_MIN_BYTES ? report : undefined;
+  }
+
+  /** Bytes of the file read so far. */
+  at(read: number): void {
+    this.read = read;
+    this.maybeReport();
+  }
+
+  lines(n: number): void {
+    this.count += n;
+  }
+
+  done(): void {
+    if (this.report === undefined) return;
+    this.read = this.input.stat.size;
+    this.report(this.text(), true);
+  }
+
+  private maybeReport(): void {
+    if (this.report === undefined) return;
+    const now = performance.now();
+    if (now - this.last < 1000) return;
+    this.last = now;
+    this.report(this.text(), false);
+  }
+
+  private text(): string {
+    const size = this.input.stat.size;
+    const pct = Math.min(100, Math.floor((this.read / size) * 100));
+    return `scan-logs: ${this.input.path}: ${pct}% (${mib(this.read)} of ${mib(size)}), ${thousands(this.count)} lines`;
+  }
+}
+
+function thousands(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+function mib(bytes: number): string {
+  return bytes >= 1024 ** 3
+    ? `${(bytes / 1024 ** 3).toFixed(1)} GiB`
+    : `${Math.round(bytes / 1024 ** 2)} MiB`;
+}
