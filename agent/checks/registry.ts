@@ -1,10 +1,17 @@
 // Every check the agent has, in one table. Adding a check means adding it here; nothing
 // registers itself on import. Order is the order reports list them in.
 import type { Check } from './check.ts';
+import { containerRuntimeCheck } from './containerRuntime/containerRuntimeCheck.ts';
+import { kubeletCertCheck } from './kubeletCert/kubeletCertCheck.ts';
 import { logsCheck } from './logs/logsCheck.ts';
 import { sysctlCheck } from './sysctl/sysctlCheck.ts';
 
-export const CHECKS: readonly Check[] = [sysctlCheck, logsCheck];
+export const CHECKS: readonly Check[] = [
+  sysctlCheck,
+  logsCheck,
+  kubeletCertCheck,
+  containerRuntimeCheck,
+];
 
 export function checkIds(checks: readonly Check[] = CHECKS): string[] {
   return checks.map((check) => check.id);

@@ -150,6 +150,7 @@ export class JournaldSource {
     this.status = { state: 'following', directory };
     let stderr = '';
     let pending = '';
+    let spawnFailed = false;
     let launchedWithCursor = this.cursor !== undefined;
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (text: string) => {
@@ -172,13 +173,14 @@ export class JournaldSource {
       stderr = (stderr + text).slice(-2000);
     });
     child.on('error', (error) => {
+      spawnFailed = true;
       this.fail(`cannot run ${this.options.command}: ${describeError(error)}`, directory);
     });
     child.on('close', (code, signal) => {
       if (this.child === child) this.child = undefined;
       if (pending !== '') this.handleLine(pending);
       pending = '';
-      if (this.stopped) return;
+      if (this.stopped || spawnFailed) return;
       if (!this.options.follow && code === 0) {
         this.resolveFinished();
         return;
@@ -282,6 +284,8 @@ async function holdsJournalFiles(dir: string, depth = 0): Promise<boolean> {
     if (
       entry.isDirectory() &&
       depth === 0 &&
+      // journalctl only reads subdirectories named by a machine ID.
+      /^[0-9a-f]{32}$/.test(entry.name) &&
       (await holdsJournalFiles(path.join(dir, entry.name), 1))
     )
       return true;

@@ -41,6 +41,8 @@ test('the agent serves its findings, metrics and health on HTTP', async (t) => {
     [
       ['sysctl', 'problem'],
       ['logs', 'ok'],
+      ['kubelet-cert', 'ok'],
+      ['container-runtime', 'ok'],
     ],
   );
   assert.equal(report.findings.length, 7);

@@ -69,6 +69,8 @@ test('check --output json prints the contract object', async () => {
     [
       ['sysctl', 'problem', 'number'],
       ['logs', 'ok', 'number'],
+      ['kubelet-cert', 'ok', 'number'],
+      ['container-runtime', 'ok', 'number'],
     ],
   );
   assert.equal(report.findings.length, 1);
@@ -110,6 +112,8 @@ test('--only runs just the named checks; the others are reported as skipped', as
     [
       ['sysctl', 'skipped', 'disabled in config'],
       ['logs', 'ok', undefined],
+      ['kubelet-cert', 'ok', undefined],
+      ['container-runtime', 'ok', undefined],
     ],
   );
   // --only asks for it explicitly: it runs
@@ -139,7 +143,7 @@ test('usage errors print the usage and exit 2', async () => {
     ],
     [
       ['check', '--only', 'sysctl,nope'],
-      /^node-auditor: --only: unknown check "nope" \(checks: sysctl, logs\)/,
+      /^node-auditor: --only: unknown check "nope" \(checks: sysctl, logs, kubelet-cert, container-runtime\)/,
     ],
     [['config', '--only', 'sysctl'], /^node-auditor: --only is a flag of check, not of config/],
     [['check', 'extra'], /^node-auditor: unexpected argument "extra"/],

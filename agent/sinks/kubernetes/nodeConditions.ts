@@ -74,7 +74,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
   },
   {
     type: 'KubeletUnhealthy',
-    sources: ['logs'],
+    sources: ['logs', 'kubelet-cert'],
     causes: ['KubeletDown', 'PLEGUnhealthy', 'KubeletClientCertExpired'],
     problems: [],
     okReason: 'KubeletIsHealthy',
@@ -82,7 +82,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
   },
   {
     type: 'ContainerRuntimeUnhealthy',
-    sources: ['logs'],
+    sources: ['logs', 'container-runtime'],
     causes: ['ContainerRuntimeDown'],
     problems: [],
     okReason: 'ContainerRuntimeIsHealthy',

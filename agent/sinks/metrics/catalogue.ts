@@ -115,6 +115,18 @@ export const METRICS = [
     labels: ['source', 'event'],
   },
   {
+    name: 'node_auditor_kubelet_client_cert_expiry_timestamp_seconds',
+    type: 'gauge',
+    help: "When the kubelet's client certificate expires (Unix time, seconds): alert on it minus time() being small.",
+    labels: [],
+  },
+  {
+    name: 'node_auditor_container_runtime_up',
+    type: 'gauge',
+    help: 'Whether a container runtime found on the node answers on its socket: 1 it answered, 0 it refused or did not answer in time.',
+    labels: ['runtime'],
+  },
+  {
     name: 'node_auditor_node_ready',
     type: 'gauge',
     help: "1 when this node is Ready: its Node's Ready condition, or with no Kubernetes API the local kubelet's healthz. 0 otherwise.",
@@ -219,7 +231,11 @@ export type MetricName = (typeof METRICS)[number]['name'];
 /** Metrics a check may report values for in its outcome (gauges keyed by labels). */
 export type SampleMetricName = Extract<
   MetricName,
-  'node_auditor_sysctl' | 'node_auditor_sysctl_compliant' | 'node_auditor_sysctl_persisted'
+  | 'node_auditor_sysctl'
+  | 'node_auditor_sysctl_compliant'
+  | 'node_auditor_sysctl_persisted'
+  | 'node_auditor_kubelet_client_cert_expiry_timestamp_seconds'
+  | 'node_auditor_container_runtime_up'
 >;
 
 /** One gauge value a check measured. Labels are bounded: no PIDs, timestamps or free text. */
