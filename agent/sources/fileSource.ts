@@ -111,6 +111,8 @@ export class FileSource {
   private again = false;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** The checkpoint at stop(). */
+  private final: FileSourceState | undefined;
   private firstOpen = true;
   private buffer: Buffer;
   private status: FileSourceHealth = { state: 'waiting', mode: 'watch', unreadBytes: 0 };
@@ -147,6 +149,7 @@ export class FileSource {
 
   /** What to save: positions of the lines handed over so far. */
   checkpoint(): FileSourceState {
+    if (this.final !== undefined) return this.final;
     const state: FileSourceState = { draining: this.draining.map(checkpointOf) };
     if (this.current !== undefined) state.current = checkpointOf(this.current);
     return state;
@@ -172,6 +175,8 @@ export class FileSource {
     this.watch?.close();
     clearInterval(this.poll);
     await this.running;
+    // Saved after stop (the agent's shutdown): the positions outlive the open files.
+    this.final = this.checkpoint();
     for (const file of [this.current, ...this.draining])
       await file?.handle.close().catch(() => undefined);
     this.current = undefined;

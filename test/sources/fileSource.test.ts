@@ -156,8 +156,8 @@ describe('file source', () => {
     await fs.appendFile(first.file, 'one\ntwo\nthree (unfinished');
     await seenAll(first, ['two']);
     await eventually(() => (first.source.health().unreadBytes === 0 ? true : undefined));
-    const saved = first.source.checkpoint();
     await first.source.stop();
+    const saved = first.source.checkpoint(); // taken after stop, as the agent's shutdown does
     await fs.appendFile(first.file, ' and finished)\nfour\n');
     const second = await follow(t, root, { saved });
     await seenAll(second, ['four']);

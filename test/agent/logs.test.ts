@@ -1,0 +1,218 @@
+// The log pipeline in the running agent, end to end: lines appended to a host's syslog become
+// an incident, a finding and, while kubelet is down, node_auditor_notready_cause; a restart
+// resumes where it stopped (nothing replayed, the incident kept); with kubelet healthy the same
+// lines are a finding but not a NotReady cause.
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import {
+  REPO,
+  copyFixtureHost,
+  eventually,
+  httpGet,
+  metricValue,
+  sleep,
+  startAgent,
+  tempDir,
+} from '../helpers.ts';
+import type { RunningAgent } from '../helpers.ts';
+
+const ZONE = 'Asia/Seoul';
+const SEED = path.join(REPO, 'test', 'fixtures', 'logs', 'seed-notready.log');
+
+/** "Nov 22 14:05:09" for now in the host's zone: how rsyslog stamps lines. */
+function syslogStamp(time = new Date()): string {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-US', {
+      timeZone: ZONE,
+      month: 'short',
+      day: 'numeric',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hourCycle: 'h23',
+    })
+      .formatToParts(time)
+      .map((p) => [p.type, p.value]),
+  );
+  return `${parts.month} ${String(parts.day).padStart(2, ' ')} ${parts.hour}:${parts.minute}:${parts.second}`;
+}
+
+/** The seed's lines as if logged now. */
+async function seedLinesNow(): Promise<string> {
+  const text = await fs.readFile(SEED, 'utf8');
+  return text.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/gm, syslogStamp());
+}
+
+/** A port nothing listens on: kubelet's healthz refused, the node NotReady. */
+async function closedPort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function healthyKubelet(t: TestContext): Promise<number> {
+  const server = http.createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  return (server.address() as AddressInfo).port;
+}
+
+async function host(t: TestContext, healthzPort: number) {
+  const root = await copyFixtureHost(t, 'compliant');
+  await fs.writeFile(path.join(root, 'etc', 'timezone'), `${ZONE}\n`);
+  const state = await tempDir(t);
+  const config = path.join(state, 'config.yaml');
+  await fs.writeFile(
+    config,
+    [
+      `stateDir: ${state}`,
+      'kubernetes:',
+      `  kubeletHealthzUrl: http://127.0.0.1:${healthzPort}/healthz`,
+      'checks:',
+      '  logs:',
+      '    files: [/var/log/syslog]',
+      '    journal: {enabled: false}',
+      '    kmsg: {enabled: false}',
+      '',
+    ].join('\n'),
+  );
+  const syslog = path.join(root, 'var', 'log', 'syslog');
+  return {
+    root,
+    state,
+    syslog,
+    start: () => startAgent(t, ['--config', config, '--host-root', root]),
+  };
+}
+
+async function metrics(agent: RunningAgent): Promise<string> {
+  return (await httpGet(`${agent.url}/metrics`)).body;
+}
+
+interface Finding {
+  id: string;
+  check: string;
+  cause?: string;
+  severity: string;
+  evidence: string[];
+  firstSeen: string;
+}
+
+async function logFindings(agent: RunningAgent): Promise<Finding[]> {
+  const body = JSON.parse((await httpGet(`${agent.url}/api/v1/findings`)).body) as {
+    findings: Finding[];
+  };
+  return body.findings.filter((f) => f.check === 'logs');
+}
+
+const SOURCE = { source: '/var/log/syslog' };
+const cause = (name: string) => ({ cause: name });
+
+test('kubelet down: the seed lines appended to syslog name InotifyWatchesExhausted; a restart replays nothing', async (t) => {
+  const node = await host(t, await closedPort());
+  const agent = await node.start();
+  let text = await metrics(agent);
+  assert.equal(
+    metricValue(text, 'node_auditor_notready_cause', cause('InotifyWatchesExhausted')),
+    0,
+  );
+  assert.equal(
+    metricValue(text, 'node_auditor_log_source_state', { ...SOURCE, state: 'following' }),
+    1,
+  );
+  assert.equal(metricValue(text, 'node_auditor_node_ready'), 0);
+
+  const appendedAt = Date.now();
+  await fs.appendFile(node.syslog, await seedLinesNow());
+  text = await eventually(
+    async () => {
+      const m = await metrics(agent);
+      return metricValue(m, 'node_auditor_notready_cause', cause('InotifyWatchesExhausted')) === 1
+        ? m
+        : undefined;
+    },
+    10_000,
+    'the cause to be attributed',
+  );
+  assert.equal(metricValue(text, 'node_auditor_log_lines_total', SOURCE), 5);
+  for (const rule of [
+    'kubelet-inotify-watches-exhausted',
+    'kubelet-cadvisor-failed',
+    'kubelet-exited',
+  ]) {
+    assert.ok(
+      (metricValue(text, 'node_auditor_log_matches_total', { ...SOURCE, rule }) ?? 0) >= 1,
+      rule,
+    );
+  }
+  // One cause at a time: the symptoms (cAdvisor failed, kubelet exited) are not causes here.
+  assert.equal(metricValue(text, 'node_auditor_notready_cause', cause('KubeletDown')), 0);
+
+  const [finding, ...others] = await logFindings(agent);
+  assert.deepEqual(others, []);
+  assert.equal(finding?.cause, 'InotifyWatchesExhausted');
+  assert.equal(finding?.severity, 'critical');
+  assert.ok(
+    finding?.evidence.some((e) => e.includes('Failed to watch directory')) &&
+      finding.evidence.some((e) => e.includes('Main process exited, code=exited, status=255')),
+    finding?.evidence.join('\n'),
+  );
+  // The lines' local time (Asia/Seoul, the host's zone) read right: first seen is now.
+  assert.ok(
+    Math.abs(Date.parse(finding?.firstSeen ?? '') - appendedAt) < 5000,
+    `${finding?.firstSeen} vs ${new Date(appendedAt).toISOString()}`,
+  );
+
+  // Stop, restart: positions and the incident come back from the state directory.
+  assert.equal(await agent.stop(), 0);
+  const again = await node.start();
+  await sleep(500);
+  text = await metrics(again);
+  assert.equal(metricValue(text, 'node_auditor_log_lines_total', SOURCE), 0, 'nothing replayed');
+  await eventually(
+    async () =>
+      metricValue(
+        await metrics(again),
+        'node_auditor_notready_cause',
+        cause('InotifyWatchesExhausted'),
+      ) === 1 || undefined,
+    10_000,
+    'the restored incident to be the cause again',
+  );
+  const [restored] = await logFindings(again);
+  assert.equal(restored?.cause, 'InotifyWatchesExhausted');
+  await fs.appendFile(
+    node.syslog,
+    `${syslogStamp()} k1-node01 systemd[1]: Started Session 42 of user root.\n`,
+  );
+  await eventually(
+    async () =>
+      metricValue(await metrics(again), 'node_auditor_log_lines_total', SOURCE) === 1 || undefined,
+    5000,
+    'the new line to be read',
+  );
+});
+
+test('kubelet healthy: the same lines are a finding, but no NotReady cause', async (t) => {
+  const node = await host(t, await healthyKubelet(t));
+  const agent = await node.start();
+  await fs.appendFile(node.syslog, await seedLinesNow());
+  await eventually(
+    async () => ((await logFindings(agent)).length === 1 ? true : undefined),
+    10_000,
+    'the incident to be a finding',
+  );
+  const text = await metrics(agent);
+  assert.equal(metricValue(text, 'node_auditor_node_ready'), 1);
+  assert.equal(
+    metricValue(text, 'node_auditor_notready_cause', cause('InotifyWatchesExhausted')),
+    0,
+  );
+});
