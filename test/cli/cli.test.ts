@@ -236,3 +236,61 @@ test('run on a port already in use fails with a clear message, exit 1', async (t
   );
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });
+
+test('log rules that do not load are configuration errors naming the key, the file and the rule', async (t) => {
+  const dir = await tempDir(t);
+  await writeFiles(dir, {
+    'rules.yaml': [
+      'checks:',
+      '  logs:',
+      '    rules:',
+      '      - id: my-rule',
+      '        title: mine',
+      '        pattern: "foo(?=bar)"',
+      '        problem: Mine',
+      '        severity: warning',
+      '',
+    ].join('\n'),
+    'npd.json': JSON.stringify({
+      plugin: 'kmsg',
+      source: 'x',
+      rules: [{ type: 'temporary', reason: 'Ahead', pattern: 'a(?=b)' }],
+    }),
+    'disabled.yaml': 'checks:\n  logs:\n    disabledRules: [no-such-rule]\n',
+  });
+  await writeFiles(dir, {
+    'npd.yaml': `checks:\n  logs:\n    npdConfigs: [${path.join(dir, 'npd.json')}]\n`,
+  });
+  const cases: [string, string][] = [
+    [
+      'rules.yaml',
+      'checks.logs.rules[0].pattern: invalid pattern: lookahead and lookbehind are not supported (RE2 syntax) at offset 3',
+    ],
+    [
+      'npd.yaml',
+      `checks.logs.npdConfigs: ${path.join(dir, 'npd.json')}: rules[0] (Ahead): invalid pattern: lookahead and lookbehind are not supported (RE2 syntax) at offset 1`,
+    ],
+    [
+      'disabled.yaml',
+      'checks.logs.disabledRules: unknown built-in rule "no-such-rule" (built-in rules: ',
+    ],
+  ];
+  for (const [name, message] of cases) {
+    for (const command of ['check', 'run']) {
+      const r = await runCli([
+        command,
+        '--config',
+        path.join(dir, name),
+        '--listen',
+        '127.0.0.1:0',
+      ]);
+      assert.equal(r.code, 2, `${command} ${name}: ${r.stderr}`);
+      assert.ok(
+        r.stderr.startsWith(
+          `node-auditor: invalid configuration:\n${path.join(dir, name)}: ${message}`,
+        ),
+        r.stderr,
+      );
+    }
+  }
+});
