@@ -8,6 +8,8 @@ export const ErrorCode = {
   ConfigInvalid: 'E_CONFIG_INVALID',
   /** Configuration file that cannot be read or parsed. Exit 2. */
   ConfigUnreadable: 'E_CONFIG_UNREADABLE',
+  /** A file given on the command line (scan-logs FILE) cannot be read. Exit 2. */
+  InputUnreadable: 'E_INPUT_UNREADABLE',
   /** A host file exists but cannot be read (permissions, not a regular file, too large). */
   HostRead: 'E_HOST_READ',
   /** A check did not finish within its timeout. */
@@ -40,7 +42,8 @@ export function isUsageOrConfigError(error: unknown): error is AuditorError {
     error instanceof AuditorError &&
     (error.code === ErrorCode.Usage ||
       error.code === ErrorCode.ConfigInvalid ||
-      error.code === ErrorCode.ConfigUnreadable)
+      error.code === ErrorCode.ConfigUnreadable ||
+      error.code === ErrorCode.InputUnreadable)
   );
 }
 
@@ -57,4 +60,13 @@ export function errnoCode(error: unknown): string | undefined {
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/** Why a file could not be read, in words ("no such file"), for messages that name the file. */
+export function fileErrorReason(error: unknown): string {
+  const code = errnoCode(error);
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory';
+  return code ?? describeError(error).split('\n')[0] ?? 'unreadable';
 }

@@ -9,7 +9,7 @@ import { load as parseYaml } from 'js-yaml';
 import * as v from 'valibot';
 import { CHECKS } from '../checks/registry.ts';
 import type { Check } from '../checks/check.ts';
-import { AuditorError, ErrorCode, errnoCode } from '../errors.ts';
+import { AuditorError, ErrorCode, fileErrorReason } from '../errors.ts';
 import { configSchema } from './configSchema.ts';
 import type { Config } from './configSchema.ts';
 import { describeSchema, keysAt } from './schemaWalk.ts';
@@ -111,13 +111,7 @@ async function readConfigFile(file: string): Promise<{ doc: Doc; text: string }>
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (error) {
-    const code = errnoCode(error);
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : String(code ?? error);
+    const why = fileErrorReason(error);
     throw new AuditorError(ErrorCode.ConfigUnreadable, `cannot read config file ${file}: ${why}`, {
       cause: error,
     });

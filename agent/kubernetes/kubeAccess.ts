@@ -13,7 +13,7 @@ import type { Cluster, User } from '@kubernetes/client-node/dist/config_types.js
 import { ExecAuth } from '@kubernetes/client-node/dist/exec_auth.js';
 import { FileAuth } from '@kubernetes/client-node/dist/file_auth.js';
 import { load as parseYaml } from 'js-yaml';
-import { AuditorError, ErrorCode, describeError, errnoCode } from '../errors.ts';
+import { AuditorError, ErrorCode, describeError, errnoCode, fileErrorReason } from '../errors.ts';
 import type { KubeSource } from './kubeDiscovery.ts';
 
 export interface TlsMaterial {
@@ -86,9 +86,9 @@ async function fromKubeconfig(file: string, credentialTimeoutMs: number): Promis
     parsed = parseYaml(await fs.readFile(file, 'utf8'));
   } catch (error) {
     throw fail(
-      errnoCode(error) === 'ENOENT'
-        ? 'no such file'
-        : (describeError(error).split('\n')[0] ?? 'unreadable'),
+      errnoCode(error) === undefined
+        ? (describeError(error).split('\n')[0] ?? 'unreadable')
+        : fileErrorReason(error),
       error,
     );
   }

@@ -11,7 +11,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import { AuditorError, ErrorCode, describeError } from '../errors.ts';
+import { AuditorError, ErrorCode, describeError, fileErrorReason } from '../errors.ts';
 import type { Incident } from '../incidents/incident.ts';
 import { IncidentTracker } from '../incidents/incidentTracker.ts';
 import {
@@ -67,11 +67,19 @@ export async function resolveInputs(paths: readonly string[]): Promise<ScanInput
     try {
       stat = await fs.stat(p);
     } catch (error) {
-      throw new AuditorError(ErrorCode.Usage, `cannot read ${p}: ${describeError(error)}`);
+      throw new AuditorError(
+        ErrorCode.InputUnreadable,
+        `cannot read ${p}: ${fileErrorReason(error)}`,
+        {
+          cause: error,
+        },
+      );
     }
     if (stat.isDirectory()) inputs.push({ path: p, kind: 'journal-directory', stat });
     else if (stat.isFile()) inputs.push({ path: p, kind: 'file', stat });
-    else throw new AuditorError(ErrorCode.Usage, `${p} is neither a file nor a directory`);
+    else {
+      throw new AuditorError(ErrorCode.InputUnreadable, `${p} is neither a file nor a directory`);
+    }
   }
   // Rotated files are older the earlier their last write: read them in that order.
   return inputs.sort((a, b) => a.stat.mtimeMs - b.stat.mtimeMs);
@@ -270,7 +278,7 @@ async function readJournalctl(
     child.on('error', (error) => {
       reject(
         new AuditorError(
-          ErrorCode.Usage,
+          ErrorCode.InputUnreadable,
           `cannot read the journal ${what}: cannot run ${command} (${describeError(error)})`,
         ),
       );
@@ -281,7 +289,7 @@ async function readJournalctl(
   const code = await exited;
   if (code !== 0) {
     throw new AuditorError(
-      ErrorCode.Usage,
+      ErrorCode.InputUnreadable,
       `cannot read the journal ${what}: ${stderr.trim().split('\n').slice(-2).join(' ') || `journalctl exited with ${code ?? '?'}`}`,
     );
   }

@@ -2,6 +2,7 @@
 // the ones an operator disabled, plus operators' own rules and node-problem-detector configs.
 import { promises as fs } from 'node:fs';
 import * as v from 'valibot';
+import { fileErrorReason } from '../errors.ts';
 import builtinCatalogue from './builtinRules.json' with { type: 'json' };
 import { parseNpdConfig } from './npdConfig.ts';
 import type { NpdRule } from './npdConfig.ts';
@@ -44,11 +45,7 @@ export async function loadNpdRules(files: readonly string[]): Promise<NpdRule[]>
     try {
       text = await fs.readFile(file, 'utf8');
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new Error(
-        `${file}: cannot read it (${code === 'ENOENT' ? 'no such file' : (code ?? String(error))})`,
-        { cause: error },
-      );
+      throw new Error(`${file}: cannot read it (${fileErrorReason(error)})`, { cause: error });
     }
     const rules = parseNpdConfig(text, file);
     for (const [i, rule] of rules.entries()) {

@@ -216,3 +216,47 @@ test('kubelet healthy: the same lines are a finding, but no NotReady cause', asy
     0,
   );
 });
+
+test('an operator’s rule added to the configuration applies on reload; nothing is read twice', async (t) => {
+  const node = await host(t, await healthyKubelet(t));
+  const agent = await node.start();
+  const panic = `${syslogStamp()} k1-node01 billing[4242]: panic: runtime error: invalid memory address\n`;
+  await fs.appendFile(node.syslog, panic);
+  await eventually(
+    async () =>
+      metricValue(await metrics(agent), 'node_auditor_log_lines_total', SOURCE) === 1 || undefined,
+    5000,
+  );
+  assert.deepEqual(await logFindings(agent), []);
+
+  const config = await fs.readFile(path.join(node.state, 'config.yaml'), 'utf8');
+  await fs.writeFile(
+    path.join(node.state, 'config.yaml'),
+    config +
+      [
+        '    rules:',
+        '      - id: billing-panic',
+        '        title: the billing service panicked',
+        '        identifiers: [billing]',
+        '        pattern: "^panic: "',
+        '        problem: BillingPanic',
+        '        severity: warning',
+        '',
+      ].join('\n'),
+  );
+  const applied = await agent.waitForLog((l) => l.event === 'config.applied');
+  assert.deepEqual(applied.changedChecks, ['logs']);
+  await fs.appendFile(node.syslog, panic);
+  const [finding] = await eventually(async () => {
+    const found = await logFindings(agent);
+    return found.length > 0 ? found : undefined;
+  }, 10_000);
+  assert.equal(finding?.severity, 'warning');
+  assert.match(finding?.evidence.join('\n') ?? '', /billing\[4242\]: panic: runtime error/);
+  const text = await metrics(agent);
+  assert.equal(metricValue(text, 'node_auditor_log_lines_total', SOURCE), 2, 'nothing read twice');
+  assert.equal(
+    metricValue(text, 'node_auditor_log_matches_total', { ...SOURCE, rule: 'billing-panic' }),
+    1,
+  );
+});
