@@ -11,7 +11,6 @@ import { checkCommand } from './checkCommand.ts';
 import { configCommand } from './configCommand.ts';
 import { parseCommandLine } from './parseCommandLine.ts';
 import { runCommand } from './runCommand.ts';
-import { scanLogsCommand } from './scanLogsCommand.ts';
 import { usage } from './usage.ts';
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -38,7 +37,9 @@ async function main(argv: readonly string[]): Promise<number> {
           );
         case 'config':
           return configCommand(line.inputs, line.output, process.stdout);
-        case 'scan-logs':
+        case 'scan-logs': {
+          // Loaded when used: the agent (`run`) does not carry scan-logs' readers (zlib).
+          const { scanLogsCommand } = await import('./scanLogsCommand.ts');
           return scanLogsCommand(
             line.inputs,
             line.files ?? [],
@@ -46,6 +47,7 @@ async function main(argv: readonly string[]): Promise<number> {
             process.stdout,
             process.stderr,
           );
+        }
       }
   }
 }

@@ -114,7 +114,8 @@ export class FileSource {
   /** The checkpoint at stop(). */
   private final: FileSourceState | undefined;
   private firstOpen = true;
-  private buffer: Buffer;
+  /** The read buffer, allocated at the first read (a file that never appears costs nothing). */
+  private buffer: Buffer = EMPTY;
   private status: FileSourceHealth = { state: 'waiting', mode: 'watch', unreadBytes: 0 };
   private lastError: string | undefined;
   /** The directory did not exist when the watch was made: make it once it does. */
@@ -129,7 +130,6 @@ export class FileSource {
       fallbackPollMs: 250,
       ...options,
     };
-    this.buffer = Buffer.allocUnsafe(this.options.chunkBytes);
   }
 
   async start(): Promise<void> {
@@ -478,6 +478,7 @@ export class FileSource {
   /** Read to the current end; true when anything was read. */
   private async readToEnd(file: OpenFile, draining: boolean): Promise<boolean> {
     let grew = false;
+    if (this.buffer.length === 0) this.buffer = Buffer.allocUnsafe(this.options.chunkBytes);
     for (;;) {
       if (this.stopped) return grew;
       const { bytesRead } = await file.handle.read(

@@ -4,11 +4,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import * as v from 'valibot';
 import { CAUSES } from '../../agent/findings/causes.ts';
 import { builtinRules } from '../../agent/rules/catalogue.ts';
 import { parseRe2 } from '../../agent/rules/regex/re2Syntax.ts';
 import { requiredLiterals } from '../../agent/rules/regex/requiredLiterals.ts';
 import { RuleSet } from '../../agent/rules/ruleSet.ts';
+import { ruleSpecSchema } from '../../agent/rules/ruleSpec.ts';
 import { recordFromSyslogLine } from '../../agent/sources/logRecord.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'logs');
@@ -26,6 +28,15 @@ function matchedIds(line: string, source = '/var/log/syslog'): string[] {
 }
 
 describe('built-in log rules', () => {
+  it('are valid rules: they pass the schema operators’ rules must pass, every pattern RE2 that compiles', () => {
+    const parsed = v.safeParse(v.array(ruleSpecSchema), rules);
+    assert.ok(
+      parsed.success,
+      parsed.issues?.map((i) => `${v.getDotPath(i) ?? ''}: ${i.message}`).join('\n'),
+    );
+    assert.equal(new Set(rules.map((r) => r.id)).size, rules.length, 'ids are unique');
+  });
+
   it('cover every NotReady cause and the kernel problems node-problem-detector ships', () => {
     const causes = new Set(rules.map((r) => r.cause));
     for (const cause of Object.keys(CAUSES)) assert.ok(causes.has(cause as never), cause);
