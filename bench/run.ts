@@ -8,13 +8,25 @@ import type { Result } from './benchSupport.ts';
 import { checkEndToEnd } from './checkEndToEnd.bench.ts';
 import { kubeAgentRss } from './kubeAgentRss.bench.ts';
 import { kubeClientCost } from './kubeClient.bench.ts';
+import { logLatency } from './logLatency.bench.ts';
+import { logMatching } from './logMatching.bench.ts';
+import { logStorm } from './logStorm.bench.ts';
 import { scrapeLatency } from './scrapeLatency.bench.ts';
 
 if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build first`);
 process.chdir(REPO);
 
 const results: Result[] = [];
-for (const bench of [agentRss, scrapeLatency, checkEndToEnd, kubeClientCost, kubeAgentRss]) {
+for (const bench of [
+  agentRss,
+  scrapeLatency,
+  checkEndToEnd,
+  kubeClientCost,
+  kubeAgentRss,
+  logMatching,
+  logLatency,
+  logStorm,
+]) {
   for (const result of [await bench()].flat()) {
     results.push(result);
     const verdict =

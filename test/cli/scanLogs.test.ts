@@ -105,7 +105,10 @@ describe('scan-logs', () => {
     assert.match(table.stdout, /^node-auditor scan-logs: 1 input, 5 lines, 1 incident\n/);
     assert.match(table.stdout, /CRITICAL {2}InotifyWatchesExhausted: /);
     assert.match(table.stdout, /5 lines, 2026-02-20 12:14:49Z to 2026-02-20 12:14:49Z/);
-    assert.match(table.stdout, / {2}Fix:\n( {4}.*\n)*? {4}.*"fs\.inotify\.max_user_watches=1048576"/);
+    assert.match(
+      table.stdout,
+      / {2}Fix:\n( {4}.*\n)*? {4}.*"fs\.inotify\.max_user_watches=1048576"/,
+    );
     for (const line of table.stdout.split('\n')) assert.ok(line.length <= 80, line);
   });
 
