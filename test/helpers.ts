@@ -111,9 +111,12 @@ export async function startAgent(
   args: string[],
   options: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunningAgent> {
+  // Each agent its own state directory: never the machine's /var/lib/node-auditor, never
+  // another test's (tests run in parallel).
+  const stateDir = await tempDir(t, 'node-auditor-state-');
   const child = spawn(process.execPath, [BIN, 'run', '--listen', '127.0.0.1:0', ...args], {
     cwd: REPO,
-    env: { ...cleanEnv(), ...options.env },
+    env: { ...cleanEnv(), NODE_AUDITOR_STATE_DIR: stateDir, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];

@@ -174,8 +174,22 @@ export class LogPipeline {
     }
     this.bootTime = await readBootTime(this.options.host);
     if (this.options.stateDir !== undefined) {
-      this.saved = await loadLogState(this.options.stateDir);
-      if (this.saved?.tracker !== undefined) this.tracker.restore(this.saved.tracker);
+      const saved = await loadLogState(this.options.stateDir);
+      if (saved !== undefined && saved.hostRoot !== this.options.host.root) {
+        // Positions and incidents of another host root (a stateDir shared by mistake, or
+        // --host-root changed): starting from them would replay or skip, and show old incidents.
+        this.options.log.warn(
+          {
+            event: 'logs.state.other-root',
+            savedFor: saved.hostRoot ?? 'unknown',
+            hostRoot: this.options.host.root,
+          },
+          'the saved log state is of another host root; starting afresh',
+        );
+      } else {
+        this.saved = saved;
+        if (saved?.tracker !== undefined) this.tracker.restore(saved.tracker);
+      }
     }
     await this.syncSources();
     this.expire();
@@ -454,7 +468,12 @@ export class LogPipeline {
     this.dirty = false;
     const files: LogState['files'] = { ...this.saved?.files };
     for (const [path, { source }] of this.files) files[path] = source.checkpoint();
-    const state: LogState = { version: 1, files, tracker: this.tracker.snapshot() };
+    const state: LogState = {
+      version: 1,
+      hostRoot: this.options.host.root,
+      files,
+      tracker: this.tracker.snapshot(),
+    };
     const cursor = this.journal?.checkpoint() ?? this.saved?.journalCursor;
     if (cursor !== undefined) state.journalCursor = cursor;
     const kmsg = this.kmsg?.checkpoint() ?? this.saved?.kmsg;

@@ -10,6 +10,8 @@ import type { KmsgCheckpoint } from '../sources/kmsgSource.ts';
 
 export interface LogState {
   version: 1;
+  /** The host root the positions and incidents are of: another root's state is not ours. */
+  hostRoot?: string;
   files: Record<string, FileSourceState>;
   journalCursor?: string;
   kmsg?: KmsgCheckpoint;

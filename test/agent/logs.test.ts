@@ -88,7 +88,10 @@ async function host(t: TestContext, healthzPort: number) {
     root,
     state,
     syslog,
-    start: () => startAgent(t, ['--config', config, '--host-root', root]),
+    start: () =>
+      startAgent(t, ['--config', config, '--host-root', root], {
+        env: { NODE_AUDITOR_STATE_DIR: state },
+      }),
   };
 }
 
