@@ -43,8 +43,12 @@ export class LiteralScanner {
   private readonly literals: Uint8Array[];
   private readonly owners: Int32Array;
   private readonly hits: Int32Array;
-  /** Line start at which an owner was last recorded (+1): dedupes owners within a line. */
+  /** The hit line an owner was last recorded on (lineSerial): dedupes owners within a line. */
   private readonly stamp: Float64Array;
+  /** Counts hit lines over all scans, so a stamp never matches a line of an earlier scan. */
+  private lineSerial = 0;
+  /** scanText's bytes: one buffer, grown as needed. */
+  private scratch = Buffer.alloc(1024);
   readonly empty: boolean;
 
   constructor(literals: readonly LiteralOwner[], ownerCount: number) {
@@ -130,10 +134,11 @@ export class LiteralScanner {
             finishHitLine();
             hitLineStart = lastNewlineBefore(bytes, from, start) + 1;
             hitLineEnd = indexOfNewline(bytes, from, end);
+            this.lineSerial++;
           }
           const owner = owners[index] as number;
-          if (stamp[owner] !== hitLineStart + 1) {
-            stamp[owner] = hitLineStart + 1;
+          if (stamp[owner] !== this.lineSerial) {
+            stamp[owner] = this.lineSerial;
             hits[count++] = owner;
           }
         }
@@ -145,33 +150,24 @@ export class LiteralScanner {
     return lines;
   }
 
-  /** The owners whose literals occur in one line of text (journald and kmsg records). */
+  /**
+   * The owners whose literals occur in a text (a journald or kmsg record): its UTF-8 bytes,
+   * scanned by scanBytes.
+   */
   scanText(text: string): number[] {
+    const size = Buffer.byteLength(text) + 1;
+    if (this.scratch.length < size)
+      this.scratch = Buffer.alloc(Math.max(size, this.scratch.length * 2));
+    const written = this.scratch.write(text);
+    this.scratch[written] = NEWLINE;
+    // A message may hold newlines: the owners of all its lines.
     const found: number[] = [];
-    if (this.empty) return found;
-    const { window, shift, head, next, literals, owners } = this;
-    const code = (i: number) => {
-      const c = text.charCodeAt(i);
-      return c < 256 ? (FOLD[c] as number) : 0;
-    };
-    for (let pos = window - 1; pos < text.length;) {
-      const block = (code(pos - 1) << 8) | code(pos);
-      const jump = shift[block] as number;
-      if (jump !== 0) {
-        pos += jump;
-        continue;
+    this.scanBytes(this.scratch, 0, written + 1, false, (_start, _end, owners, count) => {
+      for (let i = 0; i < count; i++) {
+        const owner = owners[i] as number;
+        if (!found.includes(owner)) found.push(owner);
       }
-      const from = pos - window + 1;
-      for (let index = head[block] as number; index >= 0; index = next[index] as number) {
-        const lit = literals[index] as Uint8Array;
-        if (from + lit.length > text.length) continue;
-        let k = 0;
-        while (k < lit.length && code(from + k) === lit[k]) k++;
-        const owner = owners[index] as number;
-        if (k === lit.length && !found.includes(owner)) found.push(owner);
-      }
-      pos++;
-    }
+    });
     return found;
   }
 }
@@ -190,6 +186,8 @@ function indexOfNewline(bytes: Uint8Array, from: number, end: number): number {
 }
 
 function lastNewlineBefore(bytes: Uint8Array, at: number, start: number): number {
+  // lastIndexOf(x, -1) would search from the end of the whole buffer.
+  if (at <= start) return start - 1;
   const i = bytes.lastIndexOf(NEWLINE, at - 1);
   return i < start ? start - 1 : i;
 }
