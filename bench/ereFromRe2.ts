@@ -6,6 +6,7 @@ import { MAX_CODE_POINT } from '../agent/rules/regex/charSet.ts';
 import type { CharSet } from '../agent/rules/regex/charSet.ts';
 import type { Re2Node } from '../agent/rules/regex/re2Syntax.ts';
 import { parseRe2 } from '../agent/rules/regex/re2Syntax.ts';
+import { assertionText, isAtom, quantifierText } from '../agent/rules/regex/re2ToRegExp.ts';
 
 const ERE_SPECIAL = new Set('.[]()*+?{}|^$\\');
 
@@ -70,19 +71,7 @@ function emit(node: Re2Node): string {
     case 'any':
       return '.';
     case 'assert':
-      switch (node.kind) {
-        case 'textStart':
-        case 'lineStart':
-          return '^';
-        case 'textEnd':
-        case 'lineEnd':
-          return '$';
-        case 'wordBoundary':
-          return '\\b';
-        case 'notWordBoundary':
-          return '\\B';
-      }
-      return '';
+      return assertionText(node.kind);
     case 'concat':
       return node.items.map(emit).join('');
     case 'alt':
@@ -91,16 +80,8 @@ function emit(node: Re2Node): string {
       return `(${emit(node.item)})`;
     case 'repeat': {
       const inner = emit(node.item);
-      const atom =
-        node.item.type === 'char' || node.item.type === 'set' || node.item.type === 'any'
-          ? inner
-          : `(${inner})`;
-      const { min, max } = node;
-      if (min === 0 && max === Infinity) return `${atom}*`;
-      if (min === 1 && max === Infinity) return `${atom}+`;
-      if (min === 0 && max === 1) return `${atom}?`;
-      if (max === Infinity) return `${atom}{${min},}`;
-      return min === max ? `${atom}{${min}}` : `${atom}{${min},${max}}`;
+      const atom = isAtom(node.item) ? inner : `(${inner})`;
+      return atom + quantifierText(node.min, node.max);
     }
   }
 }

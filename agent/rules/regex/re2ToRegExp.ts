@@ -9,7 +9,7 @@
 import v8 from 'node:v8';
 import type { CharSet } from './charSet.ts';
 import { Re2SyntaxError } from './re2Syntax.ts';
-import type { Re2Node } from './re2Syntax.ts';
+import type { Assertion, Re2Node } from './re2Syntax.ts';
 
 let linearFallbackEnabled = false;
 
@@ -86,6 +86,31 @@ function collectAssertions(node: Re2Node, into: Set<string>): void {
   }
 }
 
+/** An assertion as the emitted RegExp writes it; POSIX ERE writes them the same. */
+export function assertionText(kind: Assertion): string {
+  switch (kind) {
+    case 'textStart':
+    case 'lineStart':
+      return '^';
+    case 'textEnd':
+    case 'lineEnd':
+      return '$';
+    case 'wordBoundary':
+      return '\\b';
+    case 'notWordBoundary':
+      return '\\B';
+  }
+}
+
+/** A greedy quantifier: *, +, ?, {n}, {n,} or {n,m} (JS and POSIX ERE alike). */
+export function quantifierText(min: number, max: number): string {
+  if (min === 0 && max === Infinity) return '*';
+  if (min === 1 && max === Infinity) return '+';
+  if (min === 0 && max === 1) return '?';
+  if (max === Infinity) return `{${min},}`;
+  return min === max ? `{${min}}` : `{${min},${max}}`;
+}
+
 function emit(node: Re2Node): string {
   switch (node.type) {
     case 'empty':
@@ -97,19 +122,7 @@ function emit(node: Re2Node): string {
     case 'any':
       return node.newline ? '[\\u0000-\\uffff]' : '[^\\n]';
     case 'assert':
-      switch (node.kind) {
-        case 'textStart':
-        case 'lineStart':
-          return '^';
-        case 'textEnd':
-        case 'lineEnd':
-          return '$';
-        case 'wordBoundary':
-          return '\\b';
-        case 'notWordBoundary':
-          return '\\B';
-      }
-      break;
+      return assertionText(node.kind);
     case 'concat':
       return node.items.map(emit).join('');
     case 'alt':
@@ -119,26 +132,14 @@ function emit(node: Re2Node): string {
     case 'repeat': {
       const inner = emit(node.item);
       const atom = isAtom(node.item) ? inner : `(?:${inner})`;
-      const { min, max } = node;
-      const quantifier =
-        min === 0 && max === Infinity
-          ? '*'
-          : min === 1 && max === Infinity
-            ? '+'
-            : min === 0 && max === 1
-              ? '?'
-              : max === Infinity
-                ? `{${min},}`
-                : min === max
-                  ? `{${min}}`
-                  : `{${min},${max}}`;
-      return atom + quantifier + (node.greedy ? '' : '?');
+      return atom + quantifierText(node.min, node.max) + (node.greedy ? '' : '?');
     }
   }
   return '';
 }
 
-function isAtom(node: Re2Node): boolean {
+/** A node its quantifier can follow without a group of its own. */
+export function isAtom(node: Re2Node): boolean {
   return (
     node.type === 'char' || node.type === 'set' || node.type === 'any' || node.type === 'group'
   );
