@@ -154,10 +154,18 @@ export class HostRoot {
     }
   }
 
+  /**
+   * Where a host path is on this machine with its links resolved inside the root (with root /,
+   * the kernel resolves them itself): for what is not read as a file, such as a socket.
+   */
+  async localPath(hostPath: string): Promise<string> {
+    return this.local(this.root === '/' ? hostPath : await this.resolve(hostPath));
+  }
+
   /** Whether a host path exists (after links, inside the root). */
   async exists(hostPath: string): Promise<boolean> {
     try {
-      await fs.stat(this.local(this.root === '/' ? hostPath : await this.resolve(hostPath)));
+      await fs.stat(await this.localPath(hostPath));
       return true;
     } catch {
       return false;

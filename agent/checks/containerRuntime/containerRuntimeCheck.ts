@@ -47,14 +47,16 @@ export const containerRuntimeCheck: Check<typeof options> = {
   options,
   async run({ host, options }) {
     const timeoutMs = durationMs(options.probeTimeout);
-    const present: { name: string; socket: string; result: ProbeResult }[] = [];
+    const present: {
+      name: string;
+      socket: string;
+      result: Exclude<ProbeResult, { state: 'absent' }>;
+    }[] = [];
     await Promise.all(
       options.runtimes.map(async (runtime) => {
-        if (!(await host.exists(runtime.socket))) return;
-        const local = host.local(
-          host.root === '/' ? runtime.socket : await host.resolve(runtime.socket),
-        );
+        const local = await host.localPath(runtime.socket);
         const result = await probeRuntime(local, runtime.protocol, timeoutMs);
+        if (result.state === 'absent') return;
         present.push({ name: runtime.name, socket: runtime.socket, result });
       }),
     );

@@ -11,6 +11,8 @@ import { errnoCode } from '../../errors.ts';
 export type ProbeProtocol = 'grpc' | 'http';
 
 export type ProbeResult =
+  /** No socket there: this runtime is not installed (or not running and cleaned up). */
+  | { state: 'absent' }
   | { state: 'up' }
   | { state: 'refused'; detail: string }
   | { state: 'timeout'; detail: string }
@@ -82,7 +84,9 @@ export function probeRuntime(
     });
     socket.on('error', (error) => {
       const code = errnoCode(error);
-      if (code === 'ECONNREFUSED') {
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        finish({ state: 'absent' });
+      } else if (code === 'ECONNREFUSED') {
         finish({ state: 'refused', detail: 'connection refused: nothing listens on the socket' });
       } else if (code === 'EACCES' || code === 'EPERM') {
         finish({ state: 'denied', detail: 'permission denied (the agent needs root to probe it)' });

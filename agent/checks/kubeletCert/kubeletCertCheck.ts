@@ -58,7 +58,7 @@ export const kubeletCertCheck: Check<typeof options> = {
   options,
   async run({ host, options }) {
     const resolved = await host.resolve(options.path);
-    const pem = await host.readText(options.path);
+    const pem = await host.readText(resolved, { alreadyResolved: true });
     // No kubelet certificate at this path: not a kubelet node, or its certificate lives elsewhere.
     if (pem === null) return { findings: [] };
     const cert = await readCertificate(pem);
