@@ -63,6 +63,10 @@ interface FileEntry {
 export class LogPipeline {
   private readonly options: LogPipelineOptions;
   private settings: LogSettings;
+  /** settings.lookback in ms (read on every line caught up at start). */
+  private lookbackMs: number;
+  /** Per source, how old its latest record was when read: published with the other source metrics. */
+  private readonly lag = new Map<string, number>();
   private rules: RuleSet;
   private readonly tracker: IncidentTracker;
   private readonly files = new Map<string, FileEntry>();
@@ -82,6 +86,7 @@ export class LogPipeline {
   private constructor(options: LogPipelineOptions, rules: RuleSet, follow: boolean) {
     this.options = options;
     this.settings = options.settings;
+    this.lookbackMs = durationMs(options.settings.lookback);
     this.rules = rules;
     this.follow = follow;
     this.tracker = new IncidentTracker(rules.rules, {
@@ -150,6 +155,7 @@ export class LogPipeline {
   async reconfigure(settings: LogSettings): Promise<void> {
     const rules = await buildRules(settings);
     this.settings = settings;
+    this.lookbackMs = durationMs(settings.lookback);
     this.rules = rules;
     this.tracker.setRules(rules.rules);
     await this.syncSources();
@@ -331,7 +337,7 @@ export class LogPipeline {
       hostPath: path,
       log: this.options.log,
       maxLineBytes: this.settings.maxLineBytes,
-      lookbackBytes: durationMs(this.settings.lookback) === 0 ? 0 : LOOKBACK_BYTES,
+      lookbackBytes: this.lookbackMs === 0 ? 0 : LOOKBACK_BYTES,
       ...(saved === undefined ? {} : { saved }),
       consumer: {
         lines: (bytes, start, end, catchUp) => {
@@ -386,14 +392,9 @@ export class LogPipeline {
     const now = Date.now();
     if (catchUp) {
       // Read back at first start: only what the lookback window covers.
-      if (!record.timeKnown || record.time < this.startedAt - durationMs(this.settings.lookback))
-        return;
+      if (!record.timeKnown || record.time < this.startedAt - this.lookbackMs) return;
     } else if (record.timeKnown && record.kind !== 'file') {
-      this.options.metrics?.set(
-        'node_auditor_log_source_lag_seconds',
-        Math.max(0, (now - record.time) / 1000),
-        { source: record.source },
-      );
+      this.lag.set(record.source, Math.max(0, (now - record.time) / 1000));
     }
     let matches;
     try {
@@ -441,6 +442,9 @@ export class LogPipeline {
         });
       }
     }
+    for (const [source, seconds] of this.lag) {
+      metrics.set('node_auditor_log_source_lag_seconds', seconds, { source });
+    }
     for (const [path, { source }] of this.files) {
       metrics.set('node_auditor_log_source_unread_bytes', source.health().unreadBytes, {
         source: path,
@@ -449,6 +453,7 @@ export class LogPipeline {
   }
 
   private forgetSourceState(source: string): void {
+    this.lag.delete(source);
     const metrics = this.options.metrics;
     if (metrics === undefined) return;
     for (const state of ['following', 'polling', 'waiting', 'error']) {

@@ -13,6 +13,7 @@ import {
   REPO,
   copyFixtureHost,
   eventually,
+  requireTool,
   httpGet,
   metricValue,
   sleep,
@@ -20,6 +21,7 @@ import {
   tempDir,
 } from '../helpers.ts';
 import type { RunningAgent } from '../helpers.ts';
+import { journalWriter } from '../journalFiles.ts';
 
 const ZONE = 'Asia/Seoul';
 const SEED = path.join(REPO, 'test', 'fixtures', 'logs', 'seed-notready.log');
@@ -64,7 +66,7 @@ async function healthyKubelet(t: TestContext): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-async function host(t: TestContext, healthzPort: number) {
+async function host(t: TestContext, healthzPort: number, journal = false) {
   const root = await copyFixtureHost(t, 'compliant');
   await fs.writeFile(path.join(root, 'etc', 'timezone'), `${ZONE}\n`);
   const state = await tempDir(t);
@@ -78,7 +80,7 @@ async function host(t: TestContext, healthzPort: number) {
       'checks:',
       '  logs:',
       '    files: [/var/log/syslog]',
-      '    journal: {enabled: false}',
+      journal ? '    journal: {directories: [/var/log/journal]}' : '    journal: {enabled: false}',
       '    kmsg: {enabled: false}',
       '',
     ].join('\n'),
@@ -262,4 +264,50 @@ test('an operator’s rule added to the configuration applies on reload; nothing
     metricValue(text, 'node_auditor_log_matches_total', { ...SOURCE, rule: 'billing-panic' }),
     1,
   );
+});
+
+test('the journal: a kubelet entry is read, matched, and the source reports its lag', async (t) => {
+  if (requireTool(t, 'journalctl') === undefined) return;
+  const write = journalWriter(t);
+  if (write === undefined) return;
+  const node = await host(t, await healthyKubelet(t), true);
+  const dir = path.join(node.root, 'var', 'log', 'journal', '0123456789abcdef0123456789abcdef');
+  await fs.mkdir(dir, { recursive: true });
+  const file = path.join(dir, 'system.journal');
+  await write(file, [{ message: 'journald started', identifier: 'systemd', pid: 1 }]);
+  const agent = await node.start();
+  await write(file, [
+    {
+      message:
+        'E1122 10:00:00.000000   31100 kubelet.go:2163] "Skipping pod synchronization" err="PLEG is not healthy: pleg was last seen active 3m12.1s ago; threshold is 3m0s"',
+      identifier: 'kubelet',
+      unit: 'kubelet.service',
+      pid: 31100,
+    },
+  ]);
+  const JOURNAL = { source: 'journald' };
+  const text = await eventually(
+    async () => {
+      const m = await metrics(agent);
+      return metricValue(m, 'node_auditor_log_source_lag_seconds', JOURNAL) === undefined
+        ? undefined
+        : m;
+    },
+    15_000,
+    'the journal source to report its lag',
+  );
+  assert.equal(
+    metricValue(text, 'node_auditor_log_source_state', { ...JOURNAL, state: 'following' }),
+    1,
+  );
+  assert.ok((metricValue(text, 'node_auditor_log_lines_total', JOURNAL) ?? 0) >= 1);
+  assert.equal(
+    metricValue(text, 'node_auditor_log_matches_total', {
+      ...JOURNAL,
+      rule: 'kubelet-pleg-unhealthy',
+    }),
+    1,
+  );
+  const lag = metricValue(text, 'node_auditor_log_source_lag_seconds', JOURNAL) ?? -1;
+  assert.ok(lag >= 0 && lag < 5, `lag ${lag} s for an entry read as it was written`);
 });

@@ -87,7 +87,7 @@ export const METRICS = [
   {
     name: 'node_auditor_log_source_lag_seconds',
     type: 'gauge',
-    help: 'How old the latest line of a source was when the agent read it (its own timestamp to now): grows when reading falls behind.',
+    help: 'How old the latest line of a source was when the agent read it (its own timestamp to now), updated every 5 s: grows when reading falls behind.',
     labels: ['source'],
   },
   {
