@@ -10,24 +10,16 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import pino from 'pino';
 import * as v from 'valibot';
 import type { CheckOutcome } from '../../agent/checks/check.ts';
 import { containerRuntimeCheck } from '../../agent/checks/containerRuntime/containerRuntimeCheck.ts';
-import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { tempDir } from '../helpers.ts';
+import { runCheckOn } from './runCheckOn.ts';
 
 const options = v.parse(v.object(containerRuntimeCheck.options), { probeTimeout: '500ms' });
 
 function run(root: string): Promise<CheckOutcome> {
-  return containerRuntimeCheck.run({
-    host: new HostRoot(root),
-    nodeName: 'k1-node01',
-    options,
-    signal: new AbortController().signal,
-    services: {},
-    log: pino({ level: 'silent' }),
-  });
+  return runCheckOn(containerRuntimeCheck, root, options);
 }
 
 async function socketPath(root: string, hostPath: string): Promise<string> {

@@ -7,12 +7,11 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import pino from 'pino';
 import * as v from 'valibot';
 import type { CheckOutcome } from '../../agent/checks/check.ts';
 import { kubeletCertCheck } from '../../agent/checks/kubeletCert/kubeletCertCheck.ts';
-import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { requireTool, tempDir } from '../helpers.ts';
+import { runCheckOn } from './runCheckOn.ts';
 
 const DAY = 24 * 3600 * 1000;
 
@@ -111,14 +110,7 @@ async function hostWith(t: TestContext, pem: string): Promise<string> {
 const options = v.parse(v.object(kubeletCertCheck.options), {});
 
 function run(root: string): Promise<CheckOutcome> {
-  return kubeletCertCheck.run({
-    host: new HostRoot(root),
-    nodeName: 'k1-node01',
-    options,
-    signal: new AbortController().signal,
-    services: {},
-    log: pino({ level: 'silent' }),
-  });
+  return runCheckOn(kubeletCertCheck, root, options);
 }
 
 describe('kubelet-cert check', () => {

@@ -5,7 +5,6 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import pino from 'pino';
 import * as v from 'valibot';
 import { readPersistedSysctls } from '../../agent/checks/sysctl/persistedSysctls.ts';
 import { sysctlCheck } from '../../agent/checks/sysctl/sysctlCheck.ts';
@@ -15,6 +14,7 @@ import type { CheckOutcome } from '../../agent/checks/check.ts';
 import type { FindingDraft } from '../../agent/findings/finding.ts';
 import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { copyFixtureHost, fixtureHost, writeFiles } from '../helpers.ts';
+import { runCheckOn } from './runCheckOn.ts';
 
 const defaultOptions = v.parse(v.object(sysctlCheck.options), {});
 
@@ -27,14 +27,7 @@ async function optionsWithProfile(profileYaml: string): Promise<SysctlOptions> {
 }
 
 async function runOn(root: string, options = defaultOptions): Promise<CheckOutcome> {
-  return sysctlCheck.run({
-    host: new HostRoot(root),
-    nodeName: 'k1-node01',
-    options,
-    signal: new AbortController().signal,
-    services: {},
-    log: pino({ level: 'silent' }),
-  });
+  return runCheckOn(sysctlCheck, root, options);
 }
 
 function ids(outcome: CheckOutcome): string[] {

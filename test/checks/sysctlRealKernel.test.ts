@@ -3,23 +3,15 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { test } from 'node:test';
-import pino from 'pino';
 import * as v from 'valibot';
 import { sysctlCheck } from '../../agent/checks/sysctl/sysctlCheck.ts';
-import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { isRoot, requireTool } from '../helpers.ts';
+import { runCheckOn } from './runCheckOn.ts';
 
 const options = v.parse(v.object(sysctlCheck.options), {});
 
 function run() {
-  return sysctlCheck.run({
-    host: new HostRoot('/'),
-    nodeName: 'this-host',
-    options,
-    signal: new AbortController().signal,
-    services: {},
-    log: pino({ level: 'silent' }),
-  });
+  return runCheckOn(sysctlCheck, '/', options);
 }
 
 test('values read from the real /proc/sys are the ones procps sysctl reports', async (t) => {

@@ -193,12 +193,14 @@ describe('scan-logs', () => {
     const file = path.join(dir, 'messages');
     const benign = await fs.readFile(path.join(LOGS, 'benign.log'));
     const seed = await fs.readFile(path.join(LOGS, 'seed-notready.log'));
-    const copies = Math.ceil((101 * 1024 * 1024) / benign.length);
-    const handle = await fs.open(file, 'w');
+    // Blocks of 100 copies of benign.log up to 101 MiB, then the seed's 5 lines.
     const block = Buffer.concat(Array.from({ length: 100 }, () => benign));
-    for (let i = 0; i < copies; i += 100) await handle.write(block);
+    const blocks = Math.ceil((101 * 1024 * 1024) / block.length);
+    const handle = await fs.open(file, 'w');
+    for (let i = 0; i < blocks; i++) await handle.write(block);
     await handle.write(seed);
     await handle.close();
+    const linesOf = (b: Buffer) => b.toString().split('\n').length - 1;
     const size = (await fs.stat(file)).size;
     const r = await runCli(['scan-logs', file], { env: UTC, timeoutMs: 120_000 });
     assert.equal(r.code, 1, r.stderr);
@@ -210,11 +212,7 @@ describe('scan-logs', () => {
       new RegExp(`^scan-logs: ${file}: 100% \\(${mib} MiB of ${mib} MiB\\), [\\d,]+ lines$`),
     );
     const count = Number(/([\d,]+) lines$/.exec(last)?.[1]?.replace(/,/g, ''));
-    assert.equal(
-      count,
-      (size === 0 ? 0 : benign.toString().split('\n').length - 1) * Math.ceil(copies / 100) * 100 +
-        5,
-    );
+    assert.equal(count, linesOf(block) * blocks + linesOf(seed));
     assert.match(r.stdout, /InotifyWatchesExhausted/);
   });
 
