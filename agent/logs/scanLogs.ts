@@ -102,8 +102,10 @@ export async function scanLogs(
   };
   for (const input of inputs) {
     const before = result.lines;
-    const format =
-      input.kind === 'journal-directory' ? 'journal-file' : await sniffFormat(input.path);
+    const { format, gzip } =
+      input.kind === 'journal-directory'
+        ? { format: 'journal-file' as const, gzip: false }
+        : await sniffFormat(input.path);
     const progress = new Progress(input, options.progress);
     const counted = (n: number) => {
       result.lines += n;
@@ -122,7 +124,7 @@ export async function scanLogs(
         handle(journalRecord(entry, input.path));
       });
     } else {
-      const { stream, read } = await openInput(input.path);
+      const { stream, read } = openInput(input.path, gzip);
       if (format === 'journal-json' || format === 'journal-export') {
         await readJournalStream(stream, format, (entry) => {
           progress.at(read());
@@ -159,7 +161,7 @@ export async function scanLogs(
 }
 
 /** What a file holds, from its first bytes (under gzip, if compressed). */
-export async function sniffFormat(path: string): Promise<InputFormat> {
+export async function sniffFormat(path: string): Promise<{ format: InputFormat; gzip: boolean }> {
   const handle = await fs.open(path, 'r');
   let head: Buffer;
   try {
@@ -169,8 +171,11 @@ export async function sniffFormat(path: string): Promise<InputFormat> {
   } finally {
     await handle.close();
   }
-  if (head.subarray(0, 8).toString('latin1') === 'LPKSHHRH') return 'journal-file';
-  if (head[0] === 0x1f && head[1] === 0x8b) {
+  if (head.subarray(0, 8).toString('latin1') === 'LPKSHHRH') {
+    return { format: 'journal-file', gzip: false };
+  }
+  const gzip = head[0] === 0x1f && head[1] === 0x8b;
+  if (gzip) {
     const stream = createReadStream(path).pipe(createGunzip());
     const first = await new Promise<Buffer>((resolve) => {
       stream.once('data', (chunk: Buffer) => {
@@ -188,21 +193,20 @@ export async function sniffFormat(path: string): Promise<InputFormat> {
   }
   const text = head.toString('utf8');
   const firstLine = text.split('\n', 1)[0] ?? '';
-  if (firstLine.startsWith('{')) return 'journal-json';
-  if (/^__CURSOR=|^__REALTIME_TIMESTAMP=|^[A-Z_][A-Z0-9_]*=/.test(firstLine))
-    return 'journal-export';
-  if (/^\[\s*\d+\.\d+\] |^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d /.test(firstLine)) return 'dmesg';
-  return 'syslog';
+  const format: InputFormat = firstLine.startsWith('{')
+    ? 'journal-json'
+    : /^__CURSOR=|^__REALTIME_TIMESTAMP=|^[A-Z_][A-Z0-9_]*=/.test(firstLine)
+      ? 'journal-export'
+      : /^\[\s*\d+\.\d+\] |^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d /.test(firstLine)
+        ? 'dmesg'
+        : 'syslog';
+  return { format, gzip };
 }
 
 /** The file as a stream of bytes (decompressed if it is gzip); `read()` tells how far it got. */
-async function openInput(path: string): Promise<{ stream: Readable; read: () => number }> {
-  const handle = await fs.open(path, 'r');
-  const magic = Buffer.alloc(2);
-  await handle.read(magic, 0, 2, 0);
-  await handle.close();
+function openInput(path: string, gzip: boolean): { stream: Readable; read: () => number } {
   const raw = createReadStream(path, { highWaterMark: CHUNK_BYTES });
-  const stream = magic[0] === 0x1f && magic[1] === 0x8b ? raw.pipe(createGunzip()) : raw;
+  const stream = gzip ? raw.pipe(createGunzip()) : raw;
   return { stream, read: () => raw.bytesRead };
 }
 
