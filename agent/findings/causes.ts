@@ -19,10 +19,6 @@ export const CAUSES = {
 
 export type Cause = keyof typeof CAUSES;
 
-export function isCause(value: string): value is Cause {
-  return Object.hasOwn(CAUSES, value);
-}
-
 /** What an operator does about each cause: the commands, as the seeds do it by hand. */
 export const CAUSE_REMEDIATION: Record<Cause, string> = {
   InotifyWatchesExhausted:
