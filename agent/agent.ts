@@ -17,6 +17,7 @@ import type { Report } from './findings/report.ts';
 import { HostRoot } from './host/hostRoot.ts';
 import { KubernetesIntegration } from './kubernetes/kubernetesIntegration.ts';
 import { LogPipeline } from './logs/logPipeline.ts';
+import { ProcessScans } from './procfs/processScans.ts';
 import type { LogSettings } from './logs/logSettings.ts';
 import { CheckScheduler } from './runner/checkScheduler.ts';
 import { CheckRunner, applyRunToFindings } from './runner/runCheck.ts';
@@ -68,6 +69,8 @@ export class Agent {
   /** The log pipeline, while checks.logs is enabled. */
   private logs: LogPipeline | undefined;
   private logsSettings = '';
+  /** The /proc pass the pause, zombies and inotify checks share. */
+  private readonly processes: ProcessScans;
   /** Readiness as node_auditor_node_ready last said it (undefined: not known yet). */
   private nodeReady: boolean | undefined;
   private kubeletHealthy: boolean | undefined;
@@ -89,11 +92,19 @@ export class Agent {
       logTransition(this.log, transition);
     });
     this.syncCauses();
+    this.processes = new ProcessScans(new HostRoot(this.config.hostRoot));
     const runner = new CheckRunner({
       host: new HostRoot(this.config.hostRoot),
       nodeName: this.config.nodeName,
       log: this.log,
-      services: () => (this.logs === undefined ? {} : { logs: this.logs }),
+      services: () => {
+        const pods = this.kube?.pods;
+        return {
+          processes: this.processes,
+          ...(this.logs === undefined ? {} : { logs: this.logs }),
+          ...(pods === undefined ? {} : { pods }),
+        };
+      },
     });
     this.scheduler = new CheckScheduler(
       this.checks,

@@ -7,6 +7,8 @@ import type * as v from 'valibot';
 import type { FindingDraft } from '../findings/finding.ts';
 import type { HostRoot } from '../host/hostRoot.ts';
 import type { Incident } from '../incidents/incident.ts';
+import type { PodLookup } from '../procfs/processOwner.ts';
+import type { ProcessScans } from '../procfs/processScans.ts';
 import type { SourceStatus } from '../logs/logPipeline.ts';
 import type { MetricSample } from '../sinks/metrics/catalogue.ts';
 
@@ -26,6 +28,10 @@ export interface CheckContext<Options> {
 export interface CheckServices {
   /** The log pipeline following the node's logs (the logs check reads its incidents). */
   logs?: { incidents(): Incident[]; sources(): SourceStatus[] };
+  /** The shared /proc pass of the pause, zombies and inotify checks. */
+  processes?: ProcessScans;
+  /** Pods on this node (namespace, name, containers by UID and container ID), with an API. */
+  pods?: PodLookup;
 }
 
 export interface CheckOutcome {

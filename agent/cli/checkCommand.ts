@@ -8,6 +8,7 @@ import { CheckStatuses, exitStatusOf } from '../findings/report.ts';
 import type { Report } from '../findings/report.ts';
 import { HostRoot } from '../host/hostRoot.ts';
 import { createLogger } from '../logger.ts';
+import { ProcessScans } from '../procfs/processScans.ts';
 import { CheckRunner, applyRunToFindings } from '../runner/runCheck.ts';
 import { renderTable } from '../sinks/report/tableReport.ts';
 
@@ -24,10 +25,14 @@ export async function checkCommand(
     node: config.nodeName,
     fd: 2,
   });
+  const host = new HostRoot(config.hostRoot);
+  // One /proc pass for the pause, zombies and inotify checks.
+  const processes = new ProcessScans(host);
   const runner = new CheckRunner({
-    host: new HostRoot(config.hostRoot),
+    host,
     nodeName: config.nodeName,
     log,
+    services: () => ({ processes }),
   });
   const statuses = new CheckStatuses(CHECKS);
   const store = new FindingStore();

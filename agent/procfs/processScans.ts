@@ -1,0 +1,64 @@
+// The one /proc pass shared by the pause, zombies and inotify checks: a check asks for a scan,
+// and gets the one that finished moments ago, or joins the one under way, or starts one. So the
+// three checks, scheduled together, read each /proc file once between them.
+import type { HostRoot } from '../host/hostRoot.ts';
+import { ProcessScanner } from './processScanner.ts';
+import type { ProcessScan } from './processScanner.ts';
+import { FirstSeen, UsageTrend } from './scanHistory.ts';
+
+/** A scan younger than this (from its end) is reused rather than done again. */
+export const SCAN_REUSE_MS = 10_000;
+
+export class ProcessScans {
+  private readonly scanner: ProcessScanner;
+  private latest: { scan: ProcessScan; endedAt: number } | undefined;
+  private inFlight: Promise<ProcessScan> | undefined;
+  private readonly infra = new Set<string>(['pause']);
+  /** Watches in use per UID over time (the inotify check's trend). */
+  readonly inotifyTrend = new UsageTrend();
+  /** Zombie children per parent over time (the zombies check's growth). */
+  readonly zombieParents = new UsageTrend();
+  /** When each zombie was first seen a zombie (the zombies check's ages). */
+  readonly zombiesSeen = new FirstSeen();
+
+  constructor(host: HostRoot) {
+    this.scanner = new ProcessScanner(host);
+  }
+
+  /** comm names of pod infra processes. */
+  get infraCommands(): ReadonlySet<string> {
+    return this.infra;
+  }
+
+  /** comm names of pod infra processes (checks.pause.infraCommands), read with their cgroup. */
+  setInfraCommands(names: readonly string[]): void {
+    this.infra.clear();
+    for (const name of names) this.infra.add(name);
+  }
+
+  async get(signal?: AbortSignal): Promise<ProcessScan> {
+    if (this.latest !== undefined && Date.now() - this.latest.endedAt < SCAN_REUSE_MS)
+      return this.latest.scan;
+    // A check that times out aborts only its wait, not the scan the others are waiting for.
+    this.inFlight ??= this.scanner
+      .scan({ infraCommands: this.infra })
+      .then((scan) => {
+        this.latest = { scan, endedAt: Date.now() };
+        return scan;
+      })
+      .finally(() => {
+        this.inFlight = undefined;
+      });
+    if (signal === undefined) return this.inFlight;
+    signal.throwIfAborted();
+    return await new Promise<ProcessScan>((resolve, reject) => {
+      const onAbort = () => {
+        reject(signal.reason as Error);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      (this.inFlight as Promise<ProcessScan>).then(resolve, reject).finally(() => {
+        signal.removeEventListener('abort', onAbort);
+      });
+    });
+  }
+}
