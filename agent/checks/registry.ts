@@ -1,6 +1,9 @@
 // Every check the agent has, in one table. Adding a check means adding it here; nothing
 // registers itself on import. Order is the order reports list them in.
 import type { Check } from './check.ts';
+import { inotifyCheck } from './inotify/inotifyCheck.ts';
+import { pauseCheck } from './pause/pauseCheck.ts';
+import { zombiesCheck } from './zombies/zombiesCheck.ts';
 import { containerRuntimeCheck } from './containerRuntime/containerRuntimeCheck.ts';
 import { kubeletCertCheck } from './kubeletCert/kubeletCertCheck.ts';
 import { logsCheck } from './logs/logsCheck.ts';
@@ -11,6 +14,9 @@ export const CHECKS: readonly Check[] = [
   logsCheck,
   kubeletCertCheck,
   containerRuntimeCheck,
+  inotifyCheck,
+  pauseCheck,
+  zombiesCheck,
 ];
 
 export function checkIds(checks: readonly Check[] = CHECKS): string[] {

@@ -127,6 +127,72 @@ export const METRICS = [
     labels: ['runtime'],
   },
   {
+    name: 'node_auditor_inotify_watches',
+    type: 'gauge',
+    help: 'inotify watches held by the processes of a user (effective UID, the one the kernel charges), against fs.inotify.max_user_watches.',
+    labels: ['uid'],
+  },
+  {
+    name: 'node_auditor_inotify_instances',
+    type: 'gauge',
+    help: 'inotify instances held by the processes of a user (effective UID), against fs.inotify.max_user_instances.',
+    labels: ['uid'],
+  },
+  {
+    name: 'node_auditor_inotify_max_user_watches',
+    type: 'gauge',
+    help: 'fs.inotify.max_user_watches: the most inotify watches one user may hold.',
+    labels: [],
+  },
+  {
+    name: 'node_auditor_inotify_max_user_instances',
+    type: 'gauge',
+    help: 'fs.inotify.max_user_instances: the most inotify instances one user may hold.',
+    labels: [],
+  },
+  {
+    name: 'node_auditor_inotify_top_consumer_watches',
+    type: 'gauge',
+    help: 'inotify watches of the top holders (checks.inotify.topConsumers processes), by pod, container and process name; host processes have empty pod labels.',
+    labels: ['namespace', 'pod', 'container', 'comm'],
+  },
+  {
+    name: 'node_auditor_inotify_watches_limit_eta_seconds',
+    type: 'gauge',
+    help: "Seconds until a user's inotify watches reach fs.inotify.max_user_watches at the rate they grew over checks.inotify.trendWindow; only while they grow.",
+    labels: ['uid'],
+  },
+  {
+    name: 'node_auditor_zombie_processes',
+    type: 'gauge',
+    help: 'Zombie processes (exited, not yet reaped by their parent), by pod and container; host processes have empty pod labels.',
+    labels: ['namespace', 'pod', 'container'],
+  },
+  {
+    name: 'node_auditor_pid_usage_ratio',
+    type: 'gauge',
+    help: "PIDs in use over the limit: the node's tasks over kernel.pid_max (empty pod labels), or a pod's pids.current over its cgroup's pids.max (pods with a limit only).",
+    labels: ['namespace', 'pod'],
+  },
+  {
+    name: 'node_auditor_pod_sandboxes',
+    type: 'gauge',
+    help: "Pod sandboxes by the state of their infra (pause) process: ok, not_pid1 (not PID 1 of the pod's PID namespace), no_sigchld_handler (does not catch SIGCHLD, so it reaps nothing), not_reaping (catches SIGCHLD but has zombie children), no_term_handler (does not catch SIGINT or SIGTERM), zombie (exited, not reaped).",
+    labels: ['state'],
+  },
+  {
+    name: 'node_auditor_process_scan_duration_seconds',
+    type: 'gauge',
+    help: 'Wall time of the last /proc pass (every process and its file descriptors) the pause, zombies and inotify checks share.',
+    labels: [],
+  },
+  {
+    name: 'node_auditor_process_scan_processes',
+    type: 'gauge',
+    help: 'Processes the last /proc pass read.',
+    labels: [],
+  },
+  {
     name: 'node_auditor_node_ready',
     type: 'gauge',
     help: "1 when this node is Ready: its Node's Ready condition, or with no Kubernetes API the local kubelet's healthz. 0 otherwise.",
@@ -236,6 +302,17 @@ export type SampleMetricName = Extract<
   | 'node_auditor_sysctl_persisted'
   | 'node_auditor_kubelet_client_cert_expiry_timestamp_seconds'
   | 'node_auditor_container_runtime_up'
+  | 'node_auditor_inotify_watches'
+  | 'node_auditor_inotify_instances'
+  | 'node_auditor_inotify_max_user_watches'
+  | 'node_auditor_inotify_max_user_instances'
+  | 'node_auditor_inotify_top_consumer_watches'
+  | 'node_auditor_inotify_watches_limit_eta_seconds'
+  | 'node_auditor_zombie_processes'
+  | 'node_auditor_pid_usage_ratio'
+  | 'node_auditor_pod_sandboxes'
+  | 'node_auditor_process_scan_duration_seconds'
+  | 'node_auditor_process_scan_processes'
 >;
 
 /** One gauge value a check measured. Labels are bounded: no PIDs, timestamps or free text. */
