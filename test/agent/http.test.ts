@@ -43,6 +43,9 @@ test('the agent serves its findings, metrics and health on HTTP', async (t) => {
       ['logs', 'ok'],
       ['kubelet-cert', 'ok'],
       ['container-runtime', 'ok'],
+      ['inotify', 'ok'],
+      ['pause', 'ok'],
+      ['zombies', 'ok'],
     ],
   );
   assert.equal(report.findings.length, 7);

@@ -71,6 +71,9 @@ test('check --output json prints the contract object', async () => {
       ['logs', 'ok', 'number'],
       ['kubelet-cert', 'ok', 'number'],
       ['container-runtime', 'ok', 'number'],
+      ['inotify', 'ok', 'number'],
+      ['pause', 'ok', 'number'],
+      ['zombies', 'ok', 'number'],
     ],
   );
   assert.equal(report.findings.length, 1);
@@ -114,6 +117,9 @@ test('--only runs just the named checks; the others are reported as skipped', as
       ['logs', 'ok', undefined],
       ['kubelet-cert', 'ok', undefined],
       ['container-runtime', 'ok', undefined],
+      ['inotify', 'ok', undefined],
+      ['pause', 'ok', undefined],
+      ['zombies', 'ok', undefined],
     ],
   );
   // --only asks for it explicitly: it runs
@@ -143,7 +149,7 @@ test('usage errors print the usage and exit 2', async () => {
     ],
     [
       ['check', '--only', 'sysctl,nope'],
-      /^node-auditor: --only: unknown check "nope" \(checks: sysctl, logs, kubelet-cert, container-runtime\)/,
+      /^node-auditor: --only: unknown check "nope" \(checks: sysctl, logs, kubelet-cert, container-runtime, inotify, pause, zombies\)/,
     ],
     [['config', '--only', 'sysctl'], /^node-auditor: --only is a flag of check, not of config/],
     [['check', 'extra'], /^node-auditor: unexpected argument "extra"/],
