@@ -11,6 +11,7 @@ import { kubeClientCost } from './kubeClient.bench.ts';
 import { logLatency } from './logLatency.bench.ts';
 import { logMatching } from './logMatching.bench.ts';
 import { logStorm } from './logStorm.bench.ts';
+import { procScan } from './procScan.bench.ts';
 import { scrapeLatency } from './scrapeLatency.bench.ts';
 
 if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build first`);
@@ -26,6 +27,7 @@ for (const bench of [
   logMatching,
   logLatency,
   logStorm,
+  procScan,
 ]) {
   for (const result of [await bench()].flat()) {
     results.push(result);

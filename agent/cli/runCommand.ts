@@ -87,7 +87,13 @@ export async function runCommand(inputs: ConfigInputs): Promise<number> {
  */
 function interpretOnly(): void {
   if (process.env.NODE_AUDITOR_JIT === '1') return;
-  for (const flag of ['--no-turbofan', '--no-maglev', '--no-sparkplug', '--optimize-for-size']) {
+  for (const flag of [
+    '--no-turbofan',
+    '--no-maglev',
+    '--no-sparkplug',
+    '--optimize-for-size',
+    '--single-threaded',
+  ]) {
     v8.setFlagsFromString(flag);
   }
 }

@@ -1,7 +1,6 @@
 // /proc/<pid>/stat (proc(5)): "pid (comm) state ppid pgrp session tty_nr tpgid flags ...".
 // comm is whatever the process named itself, spaces and ")" included, so the fields are read
-// after the LAST ")" (field 3 onwards), never by splitting the whole line. Parsed from the bytes
-// as read: the scan reads this file for every process, and a string per field adds up.
+// after the LAST ")" (field 3 onwards), never by splitting the whole line.
 
 export interface ProcStat {
   comm: string;
@@ -19,52 +18,27 @@ export interface ProcStat {
 /** PF_KTHREAD (include/linux/sched.h): a kernel thread, which has no files of its own. */
 export const PF_KTHREAD = 0x00200000;
 
-const SPACE = 0x20;
-const CLOSE = 0x29;
+/**
+ * Fields 3..22 after ") ": state, ppid (4), pgrp, session, tty_nr, tpgid, flags (9), ten
+ * counters and times, num_threads (20), itrealvalue, starttime (22). One regular expression
+ * (compiled to native code by V8 whatever its JavaScript tiers) instead of a loop per byte:
+ * the scan parses this for every process, and the agent runs without the optimizing JIT.
+ */
+const FIELDS = /^(\S) (\d+) \S+ \S+ \S+ \S+ (\d+) (?:\S+ ){10}(\d+) \S+ (\d+)/;
 
-/** undefined when the bytes are not a stat line. */
-export function parseProcStat(bytes: Uint8Array, length = bytes.length): ProcStat | undefined {
-  const view = bytes.subarray(0, length);
-  const open = view.indexOf(0x28);
-  const close = view.lastIndexOf(CLOSE);
-  if (open < 0 || close < open || close + 4 > length || view[close + 1] !== SPACE) return undefined;
-  const state = String.fromCharCode(view[close + 2] as number);
-  // Field N (N >= 4) starts after the (N - 3)th space following ")": jump from space to space
-  // (indexOf is native) and parse only the numbers wanted.
-  let ppid = -1;
-  let flags = 0;
-  let threads = 1;
-  let startTicks = -1;
-  let at = close + 3;
-  for (let field = 4; field <= 22; field++) {
-    const start = at + 1;
-    let end = view.indexOf(SPACE, start);
-    if (end < 0) end = length;
-    if (field === 4) ppid = digits(view, start, end);
-    else if (field === 9) flags = digits(view, start, end);
-    else if (field === 20) threads = Math.max(1, digits(view, start, end));
-    else if (field === 22) startTicks = digits(view, start, end);
-    at = end;
-  }
-  if (ppid < 0 || startTicks < 0) return undefined;
+/** undefined when the text is not a stat line. */
+export function parseProcStat(text: string): ProcStat | undefined {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return undefined;
+  const match = FIELDS.exec(text.slice(close + 2));
+  if (match === null) return undefined;
   return {
-    comm: Buffer.from(view.buffer, view.byteOffset + open + 1, close - open - 1).toString('utf8'),
-    state,
-    ppid,
-    flags,
-    threads,
-    startTicks,
+    comm: text.slice(open + 1, close),
+    state: match[1] as string,
+    ppid: Number(match[2]),
+    flags: Number(match[3]),
+    threads: Math.max(1, Number(match[4])),
+    startTicks: Number(match[5]),
   };
-}
-
-/** The unsigned decimal number in bytes [start, end), or -1. */
-function digits(view: Uint8Array, start: number, end: number): number {
-  if (end <= start) return -1;
-  let value = 0;
-  for (let i = start; i < end; i++) {
-    const d = (view[i] as number) - 0x30;
-    if (d < 0 || d > 9) return -1;
-    value = value * 10 + d;
-  }
-  return value;
 }

@@ -31,45 +31,16 @@ export class ProcReader {
     return this.buffer;
   }
 
-  /** The text of a small file (latin1: /proc text is ASCII but for names), or undefined. */
-  text(path: string, encoding: 'latin1' | 'utf8' = 'latin1'): string | undefined {
-    const bytes = this.bytes(path);
-    return bytes?.toString(encoding);
-  }
-
   /**
-   * The bytes of a small file, or undefined. The view is into the reader's own buffer: valid
-   * until its next read.
+   * The text of a small file, or undefined. readFileSync's UTF-8 path is one call into the
+   * runtime (open, read to the end, close), the cheapest way to read a /proc file from JS.
    */
-  bytes(path: string): Buffer | undefined {
-    let fd: number;
+  text(path: string): string | undefined {
     try {
-      fd = fs.openSync(path, 'r');
+      return fs.readFileSync(path, 'utf8');
     } catch (error) {
       this.failure = failureOf(error);
       return undefined;
-    }
-    try {
-      let buffer = this.ensure(16 * 1024);
-      let length = 0;
-      for (;;) {
-        if (length === buffer.length) {
-          const bigger = Buffer.allocUnsafe(buffer.length * 2);
-          buffer.copy(bigger, 0, 0, length);
-          this.buffer = buffer = bigger;
-        }
-        const n = fs.readSync(fd, buffer, length, buffer.length - length, null);
-        if (n === 0) break;
-        length += n;
-        // seq_file hands over everything that fits in one read: a short read is the end.
-        if (length < buffer.length) break;
-      }
-      return buffer.subarray(0, length);
-    } catch (error) {
-      this.failure = failureOf(error);
-      return undefined;
-    } finally {
-      fs.closeSync(fd);
     }
   }
 

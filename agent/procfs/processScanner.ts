@@ -12,7 +12,7 @@
 //   the scan for the kernel (a C loop doing only those readlinks takes about 0.2 s of CPU here).
 //   So a process's fds are classified once and the result kept while the process (pid and start
 //   time) and its fd count (stat of /proc/<pid>/fd, Linux 6.2+) stay the same; each scan still
-//   re-classifies every REVALIDATE_EVERY-th process, so an inotify instance opened on a
+//   re-classifies every REVALIDATE_EVERY-th (16th) process, so an inotify instance opened on a
 //   just-closed fd number (same count) is seen within that many scans. Known inotify fds are
 //   checked and their fdinfo re-read every scan.
 // - status costs the kernel as much as stat and nothing needs it for the other processes.
@@ -28,10 +28,13 @@ import { ProcReader, failureOf } from './procReader.ts';
 
 /** Longest stretch of synchronous reads before the event loop gets a turn. */
 const SLICE_MS = 8;
-const REVALIDATE_EVERY = 8;
+const REVALIDATE_EVERY = 16;
 /** USER_HZ: the unit of stat's start time on every Linux architecture Kubernetes runs on. */
 export const CLOCK_TICKS_PER_SECOND = 100;
 const INOTIFY_LINK = 'anon_inode:inotify';
+/** Shared by the processes that hold none (nearly all): one array less per process per scan. */
+const NO_INSTANCES: readonly InotifyInstance[] = Object.freeze([]);
+const NO_FDS: readonly number[] = Object.freeze([]);
 
 export interface InotifyInstance {
   fd: number;
@@ -62,7 +65,7 @@ export interface ProcessInfo {
   fds?: number;
   /** Its fds could not be read (permissions): inotify use unknown. */
   fdsDenied?: boolean;
-  inotify: InotifyInstance[];
+  inotify: readonly InotifyInstance[];
 }
 
 export interface ProcessScan {
@@ -88,7 +91,7 @@ export interface ProcessScan {
 interface FdCacheEntry {
   startTicks: number;
   fds: number;
-  inotifyFds: number[];
+  inotifyFds: readonly number[];
 }
 
 /** PID 1 of a PID namespace other than the scan's own (needs status). */
@@ -166,8 +169,8 @@ export class ProcessScanner {
       if (slicer.due) await slicer.yield();
       const pid = Number(name);
       const dir = `${this.proc}/${name}`;
-      const statBytes = this.reader.bytes(`${dir}/stat`);
-      const stat = statBytes === undefined ? undefined : parseProcStat(statBytes);
+      const statText = this.reader.text(`${dir}/stat`);
+      const stat = statText === undefined ? undefined : parseProcStat(statText);
       if (stat === undefined) continue;
       const info: ProcessInfo = {
         pid,
@@ -177,7 +180,7 @@ export class ProcessScanner {
         startTicks: stat.startTicks,
         threads: stat.threads,
         kernelThread: (stat.flags & PF_KTHREAD) !== 0,
-        inotify: [],
+        inotify: NO_INSTANCES,
       };
       tasks += info.threads;
       if (!info.kernelThread && info.state !== 'Z') {
@@ -245,11 +248,9 @@ export class ProcessScanner {
     const fdDir = `${dir}/fd`;
     let count: number | undefined;
     if (this.fdCountFromStat) {
-      try {
-        count = fs.statSync(fdDir).size;
-      } catch {
-        return undefined;
-      }
+      const stat = fs.statSync(fdDir, { throwIfNoEntry: false });
+      if (stat === undefined) return undefined;
+      count = stat.size;
     }
     const cached = this.fdCache.get(info.pid);
     const reuse =
@@ -258,12 +259,18 @@ export class ProcessScanner {
       cached.startTicks === info.startTicks &&
       cached.fds === count &&
       (info.pid + scanNumber) % REVALIDATE_EVERY !== 0;
-    let inotifyFds: number[];
+    let inotifyFds: readonly number[];
     if (reuse) {
-      inotifyFds = [];
+      inotifyFds = cached.inotifyFds;
       // Known inotify fds are checked every scan: still open, still inotify.
-      for (const fd of cached.inotifyFds)
-        if (this.reader.link(`${fdDir}/${fd}`) === INOTIFY_LINK) inotifyFds.push(fd);
+      for (const fd of cached.inotifyFds) {
+        if (this.reader.link(`${fdDir}/${fd}`) !== INOTIFY_LINK) {
+          inotifyFds = cached.inotifyFds.filter(
+            (known) => this.reader.link(`${fdDir}/${known}`) === INOTIFY_LINK,
+          );
+          break;
+        }
+      }
     } else {
       let entries: string[];
       try {
@@ -273,22 +280,30 @@ export class ProcessScanner {
       }
       if (count === 0 && entries.length > 0) this.fdCountFromStat = false;
       count = entries.length;
-      inotifyFds = [];
+      let found: number[] | undefined;
       for (let i = 0; i < entries.length; i++) {
         if ((i & 255) === 255 && slicer.due) await slicer.yield();
         const name = entries[i] as string;
-        if (this.reader.link(`${fdDir}/${name}`) === INOTIFY_LINK) inotifyFds.push(Number(name));
+        if (this.reader.link(`${fdDir}/${name}`) === INOTIFY_LINK)
+          (found ??= []).push(Number(name));
       }
+      inotifyFds = found ?? NO_FDS;
     }
     const fds = count ?? 0;
     info.fds = fds;
-    for (const fd of inotifyFds) {
-      const read = this.reader.inotifyWatches(`${dir}/fdinfo/${fd}`);
-      if (read !== undefined) info.inotify.push({ fd, ...read });
+    if (inotifyFds.length > 0) {
+      const instances: InotifyInstance[] = [];
+      for (const fd of inotifyFds) {
+        const read = this.reader.inotifyWatches(`${dir}/fdinfo/${fd}`);
+        if (read !== undefined) instances.push({ fd, ...read });
+      }
+      info.inotify = instances;
     }
-    return {
-      entry: { startTicks: info.startTicks, fds, inotifyFds },
-      classified: !reuse,
-    };
+    // Unchanged: keep the entry (no new object per process per scan).
+    const entry =
+      reuse && inotifyFds === cached.inotifyFds
+        ? cached
+        : { startTicks: info.startTicks, fds, inotifyFds };
+    return { entry, classified: !reuse };
   }
 }

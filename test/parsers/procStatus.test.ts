@@ -15,7 +15,7 @@ const STAT_TAIL =
   'S 0 1 1 0 -1 4194560 52795 6186551 111 2542 219 198 31290 8107 20 0 1 0 27 175828992 3161 18446744073709551615 1 1 0 0 0 0 671173123 4096 1260 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n';
 
 test('stat: fields are read after the last ")", whatever the name holds', () => {
-  const plain = parseProcStat(Buffer.from(`1 (systemd) ${STAT_TAIL}`));
+  const plain = parseProcStat(`1 (systemd) ${STAT_TAIL}`);
   assert.deepEqual(plain, {
     comm: 'systemd',
     state: 'S',
@@ -25,19 +25,18 @@ test('stat: fields are read after the last ")", whatever the name holds', () => 
     startTicks: 27,
   });
   // A process may call itself "a) Z 99 (" : only the last ")" ends the name.
-  const tricky = parseProcStat(Buffer.from(`4242 (a) Z 99 () R 77 ${STAT_TAIL.slice(4)}`));
+  const tricky = parseProcStat(`4242 (a) Z 99 () R 77 ${STAT_TAIL.slice(4)}`);
   assert.equal(tricky?.comm, 'a) Z 99 (');
   assert.equal(tricky.state, 'R');
   assert.equal(tricky.ppid, 77);
   assert.equal(tricky.startTicks, 27);
-  assert.equal(parseProcStat(Buffer.from('Ünïcode'))?.comm, undefined);
-  assert.equal(parseProcStat(Buffer.from('12 (short) S 1 2\n')), undefined);
-  const zombie = parseProcStat(Buffer.from(`77 (sleep) Z ${STAT_TAIL.slice(2)}`));
+  assert.equal(parseProcStat(`9 (über worker) ${STAT_TAIL}`)?.comm, 'über worker');
+  assert.equal(parseProcStat('no parentheses at all'), undefined);
+  assert.equal(parseProcStat('12 (short) S 1 2\n'), undefined);
+  const zombie = parseProcStat(`77 (sleep) Z ${STAT_TAIL.slice(2)}`);
   assert.equal(zombie?.state, 'Z');
   const named = parseProcStat(
-    Buffer.from(
-      `5 (kworker/0:0H-events_highpri) I 2 0 0 0 -1 69238880 0 0 0 0 0 0 0 0 0 -20 1 0 12 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n`,
-    ),
+    `5 (kworker/0:0H-events_highpri) I 2 0 0 0 -1 69238880 0 0 0 0 0 0 0 0 0 -20 1 0 12 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n`,
   );
   assert.equal(named?.comm, 'kworker/0:0H-events_highpri');
   assert.equal(((named?.flags ?? 0) & 0x00200000) !== 0, true, 'PF_KTHREAD');
