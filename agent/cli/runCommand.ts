@@ -80,7 +80,10 @@ export async function runCommand(inputs: ConfigInputs): Promise<number> {
  * The agent runs on V8's interpreter alone: no Sparkplug, Maglev or TurboFan code, and V8 sized
  * for memory (--optimize-for-size). The optimizing compilers run on V8's worker threads, whose
  * malloc arenas keep what they used: the first pass alone (the rule parser compiling the
- * catalogue) left RSS at 66-76 MiB instead of 59 (bench/RESULTS.md). The agent's hot paths
+ * catalogue) left RSS at 66-76 MiB instead of 59 (bench/RESULTS.md). --single-threaded keeps
+ * the garbage collector's work on the main thread too, for the same reason, and
+ * --semi-space-growth-factor=1 keeps the young generation at its start size instead of letting
+ * the first pass's burst of allocation grow it for good (about 0.7 MiB). The agent's hot paths
  * keep their budgets on the interpreter: the benchmarks measure the 50,000 lines/s storm, the
  * append-to-metric latency and the scrape in this mode. `check` and `scan-logs` are
  * short-lived and keep the JIT. NODE_AUDITOR_JIT=1 keeps it for `run` too.
@@ -93,6 +96,7 @@ function interpretOnly(): void {
     '--no-sparkplug',
     '--optimize-for-size',
     '--single-threaded',
+    '--semi-space-growth-factor=1',
   ]) {
     v8.setFlagsFromString(flag);
   }
