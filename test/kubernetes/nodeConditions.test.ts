@@ -33,18 +33,42 @@ function sinkFor(
   h: Harness,
   node: OwnNode,
   store: FindingStore,
-  checks: readonly string[] = ['inotify', 'logs'],
+  checks: readonly string[] | (() => ReadonlySet<string>) = ['inotify', 'logs'],
 ): NodeConditions {
-  const ran = new Set(checks);
+  const ran = typeof checks === 'function' ? undefined : new Set(checks);
   return new NodeConditions({
     api: h.api,
     nodeName: 'k1-node01',
     ownNode: node,
     findings: () => store.active(),
-    checksRun: () => ran,
+    checksRun: typeof checks === 'function' ? checks : () => ran as ReadonlySet<string>,
     heartbeatMs: 60_000,
     log: silent,
   });
+}
+
+/**
+ * The sink wired as kubernetesSession.ts wires it (synced on every finding transition and every
+ * change of the Node), stopped when the test ends.
+ */
+function wiredSink(
+  t: Parameters<typeof harness>[0],
+  h: Harness,
+  node: OwnNode,
+  store: FindingStore,
+  checks?: readonly string[] | (() => ReadonlySet<string>),
+): NodeConditions {
+  const sink = sinkFor(h, node, store, checks);
+  t.after(() => {
+    sink.stop();
+  });
+  store.onTransition(() => {
+    sink.sync();
+  });
+  node.onChange(() => {
+    sink.sync();
+  });
+  return sink;
 }
 
 function condition(h: Harness, type: string) {
@@ -55,16 +79,7 @@ test('a condition is raised True while the problem lasts and set back to False w
   const h = await harness(t);
   const node = await watching(t, h);
   const store = new FindingStore();
-  const sink = sinkFor(h, node, store);
-  t.after(() => {
-    sink.stop();
-  });
-  store.onTransition(() => {
-    sink.sync();
-  });
-  node.onChange(() => {
-    sink.sync();
-  });
+  const sink = wiredSink(t, h, node, store);
 
   store.reconcile('inotify', [exhausted]);
   sink.start();
@@ -120,13 +135,7 @@ test('after a restart a still-true condition stays True, with its transition tim
   // a new agent: no findings yet (first pass running): it must write nothing
   await sleep(1100);
   const after = new FindingStore();
-  const second = sinkFor(h, node, after);
-  t.after(() => {
-    second.stop();
-  });
-  after.onTransition(() => {
-    second.sync();
-  });
+  const second = wiredSink(t, h, node, after);
   second.sync();
   await sleep(300);
   assert.equal(
@@ -179,18 +188,7 @@ test("nothing is said for conditions no check looked at, and another writer's co
   );
   const store = new FindingStore();
   let ran = new Set<string>(['sysctl']);
-  const sink = new NodeConditions({
-    api: h.api,
-    nodeName: 'k1-node01',
-    ownNode: node,
-    findings: () => store.active(),
-    checksRun: () => ran,
-    heartbeatMs: 60_000,
-    log: silent,
-  });
-  t.after(() => {
-    sink.stop();
-  });
+  const sink = wiredSink(t, h, node, store, () => ran);
   sink.start();
   await sleep(500);
   assert.equal(
@@ -221,13 +219,7 @@ test('transition times come from what was last written, not from a Node the watc
   const h = await harness(t);
   const node = await watching(t, h);
   const store = new FindingStore();
-  const sink = sinkFor(h, node, store, ['inotify']);
-  t.after(() => {
-    sink.stop();
-  });
-  store.onTransition(() => {
-    sink.sync();
-  });
+  const sink = wiredSink(t, h, node, store, ['inotify']);
   store.reconcile('inotify', [exhausted]);
   sink.start();
   await eventually(
