@@ -1,5 +1,6 @@
 // What the pause, zombies and inotify checks share: the one /proc pass of the running agent (or
 // of `node-auditor check`), or a pass of their own when run alone.
+import type { HostRoot } from '../host/hostRoot.ts';
 import { ProcessScans } from '../procfs/processScans.ts';
 import type { CheckContext } from './check.ts';
 
@@ -7,4 +8,18 @@ export function processScans(
   context: Pick<CheckContext<unknown>, 'services' | 'host'>,
 ): ProcessScans {
   return context.services.processes ?? new ProcessScans(context.host);
+}
+
+/**
+ * A one-number kernel file (/proc/sys/kernel/pid_max, a cgroup's pids.max): the number, "max"
+ * (no limit), or undefined when the file does not exist or holds something else. A file that
+ * exists but cannot be read throws (HostReadError).
+ */
+export async function readKernelNumber(
+  host: HostRoot,
+  path: string,
+): Promise<number | 'max' | undefined> {
+  const value = (await host.readText(path, { resolveLinks: false }))?.trim();
+  if (value === 'max') return 'max';
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
 }

@@ -1,30 +1,23 @@
-// Synchronous reads of small /proc files into one reused buffer. /proc is generated in memory
-// by the kernel: a read never waits on a disk, so the scan reads synchronously in short slices
-// (processScanner.ts yields between them) instead of paying a threadpool round trip per file,
-// which for 5,000 processes costs more CPU than the reads themselves. Files that can block in
-// the kernel (cmdline and environ take the target's mmap lock) are not read here.
+// Synchronous reads of /proc files. /proc is generated in memory by the kernel: a read never
+// waits on a disk, so the scan reads synchronously in short slices (processScanner.ts yields
+// between them) instead of paying a threadpool round trip per file, which for 5,000 processes
+// costs more CPU than the reads themselves. Files that can block in the kernel (cmdline and
+// environ take the target's mmap lock) are not read here. A read that fails returns undefined:
+// the process (or its fd) went away between listing and reading, which is normal.
 import fs from 'node:fs';
 import { errnoCode } from '../errors.ts';
 
-/** The process (or its fd) went away between listing and reading: normal, never an error. */
-const VANISHED = new Set(['ENOENT', 'ESRCH', 'ENOTDIR']);
-const DENIED = new Set(['EACCES', 'EPERM']);
-
-export type ReadFailure = 'vanished' | 'denied' | 'failed';
-
-export function failureOf(error: unknown): ReadFailure {
+/** The read was refused (not root): the scan counts these, it does not skip them silently. */
+export function isDenied(error: unknown): boolean {
   const code = errnoCode(error);
-  if (code !== undefined && VANISHED.has(code)) return 'vanished';
-  if (code !== undefined && DENIED.has(code)) return 'denied';
-  return 'failed';
+  return code === 'EACCES' || code === 'EPERM';
 }
 
 const INOTIFY_WD = Buffer.from('inotify wd:');
 
 export class ProcReader {
+  /** For streaming fdinfo; allocated at the first inotify fd. */
   private buffer = Buffer.alloc(0);
-  /** The last failure of a read that returned undefined. */
-  failure: ReadFailure = 'vanished';
 
   private ensure(size: number): Buffer {
     if (this.buffer.length < size) this.buffer = Buffer.allocUnsafe(size);
@@ -38,8 +31,7 @@ export class ProcReader {
   text(path: string): string | undefined {
     try {
       return fs.readFileSync(path, 'utf8');
-    } catch (error) {
-      this.failure = failureOf(error);
+    } catch {
       return undefined;
     }
   }
@@ -48,8 +40,7 @@ export class ProcReader {
   link(path: string): string | undefined {
     try {
       return fs.readlinkSync(path);
-    } catch (error) {
-      this.failure = failureOf(error);
+    } catch {
       return undefined;
     }
   }
@@ -63,8 +54,7 @@ export class ProcReader {
     let fd: number;
     try {
       fd = fs.openSync(path, 'r');
-    } catch (error) {
-      this.failure = failureOf(error);
+    } catch {
       return undefined;
     }
     try {
@@ -92,8 +82,7 @@ export class ProcReader {
         buffer.copy(buffer, 0, end - carried, end);
       }
       return { watches, fingerprint: hash >>> 0 };
-    } catch (error) {
-      this.failure = failureOf(error);
+    } catch {
       return undefined;
     } finally {
       fs.closeSync(fd);

@@ -20,10 +20,12 @@ export const HOST_OWNER: ProcessOwner = { namespace: '', pod: '', container: '' 
 /** The infra container's name in labels, as the kubelet and docker called it. */
 export const INFRA_CONTAINER = 'POD';
 
+const DEFAULT_INFRA: ReadonlySet<string> = new Set(['pause']);
+
 export function ownerOf(
   p: ProcessInfo,
   pods: PodLookup | undefined,
-  infra: ReadonlySet<string> = new Set(['pause']),
+  infra: ReadonlySet<string> = DEFAULT_INFRA,
 ): ProcessOwner {
   const cgroup = p.cgroup;
   if (cgroup === undefined || cgroup === null || cgroup.podUid === undefined) {

@@ -24,7 +24,7 @@ import type { CgroupIdentity } from '../parsers/cgroupPath.ts';
 import { PF_KTHREAD, parseProcStat } from '../parsers/procStat.ts';
 import { parseProcStatus } from '../parsers/procStatus.ts';
 import type { ProcStatus } from '../parsers/procStatus.ts';
-import { ProcReader, failureOf } from './procReader.ts';
+import { ProcReader, isDenied } from './procReader.ts';
 
 /** Longest stretch of synchronous reads before the event loop gets a turn. */
 const SLICE_MS = 8;
@@ -84,6 +84,8 @@ export interface ProcessScan {
   bootTimeMs?: number;
   /** Processes whose fds could not be read: inotify counts are lower bounds when > 0. */
   fdsDenied: number;
+  /** Zombie processes by the pid of their parent. */
+  zombiesByParent: Map<number, ProcessInfo[]>;
   /** Processes re-classified fd by fd in this scan (the rest reused their classification). */
   classified: number;
 }
@@ -198,9 +200,14 @@ export class ProcessScanner {
       processes.push(info);
       byPid.set(pid, info);
     }
-    // Parents of zombies are named with their pod too; most come before their children.
+    // Zombies by parent; the parents are named with their pod too (most come before their
+    // children, so their details are read here).
+    const zombiesByParent = new Map<number, ProcessInfo[]>();
     for (const p of processes) {
       if (p.state !== 'Z') continue;
+      const siblings = zombiesByParent.get(p.ppid);
+      if (siblings === undefined) zombiesByParent.set(p.ppid, [p]);
+      else siblings.push(p);
       const parent = byPid.get(p.ppid);
       if (parent !== undefined && parent.status === undefined)
         this.readDetails(`${this.proc}/${parent.pid}`, parent);
@@ -217,6 +224,7 @@ export class ProcessScanner {
       tasks,
       ...this.bootTime(),
       fdsDenied,
+      zombiesByParent,
       classified,
     };
   }
@@ -276,7 +284,7 @@ export class ProcessScanner {
       try {
         entries = fs.readdirSync(fdDir);
       } catch (error) {
-        return failureOf(error) === 'denied' ? 'denied' : undefined;
+        return isDenied(error) ? 'denied' : undefined;
       }
       if (count === 0 && entries.length > 0) this.fdCountFromStat = false;
       count = entries.length;

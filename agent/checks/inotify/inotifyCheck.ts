@@ -16,14 +16,13 @@ import { CAUSE_REMEDIATION } from '../../findings/causes.ts';
 import type { Cause } from '../../findings/causes.ts';
 import { byCodeUnit, draft } from '../../findings/finding.ts';
 import type { FindingDraft, Severity } from '../../findings/finding.ts';
-import { parseInteger } from '../../parsers/sysctlExpectation.ts';
 import { describeOwner, describeProcess, ownerOf } from '../../procfs/processOwner.ts';
 import type { PodLookup, ProcessOwner } from '../../procfs/processOwner.ts';
 import type { ProcessInfo, ProcessScan } from '../../procfs/processScanner.ts';
 import type { ProcessScans } from '../../procfs/processScans.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { Check } from '../check.ts';
-import { processScans } from '../processChecks.ts';
+import { processScans, readKernelNumber } from '../processChecks.ts';
 
 const percent = (fallback: number) =>
   v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(100)), fallback);
@@ -102,10 +101,8 @@ async function readLimit(
   context: Parameters<Check['run']>[0],
   key: 'max_user_watches' | 'max_user_instances',
 ): Promise<number | undefined> {
-  const text = await context.host.readText(`/proc/sys/fs/inotify/${key}`, { resolveLinks: false });
-  if (text === null) return undefined;
-  const value = parseInteger(text.trim());
-  return value === undefined ? undefined : Number(value);
+  const value = await readKernelNumber(context.host, `/proc/sys/fs/inotify/${key}`);
+  return typeof value === 'number' ? value : undefined;
 }
 
 const KINDS = {

@@ -117,6 +117,7 @@ function evidenceOf(s: Sandbox, zombies: number): string[] {
       `SigCgt: ${p.status.sigCgt} (catches ${signalNames(p.status.sigCgt).join(', ') || 'none of SIGINT, SIGTERM, SIGCHLD'})`,
     );
   }
+  if (p.pidNs !== undefined) lines.push(`PID namespace: pid:[${p.pidNs}]`);
   if (p.cgroup != null) lines.push(`cgroup: ${p.cgroup.path}`);
   if (zombies > 0) lines.push(`zombie children: ${zombies}`);
   return lines;
@@ -134,13 +135,11 @@ export const pauseCheck: Check<typeof options> = {
     scans.setInfraCommands(context.options.infraCommands);
     const scan = await scans.get(context.signal);
     const infra = new Set(context.options.infraCommands);
-    const zombieChildren = new Map<number, number>();
-    for (const p of scan.processes)
-      if (p.state === 'Z') zombieChildren.set(p.ppid, (zombieChildren.get(p.ppid) ?? 0) + 1);
+    const zombieChildren = (pid: number) => scan.zombiesByParent.get(pid)?.length ?? 0;
     const sandboxes: Sandbox[] = [];
     for (const p of scan.processes) {
       if (!infra.has(p.comm) || p.cgroup?.podUid === undefined) continue;
-      const { problems, hostPid } = judgeSandbox(p, zombieChildren.get(p.pid) ?? 0);
+      const { problems, hostPid } = judgeSandbox(p, zombieChildren(p.pid));
       sandboxes.push({
         process: p,
         owner: ownerOf(p, context.services.pods, infra),
@@ -166,7 +165,7 @@ export const pauseCheck: Check<typeof options> = {
             severity: what.severity,
             title: `${what.title}: ${pod}`,
             message: `The infra process of ${pod} (${s.process.comm}, pid ${s.process.pid}): ${what.why}`,
-            evidence: evidenceOf(s, zombieChildren.get(s.process.pid) ?? 0),
+            evidence: evidenceOf(s, zombieChildren(s.process.pid)),
             remediation: { summary: what.fix, automatic: false },
           }),
         );

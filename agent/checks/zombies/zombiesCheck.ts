@@ -10,6 +10,7 @@
 import * as v from 'valibot';
 import { duration } from '../../config/configSchema.ts';
 import { durationMs, formatDuration } from '../../config/duration.ts';
+import { describeError } from '../../errors.ts';
 import { byCodeUnit, draft } from '../../findings/finding.ts';
 import type { FindingDraft, Severity } from '../../findings/finding.ts';
 import { SIGNALS, hasSignal } from '../../parsers/procStatus.ts';
@@ -18,8 +19,8 @@ import type { PodLookup, ProcessOwner } from '../../procfs/processOwner.ts';
 import { isNamespaceInit, startedAtMs } from '../../procfs/processScanner.ts';
 import type { ProcessInfo, ProcessScan } from '../../procfs/processScanner.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
-import type { Check, CheckContext } from '../check.ts';
-import { processScans } from '../processChecks.ts';
+import type { Check } from '../check.ts';
+import { processScans, readKernelNumber } from '../processChecks.ts';
 
 const percent = (fallback: number) =>
   v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(100)), fallback);
@@ -37,13 +38,6 @@ const options = {
 };
 
 type Options = v.InferOutput<v.ObjectSchema<typeof options, undefined>>;
-
-interface ZombieGroup {
-  parent: ProcessInfo | undefined;
-  parentPid: number;
-  parentOwner: ProcessOwner | undefined;
-  zombies: ProcessInfo[];
-}
 
 const processKey = (p: ProcessInfo) => `${p.pid}:${p.startTicks}`;
 
@@ -85,21 +79,6 @@ function catchesOrIgnoresSigchld(p: ProcessInfo): boolean | undefined {
   return hasSignal(p.status.sigCgt, SIGNALS.SIGCHLD) || hasSignal(p.status.sigIgn, SIGNALS.SIGCHLD);
 }
 
-async function readNumber(
-  context: CheckContext<unknown>,
-  path: string,
-): Promise<number | 'max' | undefined> {
-  let text: string | null;
-  try {
-    text = await context.host.readText(path, { resolveLinks: false });
-  } catch {
-    return undefined;
-  }
-  const value = text?.trim();
-  if (value === 'max') return 'max';
-  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
-}
-
 function headroomFinding(
   subject: string | undefined,
   problem: string,
@@ -135,14 +114,13 @@ export const zombiesCheck: Check<typeof options> = {
     const pods = context.services.pods;
     const infra = scans.infraCommands;
     const now = Date.now();
-    const zombies = scan.processes.filter((p) => p.state === 'Z');
+    const zombies = [...scan.zombiesByParent.values()].flat();
     const firstSeen = scans.zombiesSeen.record(scan.at, zombies.map(processKey));
 
     // Per pod and container, for the metric; the host's series is always there.
     const perOwner = new Map<string, { labels: Record<string, string>; value: number }>();
     const hostKey = JSON.stringify({ namespace: '', pod: '', container: '' });
     perOwner.set(hostKey, { labels: { namespace: '', pod: '', container: '' }, value: 0 });
-    const groups = new Map<number, ZombieGroup>();
     for (const z of zombies) {
       const owner = zombieOwner(z, scan.byPid.get(z.ppid), pods, infra);
       const labels = { namespace: owner.namespace, pod: owner.pod, container: owner.container };
@@ -150,14 +128,6 @@ export const zombiesCheck: Check<typeof options> = {
       const entry = perOwner.get(key) ?? { labels, value: 0 };
       entry.value++;
       perOwner.set(key, entry);
-      const group = groups.get(z.ppid) ?? {
-        parent: scan.byPid.get(z.ppid),
-        parentPid: z.ppid,
-        parentOwner: undefined,
-        zombies: [],
-      };
-      group.zombies.push(z);
-      groups.set(z.ppid, group);
     }
     const samples: MetricSample[] = [...perOwner.values()].map(({ labels, value }) => ({
       metric: 'node_auditor_zombie_processes',
@@ -177,23 +147,23 @@ export const zombiesCheck: Check<typeof options> = {
     scans.zombieParents.record(
       scan.at,
       new Map(
-        [...groups.values()]
-          .filter((g) => g.parent !== undefined)
-          .map((g) => [processKey(g.parent as ProcessInfo), g.zombies.length]),
+        [...scan.zombiesByParent].flatMap(([ppid, children]) => {
+          const parent = scan.byPid.get(ppid);
+          return parent === undefined ? [] : [[processKey(parent), children.length] as const];
+        }),
       ),
       window,
     );
 
     const findings: FindingDraft[] = [];
-    for (const group of groups.values()) {
-      const parent = group.parent;
+    for (const [ppid, children] of scan.zombiesByParent) {
+      const parent = scan.byPid.get(ppid);
       if (parent === undefined) continue; // it exited meanwhile: init adopts and reaps them
       const owner = ownerOf(parent, pods, infra);
-      group.parentOwner = owner;
-      const count = group.zombies.length;
-      const oldest = [...group.zombies].sort((a, b) => a.startTicks - b.startTicks);
+      const count = children.length;
+      const oldest = [...children].sort((a, b) => a.startTicks - b.startTicks);
       const evidence = [
-        `parent: ${describeProcess(parent)} in ${describeOwner(owner)}${parent.status == null ? '' : `, SigCgt ${parent.status.sigCgt}, SigIgn ${parent.status.sigIgn}`}`,
+        `parent: ${describeProcess(parent)} in ${describeOwner(owner)}${parent.status == null ? '' : `, SigCgt ${parent.status.sigCgt}, SigIgn ${parent.status.sigIgn}`}${parent.pidNs === undefined ? '' : `, PID namespace pid:[${parent.pidNs}]`}`,
         ...oldest.slice(0, 5).map((z) => zombieLine(scan, z, firstSeen.get(processKey(z)), now)),
       ];
       if (count > 5) evidence.push(`... and ${count - 5} more`);
@@ -233,7 +203,7 @@ export const zombiesCheck: Check<typeof options> = {
     }
 
     // PID headroom: the node's tasks (every thread has a PID) against kernel.pid_max ...
-    const pidMax = await readNumber(context, '/proc/sys/kernel/pid_max');
+    const pidMax = await readKernelNumber(context.host, '/proc/sys/kernel/pid_max');
     if (typeof pidMax === 'number' && pidMax > 0 && scan.available) {
       samples.push({
         metric: 'node_auditor_pid_usage_ratio',
@@ -260,8 +230,19 @@ export const zombiesCheck: Check<typeof options> = {
     }
     for (const [dir, p] of podDirs) {
       context.signal.throwIfAborted();
-      const max = await readNumber(context, `${dir}/pids.max`);
-      const current = await readNumber(context, `${dir}/pids.current`);
+      let max: number | 'max' | undefined;
+      let current: number | 'max' | undefined;
+      try {
+        max = await readKernelNumber(context.host, `${dir}/pids.max`);
+        current = await readKernelNumber(context.host, `${dir}/pids.current`);
+      } catch (error) {
+        // One pod's cgroup that cannot be read does not hide the others'.
+        context.log.warn(
+          { event: 'zombies.pids-unreadable', dir, error: describeError(error) },
+          `cannot read ${dir}`,
+        );
+        continue;
+      }
       if (typeof max !== 'number' || max <= 0 || typeof current !== 'number') continue;
       const owner = ownerOf(p, pods, infra);
       samples.push({
