@@ -4,17 +4,10 @@
 // inherited inotify instances, and zombies the kernel moved to the root cgroup.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import pino from 'pino';
-import * as v from 'valibot';
-import type { Check, CheckOutcome } from '../../agent/checks/check.ts';
-import { inotifyCheck } from '../../agent/checks/inotify/inotifyCheck.ts';
-import { pauseCheck } from '../../agent/checks/pause/pauseCheck.ts';
-import { zombiesCheck } from '../../agent/checks/zombies/zombiesCheck.ts';
-import { HostRoot } from '../../agent/host/hostRoot.ts';
-import { ProcessScans } from '../../agent/procfs/processScans.ts';
 import { httpGet, metricValue, runCli, startAgent, tempDir } from '../helpers.ts';
 import { PAUSE_SIGCGT, writeProcTree } from '../procfs/procTree.ts';
 import type { FixtureProcess } from '../procfs/procTree.ts';
+import { runProcessChecks, sampleValue } from './runCheckOn.ts';
 
 const hex = (n: number) => n.toString(16).padStart(2, '0').repeat(32);
 const uidOf = (n: number) =>
@@ -84,41 +77,11 @@ function podsHost(): FixtureProcess[] {
   return processes;
 }
 
-async function runAll(root: string, overrides: Record<string, Record<string, unknown>> = {}) {
-  const host = new HostRoot(root);
-  const processes = new ProcessScans(host);
-  const run = <O extends v.ObjectEntriesAsync>(check: Check<O>): Promise<CheckOutcome> =>
-    check.run({
-      host,
-      nodeName: 'k1-node01',
-      options: v.parse(
-        v.object(check.options as v.ObjectEntries),
-        overrides[check.id] ?? {},
-      ) as never,
-      signal: new AbortController().signal,
-      services: { processes },
-      log: pino({ level: 'silent' }),
-    });
-  const [pause, zombies, inotify] = await Promise.all([
-    run(pauseCheck),
-    run(zombiesCheck),
-    run(inotifyCheck),
-  ]);
-  return { pause, zombies, inotify };
-}
-
-function sample(outcome: CheckOutcome, metric: string, labels: Record<string, string>) {
-  return outcome.samples?.find(
-    (s) =>
-      s.metric === metric && Object.entries(labels).every(([k, value]) => s.labels[k] === value),
-  )?.value;
-}
-
 test('pods of every runtime, cgroup driver and cgroup version are found by their pause process', async (t) => {
   const root = await tempDir(t);
   await writeProcTree(root, { processes: podsHost() });
-  const { pause } = await runAll(root);
-  assert.equal(sample(pause, 'node_auditor_pod_sandboxes', { state: 'ok' }), FORMS.length);
+  const { pause } = await runProcessChecks(root);
+  assert.equal(sampleValue(pause, 'node_auditor_pod_sandboxes', { state: 'ok' }), FORMS.length);
   assert.deepEqual(pause.findings, []);
 });
 
@@ -137,17 +100,20 @@ test("bad sandboxes: not PID 1, no SIGCHLD handler, a zombie; a hostPID pod's pa
   zombie.state = 'Z';
   hostPid.nspid = [hostPid.pid];
   await writeProcTree(root, { processes });
-  const { pause } = await runAll(root);
+  const { pause } = await runProcessChecks(root);
   const ids = pause.findings.map((f) => f.id).sort();
   assert.deepEqual(ids, [
     `PauseNoSigchldHandler:${uidOf(2)}`,
     `PauseNotPid1:${uidOf(1)}`,
     `PauseZombie:${uidOf(3)}`,
   ]);
-  assert.equal(sample(pause, 'node_auditor_pod_sandboxes', { state: 'ok' }), FORMS.length - 3);
-  assert.equal(sample(pause, 'node_auditor_pod_sandboxes', { state: 'not_pid1' }), 1);
-  assert.equal(sample(pause, 'node_auditor_pod_sandboxes', { state: 'no_sigchld_handler' }), 1);
-  assert.equal(sample(pause, 'node_auditor_pod_sandboxes', { state: 'zombie' }), 1);
+  assert.equal(sampleValue(pause, 'node_auditor_pod_sandboxes', { state: 'ok' }), FORMS.length - 3);
+  assert.equal(sampleValue(pause, 'node_auditor_pod_sandboxes', { state: 'not_pid1' }), 1);
+  assert.equal(
+    sampleValue(pause, 'node_auditor_pod_sandboxes', { state: 'no_sigchld_handler' }),
+    1,
+  );
+  assert.equal(sampleValue(pause, 'node_auditor_pod_sandboxes', { state: 'zombie' }), 1);
   const chld = pause.findings.find((f) => f.problem === 'PauseNoSigchldHandler');
   assert.ok(
     chld?.evidence.includes('SigCgt: 0000000000004002 (catches SIGINT, SIGTERM)'),
@@ -199,12 +165,12 @@ test('inotify: watches and instances per uid against the limits; exhausted is cr
     maxUserWatches: 64,
     maxUserInstances: 128,
   });
-  const { inotify } = await runAll(root, { inotify: { topConsumers: 2 } });
-  assert.equal(sample(inotify, 'node_auditor_inotify_watches', { uid: '0' }), 64);
-  assert.equal(sample(inotify, 'node_auditor_inotify_instances', { uid: '0' }), 3);
-  assert.equal(sample(inotify, 'node_auditor_inotify_watches', { uid: '1000' }), 3);
-  assert.equal(sample(inotify, 'node_auditor_inotify_instances', { uid: '1000' }), 3);
-  assert.equal(sample(inotify, 'node_auditor_inotify_max_user_watches', {}), 64);
+  const { inotify } = await runProcessChecks(root, { inotify: { topConsumers: 2 } });
+  assert.equal(sampleValue(inotify, 'node_auditor_inotify_watches', { uid: '0' }), 64);
+  assert.equal(sampleValue(inotify, 'node_auditor_inotify_instances', { uid: '0' }), 3);
+  assert.equal(sampleValue(inotify, 'node_auditor_inotify_watches', { uid: '1000' }), 3);
+  assert.equal(sampleValue(inotify, 'node_auditor_inotify_instances', { uid: '1000' }), 3);
+  assert.equal(sampleValue(inotify, 'node_auditor_inotify_max_user_watches', {}), 64);
   const top =
     inotify.samples?.filter((s) => s.metric === 'node_auditor_inotify_top_consumer_watches') ?? [];
   assert.deepEqual(
@@ -236,7 +202,7 @@ test('inotify: watches and instances per uid against the limits; exhausted is cr
   // At 90% a warning, at 95% critical (the defaults), without the cause.
   const root70 = await tempDir(t);
   await writeProcTree(root70, { processes: inotifyHost(), maxUserWatches: 70 });
-  const near = (await runAll(root70)).inotify.findings.find(
+  const near = (await runProcessChecks(root70)).inotify.findings.find(
     (f) => f.id === 'InotifyWatchesNearLimit:uid=0',
   );
   assert.equal(near?.severity, 'warning');
@@ -315,15 +281,18 @@ test("zombies moved to the root cgroup (cgroup v1) are counted for their parent'
     },
   );
   await writeProcTree(root, { processes, bootTime: Math.floor(Date.now() / 1000) - 3600 });
-  const { zombies, pause } = await runAll(root);
+  const { zombies, pause } = await runProcessChecks(root);
   assert.equal(
-    sample(zombies, 'node_auditor_zombie_processes', {
+    sampleValue(zombies, 'node_auditor_zombie_processes', {
       pod: uidOf(3),
       container: hex(77).slice(0, 12),
     }),
     2,
   );
-  assert.equal(sample(zombies, 'node_auditor_zombie_processes', { pod: '', container: '' }), 0);
+  assert.equal(
+    sampleValue(zombies, 'node_auditor_zombie_processes', { pod: '', container: '' }),
+    0,
+  );
   const finding = zombies.findings.find((f) => f.id === 'ContainerInitNotReaping:1500');
   assert.ok(finding, zombies.findings.map((f) => f.id).join(', '));
   assert.match(
@@ -350,7 +319,7 @@ test("PID headroom: tasks against kernel.pid_max, and a pod's pids.current again
       [`sys/fs/cgroup/pids/kubepods/besteffort/pod${uidOf(4)}/pids.current`]: '9\n',
     },
   });
-  const { zombies } = await runAll(root);
+  const { zombies } = await runProcessChecks(root);
   const host = zombies.findings.find((f) => f.id === 'PidsNearLimit');
   // 800 + 13 single-threaded processes = 813 of 1000: warning (70%), not critical (90%).
   assert.equal(host?.severity, 'warning');
@@ -362,6 +331,6 @@ test("PID headroom: tasks against kernel.pid_max, and a pod's pids.current again
     false,
     'no limit: nothing to run out of',
   );
-  assert.equal(sample(zombies, 'node_auditor_pid_usage_ratio', { pod: '' }), 0.813);
-  assert.equal(sample(zombies, 'node_auditor_pid_usage_ratio', { pod: uidOf(3) }), 0.9);
+  assert.equal(sampleValue(zombies, 'node_auditor_pid_usage_ratio', { pod: '' }), 0.813);
+  assert.equal(sampleValue(zombies, 'node_auditor_pid_usage_ratio', { pod: uidOf(3) }), 0.9);
 });

@@ -7,14 +7,6 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import pino from 'pino';
-import * as v from 'valibot';
-import type { Check, CheckOutcome } from '../../agent/checks/check.ts';
-import { inotifyCheck } from '../../agent/checks/inotify/inotifyCheck.ts';
-import { pauseCheck } from '../../agent/checks/pause/pauseCheck.ts';
-import { zombiesCheck } from '../../agent/checks/zombies/zombiesCheck.ts';
-import { HostRoot } from '../../agent/host/hostRoot.ts';
-import { ProcessScans } from '../../agent/procfs/processScans.ts';
 import { isRoot, requireTool, sleep, tempDir } from '../helpers.ts';
 import {
   Cleanup,
@@ -24,49 +16,7 @@ import {
   namespaceInit,
   startIn,
 } from '../procfs/realProcesses.ts';
-
-interface Outcomes {
-  pause: CheckOutcome;
-  zombies: CheckOutcome;
-  inotify: CheckOutcome;
-}
-
-/** The three checks on one shared, fresh scan of the real /proc, as the agent runs them. */
-async function runProcessChecks(
-  overrides: Record<string, Record<string, unknown>> = {},
-): Promise<Outcomes> {
-  const host = new HostRoot('/');
-  const processes = new ProcessScans(host);
-  const run = <O extends v.ObjectEntriesAsync>(check: Check<O>) =>
-    check.run({
-      host,
-      nodeName: 'test-node',
-      options: v.parse(
-        v.object(check.options as v.ObjectEntries),
-        overrides[check.id] ?? {},
-      ) as never,
-      signal: new AbortController().signal,
-      services: { processes },
-      log: pino({ level: 'silent' }),
-    });
-  const [pause, zombies, inotify] = await Promise.all([
-    run(pauseCheck),
-    run(zombiesCheck),
-    run(inotifyCheck),
-  ]);
-  return { pause, zombies, inotify };
-}
-
-function sample(
-  outcome: CheckOutcome,
-  metric: string,
-  labels: Record<string, string>,
-): number | undefined {
-  return outcome.samples?.find(
-    (s) =>
-      s.metric === metric && Object.entries(labels).every(([k, value]) => s.labels[k] === value),
-  )?.value;
-}
+import { runProcessChecks, sampleValue } from './runCheckOn.ts';
 
 /** Run fn until its assertions hold (zombies appear when the children get to exit), 10 s at most. */
 async function retrying<T>(fn: () => Promise<T>): Promise<T> {
@@ -121,16 +71,16 @@ test("a pause like the seeds' is PID 1 of its namespace, catches SIGINT/SIGTERM/
     'sleep 0.2 & sleep 0.2 & sleep 0.2 & exit 0',
   ]);
   await sleep(800);
-  const outcomes = await runProcessChecks();
+  const outcomes = await runProcessChecks('/');
   const mine = outcomes.pause.findings.filter((f) => f.id.endsWith(pod.uid));
   assert.deepEqual(mine, [], JSON.stringify(mine, null, 2));
-  assert.ok((sample(outcomes.pause, 'node_auditor_pod_sandboxes', { state: 'ok' }) ?? 0) >= 1);
+  assert.ok((sampleValue(outcomes.pause, 'node_auditor_pod_sandboxes', { state: 'ok' }) ?? 0) >= 1);
   const zombiesUnderPause = outcomes.zombies.findings.filter((f) =>
     f.evidence.some((e) => e.includes(`(pid ${pausePid})`)),
   );
   assert.deepEqual(zombiesUnderPause, []);
   assert.equal(
-    sample(outcomes.zombies, 'node_auditor_zombie_processes', { pod: pod.uid }),
+    sampleValue(outcomes.zombies, 'node_auditor_zombie_processes', { pod: pod.uid }),
     undefined,
   );
 });
@@ -170,7 +120,7 @@ test('a shell as PID 1 in the pause role: no SIGTERM handler, and the orphans it
     'sleep 0.1 & sleep 0.1 & exit 0',
   ]);
   const outcomes = await retrying(async () => {
-    const o = await runProcessChecks();
+    const o = await runProcessChecks('/');
     const ids = o.pause.findings.filter((f) => f.id.endsWith(pod.uid)).map((f) => f.id);
     assert.ok(ids.includes(`PauseNotReaping:${pod.uid}`), ids.join(', '));
     return o;
@@ -186,12 +136,19 @@ test('a shell as PID 1 in the pause role: no SIGTERM handler, and the orphans it
     notReaping?.evidence.join('\n'),
   );
   assert.ok(notReaping?.evidence.some((e) => e.startsWith(`NSpid: ${shellPid} 1`)));
+  // Its own PID namespace, as the kernel names it (not the test's).
+  const ns = await fs.readlink(`/proc/${shellPid}/ns/pid`);
+  assert.notEqual(ns, await fs.readlink('/proc/self/ns/pid'));
+  assert.ok(notReaping?.evidence.includes(`PID namespace: ${ns}`), notReaping?.evidence.join('\n'));
   assert.ok(
-    (sample(outcomes.pause, 'node_auditor_pod_sandboxes', { state: 'not_reaping' }) ?? 0) >= 1,
+    (sampleValue(outcomes.pause, 'node_auditor_pod_sandboxes', { state: 'not_reaping' }) ?? 0) >= 1,
   );
   // Both zombies are counted for the pod's infra container.
   assert.equal(
-    sample(outcomes.zombies, 'node_auditor_zombie_processes', { pod: pod.uid, container: 'POD' }),
+    sampleValue(outcomes.zombies, 'node_auditor_zombie_processes', {
+      pod: pod.uid,
+      container: 'POD',
+    }),
     2,
   );
 });
@@ -216,9 +173,9 @@ test("a container whose PID 1 neither catches nor ignores SIGCHLD: its zombies a
   const current = Number((await fs.readFile(path.join(pod.podDir, 'pids.current'), 'utf8')).trim());
   await fs.writeFile(path.join(pod.podDir, 'pids.max'), String(Math.ceil(current * 1.2)));
   const outcomes = await retrying(async () => {
-    const o = await runProcessChecks();
+    const o = await runProcessChecks('/');
     assert.equal(
-      sample(o.zombies, 'node_auditor_zombie_processes', {
+      sampleValue(o.zombies, 'node_auditor_zombie_processes', {
         pod: pod.uid,
         container: app.id.slice(0, 12),
       }),
@@ -239,7 +196,7 @@ test("a container whose PID 1 neither catches nor ignores SIGCHLD: its zombies a
   assert.equal(headroom.severity, 'warning');
   assert.match(headroom.evidence[0] ?? '', new RegExp(`${current} of ${Math.ceil(current * 1.2)}`));
   assert.equal(
-    sample(outcomes.zombies, 'node_auditor_pid_usage_ratio', { pod: pod.uid }),
+    sampleValue(outcomes.zombies, 'node_auditor_pid_usage_ratio', { pod: pod.uid }),
     current / Math.ceil(current * 1.2),
   );
   assert.ok((await cgroupPids(app.dir)).includes(init));
@@ -252,7 +209,7 @@ test('a process that forks and never waits: exactly its zombies, under it, and a
   const cleanup = new Cleanup(t);
   const forker = await startIn(cleanup, undefined, [programs.forker, '7'], { waitFor: 'ready' });
   const outcomes = await retrying(async () => {
-    const o = await runProcessChecks({ zombies: { parentThreshold: 7 } });
+    const o = await runProcessChecks('/', { zombies: { parentThreshold: 7 } });
     assert.ok(o.zombies.findings.some((f) => f.id === `ZombiesAccumulating:${forker.pid}`));
     return o;
   });
@@ -268,14 +225,14 @@ test('a process that forks and never waits: exactly its zombies, under it, and a
   assert.equal(finding.evidence.filter((e) => e.startsWith('zombie forker (pid ')).length, 5);
   assert.ok(finding.evidence.includes('... and 2 more'));
   // Below the threshold, no finding (same zombies, threshold 8).
-  const relaxed = await runProcessChecks({ zombies: { parentThreshold: 8, growth: 100 } });
+  const relaxed = await runProcessChecks('/', { zombies: { parentThreshold: 8, growth: 100 } });
   assert.equal(
     relaxed.zombies.findings.some((f) => f.id === `ZombiesAccumulating:${forker.pid}`),
     false,
   );
   assert.ok(
-    (sample(relaxed.zombies, 'node_auditor_zombie_processes', { pod: '', container: '' }) ?? 0) >=
-      7,
+    (sampleValue(relaxed.zombies, 'node_auditor_zombie_processes', { pod: '', container: '' }) ??
+      0) >= 7,
   );
 });
 
@@ -296,12 +253,12 @@ test('inotify: a process of uid 65534 in a pod holding exactly 37 watches is cou
     [setpriv, '--reuid=65534', '--regid=65534', '--clear-groups', programs.watcher, dirs, '37'],
     { waitFor: 'ready' },
   );
-  const outcomes = await runProcessChecks({ inotify: { topConsumers: 50 } });
+  const outcomes = await runProcessChecks('/', { inotify: { topConsumers: 50 } });
   const uid = '65534';
-  assert.equal(sample(outcomes.inotify, 'node_auditor_inotify_watches', { uid }), 37);
-  assert.equal(sample(outcomes.inotify, 'node_auditor_inotify_instances', { uid }), 1);
+  assert.equal(sampleValue(outcomes.inotify, 'node_auditor_inotify_watches', { uid }), 37);
+  assert.equal(sampleValue(outcomes.inotify, 'node_auditor_inotify_instances', { uid }), 1);
   assert.equal(
-    sample(outcomes.inotify, 'node_auditor_inotify_top_consumer_watches', {
+    sampleValue(outcomes.inotify, 'node_auditor_inotify_top_consumer_watches', {
       namespace: '',
       pod: pod.uid,
       container: app.id.slice(0, 12),
@@ -310,7 +267,7 @@ test('inotify: a process of uid 65534 in a pod holding exactly 37 watches is cou
     37,
   );
   const limit = Number((await fs.readFile('/proc/sys/fs/inotify/max_user_watches', 'utf8')).trim());
-  assert.equal(sample(outcomes.inotify, 'node_auditor_inotify_max_user_watches', {}), limit);
+  assert.equal(sampleValue(outcomes.inotify, 'node_auditor_inotify_max_user_watches', {}), limit);
   const consumer = outcomes.inotify.samples?.filter(
     (s) => s.metric === 'node_auditor_inotify_top_consumer_watches',
   );
