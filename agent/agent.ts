@@ -99,10 +99,12 @@ export class Agent {
       log: this.log,
       services: () => {
         const pods = this.kube?.pods;
+        const cluster = this.kube?.cluster;
         return {
           processes: this.processes,
           ...(this.logs === undefined ? {} : { logs: this.logs }),
           ...(pods === undefined ? {} : { pods }),
+          ...(cluster === undefined ? {} : { cluster }),
         };
       },
     });
@@ -176,6 +178,12 @@ export class Agent {
       onReady: (ready) => {
         this.nodeReady = ready;
         this.syncCauses();
+      },
+      onLeaderChange: () => {
+        // the new leader audits the cluster now, not at the next interval; one that lost the
+        // Lease runs them once more so they skip themselves and clear what they reported
+        for (const check of this.checks)
+          if (check.clusterWide === true) this.scheduler.runSoon(check.id);
       },
       onKubeletHealth: (healthy) => {
         this.kubeletHealthy = healthy;

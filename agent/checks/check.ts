@@ -32,6 +32,28 @@ export interface CheckServices {
   processes?: ProcessScans;
   /** Pods on this node (namespace, name, containers by UID and container ID), with an API. */
   pods?: PodLookup;
+  /** The Kubernetes API, when there is one (in `run` and in `check`). */
+  cluster?: ClusterService;
+}
+
+/** What the security checks need of the cluster. */
+export interface ClusterService {
+  /** An authenticated GET as the agent's own identity; the parsed JSON body. Throws KubeApiError. */
+  get<T = Record<string, unknown>>(path: string, signal?: AbortSignal): Promise<T>;
+  /** The API server the agent uses and how to verify its certificate (for unauthenticated probes). */
+  readonly server: {
+    url: URL;
+    ca?: string;
+    servername?: string;
+    rejectUnauthorized: boolean;
+  };
+  /**
+   * Whether this agent runs the cluster-wide audits: in `run`, only while it holds the leader
+   * Lease (or when leader election is off); in `check`, always.
+   */
+  isLeader(): boolean;
+  /** This node's Node object (from the watch in `run`, one GET in `check`); undefined if unknown. */
+  node(signal?: AbortSignal): Promise<Record<string, unknown> | undefined>;
 }
 
 export interface CheckOutcome {
@@ -39,6 +61,11 @@ export interface CheckOutcome {
   findings: FindingDraft[];
   /** Gauge values for the metrics this check owns; label sets not reported again are removed. */
   samples?: MetricSample[];
+  /**
+   * Set when the check had nothing to look at this time (no API, not the leader): reported as
+   * "skipped" with this reason, and its findings are cleared (someone else, or nothing, owns them).
+   */
+  skipped?: string;
 }
 
 export interface CheckDefaults {
@@ -54,6 +81,11 @@ export interface Check<Options extends v.ObjectEntriesAsync = v.ObjectEntriesAsy
   readonly title: string;
   readonly description: string;
   readonly defaults: CheckDefaults;
+  /**
+   * Audits the cluster, not this node: in `run` only the leader's result counts (the check
+   * skips itself elsewhere) and it runs again at once when this agent becomes the leader.
+   */
+  readonly clusterWide?: boolean;
   /** Schemas of the check's own options (checks.<id>.<option>), with their defaults. */
   readonly options: Options;
   run(

@@ -8,6 +8,8 @@ import { containerRuntimeCheck } from './containerRuntime/containerRuntimeCheck.
 import { kubeletCertCheck } from './kubeletCert/kubeletCertCheck.ts';
 import { logsCheck } from './logs/logsCheck.ts';
 import { sysctlCheck } from './sysctl/sysctlCheck.ts';
+import { apiserverAnonymousCheck } from './apiserverAnonymous/apiserverAnonymousCheck.ts';
+import { rbacCheck } from './rbac/rbacCheck.ts';
 
 export const CHECKS: readonly Check[] = [
   sysctlCheck,
@@ -17,6 +19,8 @@ export const CHECKS: readonly Check[] = [
   inotifyCheck,
   pauseCheck,
   zombiesCheck,
+  apiserverAnonymousCheck,
+  rbacCheck,
 ];
 
 export function checkIds(checks: readonly Check[] = CHECKS): string[] {

@@ -1,6 +1,9 @@
 // `node-auditor check`: one pass of the checks, a report, an exit status.
+import type { Logger } from 'pino';
+import type { ClusterService } from '../checks/check.ts';
 import { CHECKS } from '../checks/registry.ts';
-import type { CheckSettings } from '../config/configSchema.ts';
+import type { CheckSettings, Config } from '../config/configSchema.ts';
+import { durationMs } from '../config/duration.ts';
 import { loadConfig } from '../config/loadConfig.ts';
 import type { ConfigInputs } from '../config/loadConfig.ts';
 import { FindingStore } from '../findings/findingStore.ts';
@@ -28,11 +31,13 @@ export async function checkCommand(
   const host = new HostRoot(config.hostRoot);
   // One /proc pass for the pause, zombies and inotify checks.
   const processes = new ProcessScans(host);
+  // The API for the security checks, when there is one; no watches, no Events, no Lease.
+  const kube = await openCluster(config, inputs.env ?? process.env, log);
   const runner = new CheckRunner({
     host,
     nodeName: config.nodeName,
     log,
-    services: () => ({ processes }),
+    services: () => ({ processes, ...(kube === undefined ? {} : { cluster: kube.cluster }) }),
   });
   const statuses = new CheckStatuses(CHECKS);
   const store = new FindingStore();
@@ -55,7 +60,9 @@ export async function checkCommand(
       // The schema gives every registered check a settings section.
       runner.run(check, config.checks[check.id] as CheckSettings),
     ),
-  );
+  ).finally(() => {
+    kube?.api.close();
+  });
   for (const run of runs) {
     statuses.record(run);
     applyRunToFindings(store, run);
@@ -70,4 +77,41 @@ export async function checkCommand(
     options.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : renderTable(report),
   );
   return exitStatusOf(report);
+}
+
+/**
+ * The cluster as `check` sees it: one client, every cluster-wide audit run here (no leader).
+ * The client code is imported only when there is a cluster. A kubeconfig that cannot be used is
+ * a configuration error (exit 2), as in `run`.
+ */
+async function openCluster(
+  config: Readonly<Config>,
+  env: NodeJS.ProcessEnv,
+  log: Logger,
+): Promise<{ api: { close(): void }; cluster: ClusterService } | undefined> {
+  const { discoverKube } = await import('../kubernetes/kubeDiscovery.ts');
+  const found = await discoverKube({ kubeconfig: config.kubeconfig, env });
+  if (found.kind === 'none') {
+    log.info(
+      { event: 'kube.off', reason: found.reason },
+      `Kubernetes features off: ${found.reason}`,
+    );
+    return undefined;
+  }
+  const [{ openKubeAccess }, { KubeApi }, { clusterService }] = await Promise.all([
+    import('../kubernetes/kubeAccess.ts'),
+    import('../kubernetes/kubeApi.ts'),
+    import('../kubernetes/clusterService.ts'),
+  ]);
+  const timeoutMs = durationMs(config.kubernetes.requestTimeout);
+  const access = await openKubeAccess(found.source, { credentialTimeoutMs: timeoutMs });
+  const api = new KubeApi(access, { timeoutMs });
+  log.info(
+    { event: 'kube.on', server: access.server.origin, source: access.source },
+    `Kubernetes API ${access.server.origin} (${access.source})`,
+  );
+  return {
+    api,
+    cluster: clusterService(api, { isLeader: () => true, nodeName: config.nodeName }),
+  };
 }

@@ -36,6 +36,17 @@ export class CheckStatuses {
   }
 
   record(run: CheckRun): void {
+    const skipped = run.outcome?.skipped;
+    if (skipped !== undefined && run.result !== 'error') {
+      this.entries.set(run.check, {
+        id: run.check,
+        status: 'skipped',
+        durationMs: Math.round(run.durationMs * 10) / 10,
+        lastRun: run.startedAt.toISOString(),
+        reason: skipped,
+      });
+      return;
+    }
     this.entries.set(run.check, {
       id: run.check,
       status: run.result,

@@ -4,6 +4,7 @@
 // (kubernetesSession.ts: client, watches, Events, NodeConditions, Lease) is loaded only when a
 // cluster is there: a node without one does not pay its memory.
 import type { Logger } from 'pino';
+import type { ClusterService } from '../checks/check.ts';
 import type { Config } from '../config/configSchema.ts';
 import type { Finding } from '../findings/finding.ts';
 import type { FindingStore } from '../findings/findingStore.ts';
@@ -28,6 +29,8 @@ export interface KubernetesIntegrationOptions {
   serviceAccountDir?: string;
   /** Readiness as node_auditor_node_ready says it: the Node's Ready condition, or kubelet's healthz. */
   onReady?: (ready: boolean) => void;
+  /** This agent took or lost the leader Lease (the cluster-wide checks run on the leader). */
+  onLeaderChange?: (leader: boolean) => void;
   /** The local kubelet's healthz, probed every 10 s whether or not there is a cluster. */
   onKubeletHealth?: (healthy: boolean) => void;
 }
@@ -92,6 +95,10 @@ export class KubernetesIntegration {
 
   get pods(): PodsOnNode | undefined {
     return this.session?.pods;
+  }
+
+  get cluster(): ClusterService | undefined {
+    return this.session?.cluster;
   }
 
   /** The first pass is done: the findings are current, so Events and conditions can catch up. */

@@ -9,6 +9,8 @@ import { EventRecorder } from '../sinks/kubernetes/eventRecorder.ts';
 import { attachFindingEvents, resolveGoneIncidents } from '../sinks/kubernetes/findingEvents.ts';
 import { NodeConditions } from '../sinks/kubernetes/nodeConditions.ts';
 import { EVENT_NAMESPACE } from './permissions.ts';
+import type { ClusterService } from '../checks/check.ts';
+import { clusterService } from './clusterService.ts';
 import { KubeApi } from './kubeApi.ts';
 import { openKubeAccess } from './kubeAccess.ts';
 import { KubeletFallback } from './kubeletHealth.ts';
@@ -24,6 +26,8 @@ export type KubernetesSessionOptions = Omit<KubernetesIntegrationOptions, 'servi
 export class KubernetesSession {
   readonly ownNode = new OwnNode();
   readonly pods = new PodsOnNode();
+  /** What the security checks use of the cluster. */
+  readonly cluster: ClusterService;
   /** One line for people: where the API is. */
   readonly status: string;
   private readonly abort = new AbortController();
@@ -34,9 +38,16 @@ export class KubernetesSession {
   private lease: LeaderLease | undefined;
   private fallback: KubeletFallback | undefined;
 
-  private constructor(status: string, api: KubeApi) {
+  private constructor(status: string, api: KubeApi, options: KubernetesSessionOptions) {
     this.status = status;
     this.api = api;
+    const electing = options.config.kubernetes.leaderElection.enabled;
+    this.cluster = clusterService(api, {
+      nodeName: options.config.nodeName,
+      // without election every agent is its own leader (one node, or the operator's choice)
+      isLeader: () => !electing || this.isLeader,
+      watchedNode: () => this.ownNode.node as Record<string, unknown> | undefined,
+    });
   }
 
   /** Throws AuditorError for a kubeconfig that cannot be used (a configuration error). */
@@ -54,7 +65,11 @@ export class KubernetesSession {
         metrics.inc('node_auditor_kube_api_errors_total', { verb });
       },
     });
-    const session = new KubernetesSession(`${access.server.origin} (${access.source})`, api);
+    const session = new KubernetesSession(
+      `${access.server.origin} (${access.source})`,
+      api,
+      options,
+    );
     log.info(
       { event: 'kube.on', server: access.server.origin, source: access.source },
       `Kubernetes API ${access.server.origin} (${access.source})`,
@@ -187,6 +202,7 @@ export class KubernetesSession {
         log,
         onChange: (leader) => {
           metrics.set('node_auditor_leader', leader ? 1 : 0);
+          options.onLeaderChange?.(leader);
         },
       });
       this.tasks.push(this.lease.run(signal));

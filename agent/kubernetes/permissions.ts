@@ -31,6 +31,13 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
     verbs: ['list', 'watch'],
     why: 'Map processes and cgroups on this node to pods (fieldSelector=spec.nodeName=<node>).',
   },
+  {
+    apiGroups: ['rbac.authorization.k8s.io'],
+    resources: ['clusterrolebindings', 'clusterroles', 'rolebindings', 'roles'],
+    // read only; the rbac check runs on the leader and reports, it never changes a binding
+    verbs: ['list'],
+    why: 'The rbac check: who is bound to what (anonymous access, ServiceAccounts with cluster-admin).',
+  },
 ];
 
 /**

@@ -31,7 +31,25 @@ import type { PolicyRule } from '../../agent/kubernetes/permissions.ts';
 export interface FakeKubeApiOptions {
   /** Node names to create at start, default ['k1-node01']. The `node` identity is the first. */
   nodes?: string[];
+  /**
+   * --anonymous-auth (default true). With false, a request without credentials gets 401 on
+   * every path, /healthz and /version included (the anonymousoff-* recordings).
+   */
+  anonymousAuth?: boolean;
 }
+
+/**
+ * The recorded ClusterRoleBinding sets: a fresh v1.26 cluster; with system:unauthenticated in
+ * system:basic-user and system:discovery (the pre-1.14 default the seeds fix); and that plus
+ * kube-system/kubernetes-dashboard bound to cluster-admin.
+ */
+export type RbacVariant = 'default' | 'legacy-unauth' | 'risky';
+
+const RBAC_FIXTURES: Record<RbacVariant, string> = {
+  default: 'admin-clusterrolebindings-default-200.json',
+  'legacy-unauth': 'admin-clusterrolebindings-legacy-unauth-200.json',
+  risky: 'admin-clusterrolebindings-risky-200.json',
+};
 
 export interface RecordedRequest {
   method: string;
@@ -207,6 +225,13 @@ export interface FakeKubeApi {
   /** Every resourceVersion so far becomes too old for a watch (410 Expired in the stream). */
   compactAll(): void;
   setLatency(ms: number): void;
+  // RBAC (the fresh cluster's default ClusterRoles and ClusterRoleBindings at start). System
+  // anonymous is authorized from these objects, as RBAC does.
+  /** Replace every ClusterRoleBinding with a recorded set. */
+  useRbac(variant: RbacVariant): void;
+  /** Create or replace a ClusterRoleBinding, ClusterRole, RoleBinding or Role. */
+  putRbac(object: KubeObject): void;
+  deleteRbac(kind: string, namespace: string, name: string): void;
   close(): Promise<void>;
 }
 
@@ -792,6 +817,36 @@ const namespaceSchema = struct('Namespace', {
     }),
   ),
 });
+
+// rbac.authorization.k8s.io/v1 (k8s.io/api/rbac/v1/types.go), in Go's field order
+const rbacSubject = struct('Subject', {
+  kind: req(str),
+  apiGroup: opt(str),
+  name: req(str),
+  namespace: opt(str),
+});
+const roleRef = struct('RoleRef', { apiGroup: req(str), kind: req(str), name: req(str) });
+const policyRule = struct('PolicyRule', {
+  verbs: req(list(str)),
+  apiGroups: opt(list(str)),
+  resources: opt(list(str)),
+  resourceNames: opt(list(str)),
+  nonResourceURLs: opt(list(str)),
+});
+const bindingSchema = (go: string) =>
+  struct(go, {
+    ...typeMeta,
+    metadata: opt(objectMeta),
+    subjects: opt(list(rbacSubject)),
+    roleRef: req(roleRef),
+  });
+const roleSchema = (go: string) =>
+  struct(go, {
+    ...typeMeta,
+    metadata: opt(objectMeta),
+    rules: req(list(policyRule)),
+    aggregationRule: opt(raw),
+  });
 
 // ---------------------------------------------------------------------------------------------
 // Decoding (normalizing) an object through a schema
@@ -1593,6 +1648,27 @@ const RESOURCES: ResourceDef[] = [
     },
     writable: false,
   },
+  ...(
+    [
+      ['clusterrolebindings', 'ClusterRoleBinding', false, bindingSchema('ClusterRoleBinding')],
+      ['clusterroles', 'ClusterRole', false, roleSchema('ClusterRole')],
+      ['rolebindings', 'RoleBinding', true, bindingSchema('RoleBinding')],
+      ['roles', 'Role', true, roleSchema('Role')],
+    ] as const
+  ).map(([resource, kind, namespaced, schema]): ResourceDef => ({
+    resource,
+    group: 'rbac.authorization.k8s.io',
+    version: 'v1',
+    kind,
+    listKind: `${kind}List`,
+    namespaced,
+    schema,
+    subresources: [],
+    allowUnconditionalUpdate: true,
+    fields: namespaced ? { ...metaFields } : { 'metadata.name': metaFields['metadata.name'] },
+    // set by the tests (putRbac, useRbac), as an administrator would with kubectl
+    writable: false,
+  })),
 ];
 
 function resourceDef(name: string): ResourceDef {
@@ -1957,11 +2033,76 @@ function saAuthorizer(info: RequestInfo): Decision {
   return { allowed, reason: '' };
 }
 
-function authorize(who: Who, info: RequestInfo, nodeName: string): Decision {
-  if (who.id === 'admin') return { allowed: true, reason: '' };
-  if (who.id === 'anonymous') {
-    return { allowed: !info.isResource && nonResourceAllowed(PUBLIC_INFO_PATHS, info), reason: '' };
+/** The RBAC objects the anonymous identity is authorized from. */
+interface RbacState {
+  clusterRoleBindings: JsonObj[];
+  clusterRoles: JsonObj[];
+  roleBindings: JsonObj[];
+  roles: JsonObj[];
+}
+
+const RBAC_GROUP = 'rbac.authorization.k8s.io';
+
+function subjectsOf(binding: JsonObj): JsonObj[] {
+  const subjects = binding.subjects;
+  return Array.isArray(subjects) ? subjects.filter(isObj) : [];
+}
+
+function stringsAt(o: JsonObj, key: string): string[] {
+  const v = o[key];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/** RBAC's rule matching (plugin/pkg/auth/authorizer/rbac/rbac.go RuleAllows). */
+function policyRuleAllows(rule: JsonObj, info: RequestInfo): boolean {
+  const verbs = stringsAt(rule, 'verbs');
+  if (!verbs.includes(info.verb) && !verbs.includes('*')) return false;
+  if (!info.isResource) {
+    return stringsAt(rule, 'nonResourceURLs').some(
+      (u) =>
+        u === '*' || u === info.path || (u.endsWith('*') && info.path.startsWith(u.slice(0, -1))),
+    );
   }
+  const groups = stringsAt(rule, 'apiGroups');
+  const resources = stringsAt(rule, 'resources');
+  const names = stringsAt(rule, 'resourceNames');
+  const resource = info.subresource === '' ? info.resource : `${info.resource}/${info.subresource}`;
+  return (
+    (groups.includes('*') || groups.includes(info.group)) &&
+    (resources.includes('*') || resources.includes(resource)) &&
+    (names.length === 0 || names.includes(info.name))
+  );
+}
+
+/** What RBAC allows system:anonymous (a member of system:unauthenticated) to do. */
+function anonymousRbacAllows(rbac: RbacState, info: RequestInfo): boolean {
+  const isAnonymous = (subject: JsonObj) =>
+    (subject.kind === 'User' && subject.name === 'system:anonymous') ||
+    (subject.kind === 'Group' && subject.name === 'system:unauthenticated');
+  const rulesOf = (ref: JsonObj, namespace: string): JsonObj[] => {
+    const source =
+      ref.kind === 'ClusterRole'
+        ? rbac.clusterRoles
+        : rbac.roles.filter((r) => strAt(objAt(r, 'metadata'), 'namespace') === namespace);
+    const role = source.find((r) => strAt(objAt(r, 'metadata'), 'name') === ref.name);
+    const rules = role?.rules;
+    return Array.isArray(rules) ? rules.filter(isObj) : [];
+  };
+  const granted = (binding: JsonObj, namespace: string) =>
+    subjectsOf(binding).some(isAnonymous) &&
+    rulesOf(objAt(binding, 'roleRef'), namespace).some((rule) => policyRuleAllows(rule, info));
+  if (rbac.clusterRoleBindings.some((b) => granted(b, ''))) return true;
+  // a RoleBinding grants only within its namespace, and never non-resource URLs
+  if (!info.isResource || info.namespace === '') return false;
+  return rbac.roleBindings.some(
+    (b) =>
+      strAt(objAt(b, 'metadata'), 'namespace') === info.namespace && granted(b, info.namespace),
+  );
+}
+
+function authorize(who: Who, info: RequestInfo, nodeName: string, rbac: RbacState): Decision {
+  if (who.id === 'admin') return { allowed: true, reason: '' };
+  if (who.id === 'anonymous') return { allowed: anonymousRbacAllows(rbac, info), reason: '' };
   if (authenticatedAllows(info)) return { allowed: true, reason: '' };
   return who.id === 'node' ? nodeAuthorizer(info, nodeName) : saAuthorizer(info);
 }
@@ -2259,6 +2400,7 @@ class FakeKubeApiServer implements FakeKubeApi {
   private readonly sockets = new Set<Socket>();
   private readonly streams = new Set<ServerResponse>();
   private readonly nodeName: string;
+  private readonly anonymousAuth: boolean;
   private rv = 100;
   private compactedBelow = 0;
   private latencyMs = 0;
@@ -2291,6 +2433,8 @@ class FakeKubeApiServer implements FakeKubeApi {
     for (const def of RESOURCES) this.store.set(def, new Map());
     for (const ns of KNOWN_NAMESPACES) this.ensureNamespace(ns);
     for (const name of nodes) this.addNode(name);
+    this.anonymousAuth = options.anonymousAuth ?? true;
+    this.seedRbac();
   }
 
   async start(): Promise<void> {
@@ -2753,9 +2897,10 @@ class FakeKubeApiServer implements FakeKubeApi {
 
   private authenticate(ex: Exchange): boolean {
     const header = ex.req.headers.authorization;
-    if (header === undefined) return true;
+    if (header === undefined) return this.anonymous(ex);
     const parts = header.split(' ');
-    if (parts.length < 2 || parts[0]?.toLowerCase() !== 'bearer' || parts[1] === '') return true;
+    if (parts.length < 2 || parts[0]?.toLowerCase() !== 'bearer' || parts[1] === '')
+      return this.anonymous(ex);
     const token = parts[1];
     const id = (['sa', 'admin', 'node'] as const).find((k) => this.tokens[k] === token);
     if (id === undefined) {
@@ -2766,6 +2911,84 @@ class FakeKubeApiServer implements FakeKubeApi {
     ex.who = { id, user: this.users[id] };
     ex.record.identity = id;
     return true;
+  }
+
+  /** No credentials: system:anonymous, or 401 with --anonymous-auth=false (anonymousoff-*-401). */
+  private anonymous(ex: Exchange): boolean {
+    if (this.anonymousAuth) return true;
+    ex.status(failure(401, 'Unauthorized', 'Unauthorized'));
+    return false;
+  }
+
+  private rbacState(): RbacState {
+    const all = (resource: string) => [...this.objects(resourceDef(resource)).values()];
+    return {
+      clusterRoleBindings: all('clusterrolebindings'),
+      clusterRoles: all('clusterroles'),
+      roleBindings: all('rolebindings'),
+      roles: all('roles'),
+    };
+  }
+
+  useRbac(variant: RbacVariant): void {
+    const def = resourceDef('clusterrolebindings');
+    for (const old of [...this.objects(def).values()]) this.removeRbac(def, old);
+    const list = readFixtureBody(RBAC_FIXTURES[variant]);
+    const items = isObj(list) && Array.isArray(list.items) ? list.items.filter(isObj) : [];
+    for (const item of items)
+      this.storeRbac(def, { kind: def.kind, apiVersion: 'rbac.authorization.k8s.io/v1', ...item });
+  }
+
+  putRbac(object: KubeObject): void {
+    const def = RESOURCES.find((r) => r.group === RBAC_GROUP && r.kind === object.kind);
+    if (def === undefined) throw new Error(`not an RBAC kind: ${String(object.kind)}`);
+    this.storeRbac(def, object as unknown as JsonObj);
+  }
+
+  deleteRbac(kind: string, namespace: string, name: string): void {
+    const def = RESOURCES.find((r) => r.group === RBAC_GROUP && r.kind === kind);
+    const old =
+      def === undefined ? undefined : this.objects(def).get(this.key(def, namespace, name));
+    if (def !== undefined && old !== undefined) this.removeRbac(def, old);
+  }
+
+  private storeRbac(def: ResourceDef, object: JsonObj): void {
+    const meta = objAt(object, 'metadata');
+    const namespace = def.namespaced ? (strAt(meta, 'namespace') ?? 'default') : undefined;
+    const key = this.key(def, namespace ?? '', strAt(meta, 'name') ?? '');
+    const old = this.objects(def).get(key);
+    const normalized = this.normalize(def, {
+      ...object,
+      kind: def.kind,
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      metadata: {
+        ...meta,
+        ...(namespace === undefined ? {} : { namespace }),
+        uid: strAt(objAt(old ?? {}, 'metadata'), 'uid') ?? strAt(meta, 'uid') ?? randomUUID(),
+        resourceVersion: this.nextRv(),
+        creationTimestamp: strAt(meta, 'creationTimestamp') ?? nowTime(),
+      },
+    });
+    this.commit(def, old === undefined ? 'ADDED' : 'MODIFIED', normalized, old);
+  }
+
+  private removeRbac(def: ResourceDef, old: JsonObj): void {
+    const meta = objAt(old, 'metadata');
+    this.objects(def).delete(
+      this.key(def, strAt(meta, 'namespace') ?? '', strAt(meta, 'name') ?? ''),
+    );
+  }
+
+  private seedRbac(): void {
+    this.useRbac('default');
+    const roles = readFixtureBody('sa-clusterroles-200.json');
+    const def = resourceDef('clusterroles');
+    const items = isObj(roles) && Array.isArray(roles.items) ? roles.items.filter(isObj) : [];
+    for (const item of items) {
+      // the recording's own ClusterRole is not part of a fresh cluster
+      if (strAt(objAt(item, 'metadata'), 'name') === 'node-auditor') continue;
+      this.storeRbac(def, item);
+    }
   }
 
   private flowSchema(ex: Exchange): [string, string] {
@@ -2838,7 +3061,7 @@ class FakeKubeApiServer implements FakeKubeApi {
       return;
     }
     const info = ex.info;
-    const decision = authorize(ex.who, info, this.nodeName);
+    const decision = authorize(ex.who, info, this.nodeName, this.rbacState());
     if (!decision.allowed) {
       ex.header('X-Content-Type-Options', 'nosniff');
       ex.status(forbidden(ex.who, info, decision.reason));

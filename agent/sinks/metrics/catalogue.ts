@@ -193,6 +193,24 @@ export const METRICS = [
     labels: [],
   },
   {
+    name: 'node_auditor_anonymous_auth_enabled',
+    type: 'gauge',
+    help: 'Whether a target authenticates requests without credentials as system:anonymous (1) or refuses them with 401 (0): kubelet (port 10250), kubelet-readonly (port 10255, no authentication at all), apiserver. Absent while the target cannot be reached.',
+    labels: ['target'],
+  },
+  {
+    name: 'node_auditor_anonymous_access_allowed',
+    type: 'gauge',
+    help: 'Whether a request without credentials to this path of the target is answered with 200 (1) or refused (0).',
+    labels: ['target', 'path'],
+  },
+  {
+    name: 'node_auditor_vulnerable',
+    type: 'gauge',
+    help: 'Whether the running version of a component (apiserver, kubelet) is affected by a known CVE (1) or not (0), from the CVE table checks.cve uses.',
+    labels: ['cve', 'component'],
+  },
+  {
     name: 'node_auditor_node_ready',
     type: 'gauge',
     help: "1 when this node is Ready: its Node's Ready condition, or with no Kubernetes API the local kubelet's healthz. 0 otherwise.",
@@ -313,6 +331,9 @@ export type SampleMetricName = Extract<
   | 'node_auditor_pod_sandboxes'
   | 'node_auditor_process_scan_duration_seconds'
   | 'node_auditor_process_scan_processes'
+  | 'node_auditor_anonymous_auth_enabled'
+  | 'node_auditor_anonymous_access_allowed'
+  | 'node_auditor_vulnerable'
 >;
 
 /** One gauge value a check measured. Labels are bounded: no PIDs, timestamps or free text. */

@@ -1,0 +1,71 @@
+// `rbac`: the cluster's bindings, read with the agent's own (read-only) identity and judged by
+// rbacAudit.ts. Cluster-wide, so in `run` only the leader reads them; in `check` it always does.
+import * as v from 'valibot';
+import type { Check, ClusterService } from '../check.ts';
+import { auditRbac } from './rbacAudit.ts';
+import type { Binding, RbacObjects, Role } from './rbacAudit.ts';
+
+const RBAC = '/apis/rbac.authorization.k8s.io/v1';
+/** Pages of a large cluster's RoleBindings, as kubectl reads them. */
+const PAGE = 500;
+
+const options = {
+  /**
+   * Bindings whose anonymous or cluster-admin grants are intended: "<name>" for a
+   * ClusterRoleBinding, "<namespace>/<name>" for a RoleBinding.
+   */
+  allowedBindings: v.optional(
+    v.array(
+      v.pipe(
+        v.string(),
+        v.regex(/^([a-z0-9][-a-z0-9]*\/)?[^/\s]+$/, 'must be NAME or NAMESPACE/NAME'),
+      ),
+    ),
+    [],
+  ),
+};
+
+export const rbacCheck: Check<typeof options> = {
+  id: 'rbac',
+  title: 'RBAC exposure',
+  description:
+    'Reads the RBAC bindings: anything granting system:unauthenticated / system:anonymous more than a fresh cluster does, the pre-1.14 legacy bindings, and ServiceAccounts with cluster-admin.',
+  clusterWide: true,
+  defaults: { enabled: true, interval: '10m', timeout: '60s' },
+  options,
+  async run({ options, services, signal }) {
+    const cluster = services.cluster;
+    if (cluster === undefined)
+      return { findings: [], skipped: 'no Kubernetes API (no kubeconfig, not in a cluster)' };
+    if (!cluster.isLeader())
+      return { findings: [], skipped: 'not the leader (the leader audits RBAC)' };
+    const [clusterRoleBindings, clusterRoles, roleBindings, roles] = await Promise.all([
+      listAll<Binding>(cluster, 'clusterrolebindings', signal),
+      listAll<Role>(cluster, 'clusterroles', signal),
+      listAll<Binding>(cluster, 'rolebindings', signal),
+      listAll<Role>(cluster, 'roles', signal),
+    ]);
+    const objects: RbacObjects = { clusterRoleBindings, clusterRoles, roleBindings, roles };
+    return { findings: auditRbac(objects, options) };
+  },
+};
+
+/** Every object of a resource, page by page. A refusal (403) fails the run with its message. */
+async function listAll<T>(
+  cluster: ClusterService,
+  resource: string,
+  signal: AbortSignal,
+): Promise<T[]> {
+  const items: T[] = [];
+  let token = '';
+  do {
+    const query = `limit=${PAGE}${token === '' ? '' : `&continue=${encodeURIComponent(token)}`}`;
+    const page = await cluster.get<{ items?: T[]; metadata?: { continue?: string } }>(
+      `${RBAC}/${resource}?${query}`,
+      signal,
+    );
+    items.push(...(page.items ?? []));
+    token = page.metadata?.continue ?? '';
+  } while (token !== '');
+  return items;
+}

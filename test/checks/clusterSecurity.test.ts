@@ -1,0 +1,420 @@
+// The cluster-wide security checks (apiserver-anonymous, rbac) against the fake API server,
+// which answers as the recorded v1.26 kube-apiserver does and authorizes system:anonymous from
+// its RBAC objects: the recorded default bindings, the seeds' legacy state and the dashboard
+// ServiceAccount bound to cluster-admin.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import * as v from 'valibot';
+import type { Check, CheckOutcome, ClusterService } from '../../agent/checks/check.ts';
+import { apiserverAnonymousCheck } from '../../agent/checks/apiserverAnonymous/apiserverAnonymousCheck.ts';
+import { rbacCheck } from '../../agent/checks/rbac/rbacCheck.ts';
+import { clusterService } from '../../agent/kubernetes/clusterService.ts';
+import { openKubeAccess } from '../../agent/kubernetes/kubeAccess.ts';
+import { KubeApi, microTime } from '../../agent/kubernetes/kubeApi.ts';
+import type { FakeKubeApiOptions, RbacVariant } from '../kube/fakeKubeApi.ts';
+import { harness } from '../kubernetes/kubeHarness.ts';
+import type { Harness } from '../kubernetes/kubeHarness.ts';
+import { eventually, fixtureHost, httpGet, metricValue, runCli, startAgent } from '../helpers.ts';
+import { runCheckOn, sampleValue } from './runCheckOn.ts';
+
+async function cluster(
+  t: TestContext,
+  options: FakeKubeApiOptions & { rbac?: RbacVariant; leader?: boolean } = {},
+): Promise<{ h: Harness; service: ClusterService }> {
+  const h = await harness(t, options);
+  if (options.rbac !== undefined) h.fake.useRbac(options.rbac);
+  const service = clusterService(h.api, {
+    isLeader: () => options.leader ?? true,
+    nodeName: 'k1-node01',
+  });
+  return { h, service };
+}
+
+function run<O extends v.ObjectEntriesAsync>(
+  check: Check<O>,
+  service: ClusterService | undefined,
+  overrides: Record<string, unknown> = {},
+): Promise<CheckOutcome> {
+  const options = v.parse(v.object(check.options as v.ObjectEntries), overrides) as never;
+  return runCheckOn(
+    check,
+    '/nonexistent',
+    options,
+    service === undefined ? {} : { cluster: service },
+  );
+}
+
+/** Requests that arrived with no credentials must be exactly that: no Authorization header. */
+function assertNoCredentials(h: Harness): void {
+  const anonymous = h.fake.requests.filter((r) => r.identity === 'anonymous');
+  assert.ok(anonymous.length > 0, 'the probe made anonymous requests');
+  for (const r of anonymous)
+    assert.equal(r.authorization, undefined, `${r.path} carried credentials`);
+}
+
+const problems = (o: CheckOutcome) => o.findings.map((f) => `${f.problem}:${f.severity}`).sort();
+
+test('apiserver-anonymous: a fresh cluster answers only health and version, which is not a finding', async (t) => {
+  const { h, service } = await cluster(t);
+  const outcome = await run(apiserverAnonymousCheck, service);
+  assert.deepEqual(problems(outcome), []);
+  assert.equal(
+    sampleValue(outcome, 'node_auditor_anonymous_auth_enabled', { target: 'apiserver' }),
+    1,
+  );
+  for (const path of ['/version', '/healthz', '/livez', '/readyz'])
+    assert.equal(sampleValue(outcome, 'node_auditor_anonymous_access_allowed', { path }), 1, path);
+  for (const path of ['/api', '/apis', '/api/v1/namespaces'])
+    assert.equal(sampleValue(outcome, 'node_auditor_anonymous_access_allowed', { path }), 0, path);
+  assertNoCredentials(h);
+});
+
+test('apiserver-anonymous: the legacy bindings make discovery public (critical), resource reads stay refused', async (t) => {
+  const { h, service } = await cluster(t, { rbac: 'legacy-unauth' });
+  const outcome = await run(apiserverAnonymousCheck, service);
+  assert.deepEqual(problems(outcome), ['ApiServerAnonymousDiscovery:critical']);
+  const finding = outcome.findings[0];
+  assert.match(finding?.title ?? '', /\/api, \/apis/);
+  assert.match(finding?.message ?? '', /CVE-2018-1002105/);
+  assert.ok(finding?.evidence.some((e) => e.includes('/api/v1/namespaces') && e.includes('403')));
+  assert.equal(sampleValue(outcome, 'node_auditor_anonymous_access_allowed', { path: '/apis' }), 1);
+  assert.equal(
+    sampleValue(outcome, 'node_auditor_anonymous_access_allowed', { path: '/api/v1/namespaces' }),
+    0,
+  );
+  assertNoCredentials(h);
+});
+
+test('apiserver-anonymous: a binding that lets anonymous list namespaces is a critical resource read', async (t) => {
+  const { service, h } = await cluster(t);
+  h.fake.putRbac({
+    kind: 'ClusterRole',
+    metadata: { name: 'namespace-reader' },
+    rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list'] }],
+  });
+  h.fake.putRbac({
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'public-namespaces' },
+    roleRef: {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'namespace-reader',
+    },
+    subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: 'system:anonymous' }],
+  });
+  const outcome = await run(apiserverAnonymousCheck, service);
+  assert.deepEqual(problems(outcome), ['ApiServerAnonymousAccess:critical']);
+  assert.match(outcome.findings[0]?.title ?? '', /\/api\/v1\/namespaces/);
+});
+
+test('apiserver-anonymous: --anonymous-auth=false answers 401 everywhere: off, nothing allowed', async (t) => {
+  const { service } = await cluster(t, { anonymousAuth: false });
+  const outcome = await run(apiserverAnonymousCheck, service);
+  assert.deepEqual(problems(outcome), []);
+  assert.equal(
+    sampleValue(outcome, 'node_auditor_anonymous_auth_enabled', { target: 'apiserver' }),
+    0,
+  );
+  assert.equal(
+    sampleValue(outcome, 'node_auditor_anonymous_access_allowed', { path: '/version' }),
+    0,
+  );
+});
+
+test('apiserver-anonymous: a 403 everywhere is anonymous authentication on but refused, not exposure', async (t) => {
+  const { service, h } = await cluster(t);
+  // a hardened cluster that took system:unauthenticated out of system:public-info-viewer
+  h.fake.deleteRbac('ClusterRoleBinding', '', 'system:public-info-viewer');
+  const outcome = await run(apiserverAnonymousCheck, service);
+  assert.deepEqual(problems(outcome), []);
+  assert.equal(
+    sampleValue(outcome, 'node_auditor_anonymous_auth_enabled', { target: 'apiserver' }),
+    1,
+  );
+  assert.equal(
+    outcome.samples?.filter(
+      (s) => s.metric === 'node_auditor_anonymous_access_allowed' && s.value === 1,
+    ).length,
+    0,
+  );
+});
+
+test('apiserver-anonymous: an unreachable API server is an info finding, no metric guessed', async (t) => {
+  const { service, h } = await cluster(t);
+  await h.fake.goDown();
+  const outcome = await run(apiserverAnonymousCheck, service, { requestTimeout: '1s' });
+  assert.deepEqual(problems(outcome), ['ApiServerUnprobed:info']);
+  assert.equal(outcome.samples?.length ?? 0, 0);
+});
+
+test('apiserver-anonymous and rbac: skipped, not cleared-as-fine, off the leader and without an API', async (t) => {
+  const { service } = await cluster(t, { rbac: 'risky', leader: false });
+  for (const check of [apiserverAnonymousCheck, rbacCheck] as Check[]) {
+    const notLeader = await run(check, service);
+    assert.match(notLeader.skipped ?? '', /not the leader/, check.id);
+    assert.deepEqual(notLeader.findings, []);
+    const noApi = await run(check, undefined);
+    assert.match(noApi.skipped ?? '', /no Kubernetes API/, check.id);
+  }
+});
+
+test('rbac: the real default bindings of a fresh cluster give no finding (public-info-viewer is fine)', async (t) => {
+  const { service, h } = await cluster(t);
+  const outcome = await run(rbacCheck, service);
+  assert.deepEqual(outcome.findings, []);
+  // it read every binding and role, with the agent's own identity and permissions
+  const read = h.fake.requests
+    .filter((r) => r.identity === 'sa')
+    .map((r) => `${r.status} ${r.path}`);
+  for (const resource of ['clusterrolebindings', 'clusterroles', 'rolebindings', 'roles'])
+    assert.ok(read.includes(`200 /apis/rbac.authorization.k8s.io/v1/${resource}`), resource);
+});
+
+test("rbac: kubeadm's cluster-info RoleBinding for system:anonymous is allowed, one that grants more is not", async (t) => {
+  const { service, h } = await cluster(t);
+  const role = (rules: unknown[]) => ({
+    kind: 'Role',
+    metadata: { name: 'kubeadm:bootstrap-signer-clusterinfo', namespace: 'kube-public' },
+    rules,
+  });
+  h.fake.putRbac(
+    role([
+      {
+        apiGroups: [''],
+        resources: ['configmaps'],
+        resourceNames: ['cluster-info'],
+        verbs: ['get'],
+      },
+    ]),
+  );
+  h.fake.putRbac({
+    kind: 'RoleBinding',
+    metadata: { name: 'kubeadm:bootstrap-signer-clusterinfo', namespace: 'kube-public' },
+    roleRef: {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'Role',
+      name: 'kubeadm:bootstrap-signer-clusterinfo',
+    },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'system:anonymous' }],
+  });
+  assert.deepEqual((await run(rbacCheck, service)).findings, []);
+
+  h.fake.putRbac(
+    role([{ apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['get', 'list'] }]),
+  );
+  const outcome = await run(rbacCheck, service);
+  assert.deepEqual(problems(outcome), ['AnonymousBinding:critical']);
+  assert.equal(
+    outcome.findings[0]?.id,
+    'AnonymousBinding:kube-public/kubeadm:bootstrap-signer-clusterinfo',
+  );
+  assert.match(
+    outcome.findings[0]?.remediation?.summary ?? '',
+    /kubectl delete -n kube-public rolebinding/,
+  );
+});
+
+test('rbac: the legacy system:unauthenticated bindings and the dashboard with cluster-admin, with the exact fixes', async (t) => {
+  const { service } = await cluster(t, { rbac: 'risky' });
+  const outcome = await run(rbacCheck, service);
+  assert.deepEqual(problems(outcome), [
+    'AnonymousLegacyDiscovery:critical',
+    'ServiceAccountClusterAdmin:critical',
+  ]);
+  const legacy = outcome.findings.find((f) => f.problem === 'AnonymousLegacyDiscovery');
+  const fix = legacy?.remediation?.summary ?? '';
+  for (const name of ['system:basic-user', 'system:discovery']) {
+    assert.ok(
+      fix.includes(
+        `kubectl annotate clusterrolebinding ${name} rbac.authorization.kubernetes.io/autoupdate=false --overwrite`,
+      ),
+      fix,
+    );
+    // subject 1 is system:unauthenticated in the recorded bindings; the test op guards it
+    assert.ok(
+      fix.includes(
+        `kubectl patch clusterrolebinding ${name} --type=json -p '[{"op":"test","path":"/subjects/1/name","value":"system:unauthenticated"},{"op":"remove","path":"/subjects/1"}]'`,
+      ),
+      fix,
+    );
+  }
+  assert.ok(legacy?.evidence.some((e) => e.includes('autoupdate: "false"')));
+  const dashboard = outcome.findings.find((f) => f.problem === 'ServiceAccountClusterAdmin');
+  assert.equal(
+    dashboard?.title,
+    'ServiceAccount kube-system/kubernetes-dashboard has cluster-admin (kubernetes-dashboard-admin)',
+  );
+  assert.match(
+    dashboard?.remediation?.summary ?? '',
+    /kubectl delete clusterrolebinding kubernetes-dashboard-admin/,
+  );
+});
+
+test('rbac: an allow-listed binding is accepted; another ServiceAccount with * on * is a warning', async (t) => {
+  const { service, h } = await cluster(t, { rbac: 'risky' });
+  h.fake.putRbac({
+    kind: 'ClusterRole',
+    metadata: { name: 'everything' },
+    rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
+  });
+  h.fake.putRbac({
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'ci-deployer' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'everything' },
+    subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: 'ci' }],
+  });
+  const outcome = await run(rbacCheck, service, {
+    allowedBindings: ['kubernetes-dashboard-admin', 'system:discovery', 'system:basic-user'],
+  });
+  assert.deepEqual(problems(outcome), ['ServiceAccountClusterAdmin:warning']);
+  assert.match(outcome.findings[0]?.message ?? '', /ServiceAccount ci\/deployer/);
+});
+
+test("rbac: an identity that may not read RBAC fails the run with the API server's reason", async (t) => {
+  const { h } = await cluster(t);
+  // the node identity is refused clusterrolebindings (recorded: node-clusterrolebindings-403.json)
+  const file = `${h.dir}/node.kubeconfig`;
+  await h.fake.writeKubeconfig(file, 'node');
+  const api = new KubeApi(await openKubeAccess({ kind: 'kubeconfig', file }), { timeoutMs: 3000 });
+  t.after(() => {
+    api.close();
+  });
+  const service = clusterService(api, { isLeader: () => true, nodeName: 'k1-node01' });
+  await assert.rejects(run(rbacCheck, service), /403 .*cannot list resource "clusterrolebindings"/);
+});
+
+test('check CLI: --kubeconfig runs the cluster checks once, as the leader, and exits 1 on the risky cluster', async (t) => {
+  const { h } = await cluster(t, { rbac: 'risky' });
+  const args = [
+    'check',
+    '--only',
+    'apiserver-anonymous,rbac',
+    '--output',
+    'json',
+    '--kubeconfig',
+    h.kubeconfig,
+  ];
+  const risky = await runCli(args);
+  assert.equal(risky.code, 1, risky.stderr);
+  const report = JSON.parse(risky.stdout) as {
+    checks: { id: string; status: string }[];
+    findings: { problem: string }[];
+  };
+  assert.deepEqual(
+    report.checks.filter((c) => c.status !== 'skipped').map((c) => `${c.id}:${c.status}`),
+    ['apiserver-anonymous:problem', 'rbac:problem'],
+  );
+  assert.deepEqual(report.findings.map((f) => f.problem).sort(), [
+    'AnonymousLegacyDiscovery',
+    'ApiServerAnonymousDiscovery',
+    'ServiceAccountClusterAdmin',
+  ]);
+  h.fake.useRbac('default');
+  const fixed = await runCli(args);
+  assert.equal(fixed.code, 0, fixed.stdout);
+  // no secret in the report: the bearer token of the kubeconfig never appears
+  assert.ok(!risky.stdout.includes(h.fake.tokens.sa) && !fixed.stdout.includes(h.fake.tokens.sa));
+});
+
+test('check CLI: without any cluster the cluster checks are skipped with the reason, exit 0', async () => {
+  const r = await runCli(['check', '--only', 'apiserver-anonymous,rbac', '--output', 'json']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as {
+    checks: { id: string; status: string; reason?: string }[];
+  };
+  assert.deepEqual(
+    report.checks
+      .filter((c) => c.reason !== 'not selected (--only)')
+      .map((c) => [c.id, c.status, /no Kubernetes API/.test(c.reason ?? '')]),
+    [
+      ['apiserver-anonymous', 'skipped', true],
+      ['rbac', 'skipped', true],
+    ],
+  );
+});
+
+test('agent: the leader audits the cluster as soon as it leads; the findings and metrics are served', async (t) => {
+  const { h } = await cluster(t, { rbac: 'risky' });
+  // another agent holds the Lease for 3 s: the first pass runs while this one is not the leader
+  const adminConfig = `${h.dir}/admin.kubeconfig`;
+  await h.fake.writeKubeconfig(adminConfig, 'admin');
+  const admin = new KubeApi(await openKubeAccess({ kind: 'kubeconfig', file: adminConfig }));
+  t.after(() => {
+    admin.close();
+  });
+  await admin.request({
+    verb: 'create',
+    path: '/apis/coordination.k8s.io/v1/namespaces/node-auditor/leases',
+    body: {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: 'node-auditor-leader', namespace: 'node-auditor' },
+      spec: {
+        holderIdentity: 'k1-node02_other',
+        leaseDurationSeconds: 3,
+        renewTime: microTime(new Date()),
+      },
+    },
+  });
+  const agent = await startAgent(
+    t,
+    [
+      '--kubeconfig',
+      h.kubeconfig,
+      '--node-name',
+      'k1-node01',
+      '--host-root',
+      fixtureHost('compliant'),
+    ],
+    {
+      env: {
+        // the first pass runs before the Lease is won: the checks skip, then run on winning it
+        NODE_AUDITOR_KUBERNETES__LEADER_ELECTION__LEASE_DURATION: '2s',
+        NODE_AUDITOR_KUBERNETES__LEADER_ELECTION__RETRY_PERIOD: '500ms',
+      },
+    },
+  );
+  const first = JSON.parse((await httpGet(`${agent.url}/api/v1/findings`)).body) as {
+    checks: { id: string; status: string; reason?: string }[];
+  };
+  assert.match(first.checks.find((c) => c.id === 'rbac')?.reason ?? '', /not the leader/);
+  const findings = await eventually(
+    async () => {
+      const report = JSON.parse((await httpGet(`${agent.url}/api/v1/findings`)).body) as {
+        findings: { check: string; problem: string }[];
+      };
+      const security = report.findings.filter(
+        (f) => f.check === 'rbac' || f.check === 'apiserver-anonymous',
+      );
+      return security.length === 3 ? security : undefined;
+    },
+    10_000,
+    'the three cluster findings',
+  );
+  assert.deepEqual(findings.map((f) => f.problem).sort(), [
+    'AnonymousLegacyDiscovery',
+    'ApiServerAnonymousDiscovery',
+    'ServiceAccountClusterAdmin',
+  ]);
+  const metrics = (await httpGet(`${agent.url}/metrics`)).body;
+  assert.equal(
+    metricValue(metrics, 'node_auditor_anonymous_auth_enabled', { target: 'apiserver' }),
+    1,
+  );
+  assert.equal(
+    metricValue(metrics, 'node_auditor_anonymous_access_allowed', {
+      target: 'apiserver',
+      path: '/apis',
+    }),
+    1,
+  );
+  assert.equal(
+    metricValue(metrics, 'node_auditor_problem', {
+      check: 'rbac',
+      problem: 'ServiceAccountClusterAdmin',
+      severity: 'critical',
+    }),
+    1,
+  );
+});
