@@ -10,6 +10,7 @@ import { logsCheck } from './logs/logsCheck.ts';
 import { sysctlCheck } from './sysctl/sysctlCheck.ts';
 import { apiserverAnonymousCheck } from './apiserverAnonymous/apiserverAnonymousCheck.ts';
 import { rbacCheck } from './rbac/rbacCheck.ts';
+import { kubeletAnonymousCheck } from './kubeletAnonymous/kubeletAnonymousCheck.ts';
 
 export const CHECKS: readonly Check[] = [
   sysctlCheck,
@@ -19,6 +20,7 @@ export const CHECKS: readonly Check[] = [
   inotifyCheck,
   pauseCheck,
   zombiesCheck,
+  kubeletAnonymousCheck,
   apiserverAnonymousCheck,
   rbacCheck,
 ];
