@@ -82,8 +82,9 @@ export interface Check<Options extends v.ObjectEntriesAsync = v.ObjectEntriesAsy
   readonly description: string;
   readonly defaults: CheckDefaults;
   /**
-   * Audits the cluster, not this node: in `run` only the leader's result counts (the check
-   * skips itself elsewhere) and it runs again at once when this agent becomes the leader.
+   * Reports on the cluster (all of it, or a part such as the API server's version) only on the
+   * leader in `run` (ClusterService.isLeader): it runs again at once when this agent becomes or
+   * stops being the leader, not at its next interval.
    */
   readonly clusterWide?: boolean;
   /** Schemas of the check's own options (checks.<id>.<option>), with their defaults. */

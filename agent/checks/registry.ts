@@ -11,6 +11,7 @@ import { sysctlCheck } from './sysctl/sysctlCheck.ts';
 import { apiserverAnonymousCheck } from './apiserverAnonymous/apiserverAnonymousCheck.ts';
 import { rbacCheck } from './rbac/rbacCheck.ts';
 import { kubeletAnonymousCheck } from './kubeletAnonymous/kubeletAnonymousCheck.ts';
+import { cveCheck } from './cve/cveCheck.ts';
 
 export const CHECKS: readonly Check[] = [
   sysctlCheck,
@@ -22,6 +23,7 @@ export const CHECKS: readonly Check[] = [
   zombiesCheck,
   kubeletAnonymousCheck,
   apiserverAnonymousCheck,
+  cveCheck,
   rbacCheck,
 ];
 

@@ -259,20 +259,24 @@ describe('kubelet-anonymous check', () => {
     assertNoCredentials(server, readOnly);
   });
 
-  it('no kubelet listening (a laptop): an info finding, nothing alarming, no kubelet metric', async () => {
+  it('no kubelet listening (a laptop): skipped with the reason, no finding, no metric', async () => {
     const url = await refusedUrl('https');
     const outcome = await run({ url, readOnlyUrl: await refusedUrl('http') });
-    assert.deepEqual(
-      outcome.findings.map((f) => `${f.severity} ${f.id}`),
-      ['info KubeletUnreachable:kubelet'],
+    assert.deepEqual(outcome.findings, []);
+    assert.match(
+      outcome.skipped ?? '',
+      /^no kubelet listens at 127\.0\.0\.1:\d+ \(connection refused\)$/,
     );
-    const finding = only(outcome, 'KubeletUnreachable:kubelet');
-    assert.match(finding.message, /connection refused/);
-    assert.ok(
-      finding.evidence.includes(`GET ${url}/pods -> connection refused (nothing listens there)`),
-    );
-    assert.deepEqual(samplesOf(outcome), [
-      'node_auditor_anonymous_auth_enabled{kubelet-readonly} 0',
+    assert.deepEqual(samplesOf(outcome), []);
+  });
+
+  it('the API port refused but the read-only port answering is still judged', async (t) => {
+    const readOnly = await readOnlyPort(t);
+    const outcome = await run({ url: await refusedUrl('https'), readOnlyUrl: readOnly.url });
+    assert.equal(outcome.skipped, undefined);
+    assert.deepEqual(outcome.findings.map((f) => `${f.severity} ${f.id}`).sort(), [
+      'critical KubeletReadOnlyPortOpen',
+      'info KubeletUnreachable:kubelet',
     ]);
   });
 

@@ -127,6 +127,17 @@ export const kubeletAnonymousCheck: Check<typeof options> = {
       ...KUBELET_PATHS.map((path) => probe(kubeletBase, path)),
     ]);
 
+    // Nothing listens on either port: no kubelet on this host (a laptop, a CI runner, a
+    // control-plane node without one). Nothing to judge, and nothing worth an Event.
+    const refusedAll = [readOnly, ...kubelet].every(
+      (p) => p.verdict.kind === 'unreachable' && p.verdict.code === 'ECONNREFUSED',
+    );
+    if (refusedAll)
+      return {
+        findings: [],
+        skipped: `no kubelet listens at ${hostOf(kubeletBase)} (connection refused)${context.length > 0 ? `; ${context.join('; ')}` : ''}`,
+      };
+
     const findings: FindingDraft[] = [];
     const samples: MetricSample[] = [];
     assessKubelet(kubeletBase, kubelet, context, findings, samples);
