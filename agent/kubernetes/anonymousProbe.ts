@@ -4,7 +4,8 @@
 // time and size: only the status and the start of the body matter (a 403's text, a 200 that
 // could be megabytes of pod specs is never read to the end).
 import http from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
+import net from 'node:net';
 import { describeError } from '../errors.ts';
 
 export interface AnonymousProbeOptions {
@@ -26,9 +27,15 @@ export type AnonymousAnswer =
 
 const DEFAULT_MAX_BODY = 64 * 1024;
 
-export function anonymousGet(url: URL, options: AnonymousProbeOptions): Promise<AnonymousAnswer> {
+export async function anonymousGet(
+  url: URL,
+  options: AnonymousProbeOptions,
+): Promise<AnonymousAnswer> {
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
   const isHttps = url.protocol === 'https:';
+  // node:https (TLS, OpenSSL's context) only once a probe needs it: a few MiB of RSS that a
+  // node without a kubelet or a cluster would otherwise pay
+  const secure = isHttps ? (await import('node:https')).default : undefined;
   return new Promise((resolve) => {
     let settled = false;
     const finish = (answer: AnonymousAnswer) => {
@@ -79,9 +86,10 @@ export function anonymousGet(url: URL, options: AnonymousProbeOptions): Promise<
       res.on('error', done);
       res.on('aborted', done);
     };
-    const req = isHttps
-      ? https.request(url, requestOptions, onResponse)
-      : http.request(url, requestOptions, onResponse);
+    const req =
+      secure === undefined
+        ? http.request(url, requestOptions, onResponse)
+        : secure.request(url, requestOptions, onResponse);
     const deadline = setTimeout(() => {
       finish({
         kind: 'unreachable',
@@ -93,5 +101,32 @@ export function anonymousGet(url: URL, options: AnonymousProbeOptions): Promise<
       finish({ kind: 'unreachable', code: error.code ?? 'ERROR', detail: describeError(error) });
     });
     req.end();
+  });
+}
+
+/**
+ * Whether a TCP connection to the URL's host and port is refused: the cheap first look before a
+ * TLS probe, so a host where nothing listens never loads the TLS stack. Anything but a refusal
+ * (accepted, timed out, unreachable) is false: let the real probe say what it is.
+ */
+export function connectionRefused(url: URL, timeoutMs: number): Promise<boolean> {
+  const port = Number(url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : url.port);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (refused: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(refused);
+    };
+    const timer = setTimeout(() => {
+      done(false);
+    }, timeoutMs);
+    socket.once('connect', () => {
+      done(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      done(error.code === 'ECONNREFUSED');
+    });
   });
 }

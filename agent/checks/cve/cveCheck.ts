@@ -13,15 +13,14 @@
 //
 // The API server is the cluster's, not the node's: only the leader (always, in `check`) reports
 // it, so a fleet does not raise the same finding from every node. The kubelet is this node's.
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import * as v from 'valibot';
 import { duration } from '../../config/configSchema.ts';
 import { durationMs } from '../../config/duration.ts';
-import { describeError, fileErrorReason } from '../../errors.ts';
+import { AuditorError, ErrorCode, describeError, fileErrorReason } from '../../errors.ts';
 import type { FindingDraft, Severity } from '../../findings/finding.ts';
 import { anonymousGet } from '../../kubernetes/anonymousProbe.ts';
-import { KubeApiError } from '../../kubernetes/kubeApi.ts';
 import { coreVersion, isVendorBuild, parseKubeVersion } from '../../parsers/kubeVersion.ts';
 import type { KubeVersion } from '../../parsers/kubeVersion.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
@@ -29,7 +28,6 @@ import type { ClusterService } from '../check.ts';
 import type { Check } from '../check.ts';
 import { describeRange, matchCve, validateCveTable } from './cveTable.ts';
 import type { CveEntry, CveSeverity, CveTable } from './cveTable.ts';
-import shippedTableJson from './kubernetes-cves.json' with { type: 'json' };
 
 /** The components this check reads a version for. */
 type CheckedComponent = 'apiserver' | 'kubelet';
@@ -61,12 +59,16 @@ const options = {
 
 type Options = v.InferOutput<v.ObjectSchema<typeof options, undefined>>;
 
-let shippedTable: CveTable | undefined;
-
-/** The shipped table, validated once (a broken one is a bug the tests catch, not host data). */
+/**
+ * The shipped table, read from the file beside the code (agent/checks/cve/ in the checkout,
+ * dist/ beside the bundle: the build copies it) at each run and dropped after. Imported as a
+ * module, its 31 entries would stay in every agent's memory as JS literals (about 1.2 MiB of
+ * RSS, measured) on nodes that have no cluster to compare them with. A missing or broken
+ * shipped table is a packaging bug: it throws (the run fails, CheckFailed says why).
+ */
 export function shippedCveTable(): CveTable {
-  shippedTable ??= validateCveTable(shippedTableJson);
-  return shippedTable;
+  const file = new URL('./kubernetes-cves.json', import.meta.url);
+  return validateCveTable(JSON.parse(readFileSync(file, 'utf8')) as unknown);
 }
 
 interface TableInUse {
@@ -233,6 +235,14 @@ async function readFeed(file: string): Promise<{ table: CveTable } | { error: st
   }
 }
 
+/**
+ * A failed API call (KubeApiError), told by its code: importing kubeApi.ts would load node:https
+ * (TLS, OpenSSL) at start-up on every node, cluster or not.
+ */
+function isKubeApiError(error: unknown): error is AuditorError {
+  return error instanceof AuditorError && error.code === ErrorCode.KubeApi;
+}
+
 /** gitVersion, or undefined when the API does not answer (another check reports that). */
 async function apiServerVersion(
   cluster: ClusterService,
@@ -243,7 +253,7 @@ async function apiServerVersion(
     const info = await cluster.get<{ gitVersion?: unknown }>('/version', signal);
     return typeof info.gitVersion === 'string' ? info.gitVersion : '';
   } catch (error) {
-    if (!(error instanceof KubeApiError)) throw error;
+    if (!isKubeApiError(error)) throw error;
     log.debug({ err: error.message }, 'cve: API server version not read');
     return undefined;
   }
@@ -258,7 +268,7 @@ async function ownNode(
   try {
     node = await cluster.node(signal);
   } catch (error) {
-    if (!(error instanceof KubeApiError)) throw error;
+    if (!isKubeApiError(error)) throw error;
     log.debug({ err: error.message }, 'cve: own Node not read');
     return undefined;
   }

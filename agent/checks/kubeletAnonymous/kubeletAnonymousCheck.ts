@@ -16,7 +16,7 @@ import * as v from 'valibot';
 import { duration } from '../../config/configSchema.ts';
 import { durationMs } from '../../config/duration.ts';
 import type { FindingDraft } from '../../findings/finding.ts';
-import { anonymousGet } from '../../kubernetes/anonymousProbe.ts';
+import { anonymousGet, connectionRefused } from '../../kubernetes/anonymousProbe.ts';
 import { describePermission } from '../../parsers/kubeletForbidden.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { Check } from '../check.ts';
@@ -102,6 +102,26 @@ export const kubeletAnonymousCheck: Check<typeof options> = {
     const kubeletBase = expand(options.url);
     const readOnlyBase = expand(options.readOnlyUrl);
 
+    // Nothing listens on either port: no kubelet on this host (a laptop, a CI runner, a
+    // control-plane node without one). Nothing to judge, nothing worth an Event; and found with
+    // plain TCP, so such a host never loads the TLS stack for this check.
+    const kubeletTarget = httpUrl(kubeletBase);
+    const readOnlyTarget = httpUrl(readOnlyBase);
+    if (
+      kubeletTarget !== undefined &&
+      readOnlyTarget !== undefined &&
+      (
+        await Promise.all([
+          connectionRefused(kubeletTarget, timeoutMs),
+          connectionRefused(readOnlyTarget, timeoutMs),
+        ])
+      ).every(Boolean)
+    )
+      return {
+        findings: [],
+        skipped: `no kubelet listens at ${hostOf(kubeletBase)} (connection refused)${context.length > 0 ? `; ${context.join('; ')}` : ''}`,
+      };
+
     const probe = async (base: string, path: KubeletPath): Promise<Probed> => {
       const target = httpUrl(base);
       if (target === undefined) {
@@ -126,17 +146,6 @@ export const kubeletAnonymousCheck: Check<typeof options> = {
       probe(readOnlyBase, READ_ONLY_PATH),
       ...KUBELET_PATHS.map((path) => probe(kubeletBase, path)),
     ]);
-
-    // Nothing listens on either port: no kubelet on this host (a laptop, a CI runner, a
-    // control-plane node without one). Nothing to judge, and nothing worth an Event.
-    const refusedAll = [readOnly, ...kubelet].every(
-      (p) => p.verdict.kind === 'unreachable' && p.verdict.code === 'ECONNREFUSED',
-    );
-    if (refusedAll)
-      return {
-        findings: [],
-        skipped: `no kubelet listens at ${hostOf(kubeletBase)} (connection refused)${context.length > 0 ? `; ${context.join('; ')}` : ''}`,
-      };
 
     const findings: FindingDraft[] = [];
     const samples: MetricSample[] = [];
