@@ -1,104 +1,47 @@
-// The cve check with the API server's real /version body and the real Node object recorded
-// from a v1.26.0 cluster (test/fixtures/kube-api), versions edited per case; the unauthenticated
-// GET /apis goes to a real local HTTPS server answering the recorded 403 and the legacy 200.
+// The cve check through the agent's own client and ClusterService on the test API server,
+// which answers as the recorded v1.26.0 kube-apiserver does (its /version with the gitVersion
+// of each case, this node's Node with the case's kubelet version) and authorizes the
+// unauthenticated GET /apis from its RBAC objects: 403 on a fresh cluster, 200 with the seeds'
+// legacy system:unauthenticated bindings.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
-import https from 'node:https';
-import type { IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import { promisify } from 'node:util';
 import * as v from 'valibot';
 import type { CheckOutcome, ClusterService } from '../../agent/checks/check.ts';
 import { cveCheck, shippedCveTable } from '../../agent/checks/cve/cveCheck.ts';
 import { CveTableError, matchCve, validateCveTable } from '../../agent/checks/cve/cveTable.ts';
-import { KubeApiError } from '../../agent/kubernetes/kubeApi.ts';
+import { clusterService } from '../../agent/kubernetes/clusterService.ts';
+import { openKubeAccess } from '../../agent/kubernetes/kubeAccess.ts';
+import { KubeApi } from '../../agent/kubernetes/kubeApi.ts';
 import { parseKubeVersion } from '../../agent/parsers/kubeVersion.ts';
 import { tempDir } from '../helpers.ts';
+import { startFakeKubeApi } from '../kube/fakeKubeApi.ts';
+import type { FakeKubeApi } from '../kube/fakeKubeApi.ts';
+import { selfSignedCertificate } from '../tls/selfSigned.ts';
 import { runCheckOn, sampleValue } from './runCheckOn.ts';
 
-const execFileAsync = promisify(execFile);
-
-function recorded(name: string): { response: { status: number; body: unknown } } {
-  return JSON.parse(
-    readFileSync(new URL(`../fixtures/kube-api/${name}`, import.meta.url), 'utf8'),
-  ) as { response: { status: number; body: unknown } };
-}
-
-const VERSION_BODY = recorded('admin-version-200.json').response.body as Record<string, unknown>;
-const NODE = recorded('node-get-node-k1-node01-200.json').response.body as {
-  metadata: { name: string };
-  status: { nodeInfo: Record<string, string> };
-};
-const APIS_403 = recorded('anonymous-apis-403.json').response;
-const APIS_200 = recorded('anonymous-apis-legacy-unauth-200.json').response;
-
-/** A self-signed certificate for 127.0.0.1, as test/kube/fakeKubeApi.ts makes its own. */
-async function selfSigned(dir: string, name: string): Promise<{ key: string; cert: string }> {
-  const keyFile = path.join(dir, `${name}.key`);
-  const certFile = path.join(dir, `${name}.crt`);
-  await execFileAsync('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-addext',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout',
-    keyFile,
-    '-out',
-    certFile,
-  ]);
-  return { key: await fs.readFile(keyFile, 'utf8'), cert: await fs.readFile(certFile, 'utf8') };
-}
-
-/** The API server's anonymous side: /apis answered with a recorded response. */
-interface ApiServer {
-  url: URL;
-  ca: string;
-  /** Which recording /apis answers with. */
-  apis: { status: number; body: unknown };
-  requests: { path: string; headers: IncomingHttpHeaders }[];
-}
-
-let api: ApiServer;
+/** The recorded API server, its anonymous side authorized from its RBAC objects. */
+let fake: FakeKubeApi;
+/** The agent's client, as its ServiceAccount. */
+let api: KubeApi;
 let otherCa: string;
-let certDir: string;
-let server: https.Server;
 
 before(async () => {
-  certDir = await fs.mkdtemp(path.join(os.tmpdir(), 'node-auditor-cve-'));
-  const { key, cert } = await selfSigned(certDir, 'apiserver');
-  otherCa = (await selfSigned(certDir, 'other')).cert;
-  const state: Omit<ApiServer, 'url'> = { ca: cert, apis: APIS_403, requests: [] };
-  server = https.createServer({ key, cert }, (req, res) => {
-    state.requests.push({ path: req.url ?? '', headers: req.headers });
-    if (req.url !== '/apis') {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(state.apis.status, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify(state.apis.body));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  api = Object.assign(state, { url: new URL(`https://127.0.0.1:${port}`) });
+  fake = await startFakeKubeApi();
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'node-auditor-cve-'));
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  await fake.writeKubeconfig(kubeconfig, 'sa');
+  api = new KubeApi(await openKubeAccess({ kind: 'kubeconfig', file: kubeconfig }));
+  await fs.rm(dir, { recursive: true, force: true });
+  otherCa = (await selfSignedCertificate()).cert;
 });
 
 after(async () => {
-  await new Promise((resolve) => server.close(resolve));
-  await fs.rm(certDir, { recursive: true, force: true });
+  api.close();
+  await fake.close();
 });
 
 interface ClusterCase {
@@ -106,29 +49,30 @@ interface ClusterCase {
   kubeletVersion?: string;
   operatingSystem?: string;
   leader?: boolean;
+  /** system:unauthenticated bound to system:discovery (the seeds' legacy bindings): /apis answers 200. */
+  anonymousDiscovery?: boolean;
   /** The CA the agent trusts for the API server (default: the server's own). */
   ca?: string;
 }
 
-/** A ClusterService answering with the recorded bodies, versions edited. */
+/** The agent's ClusterService on the fake API server, set up as the case says. */
 function cluster(c: ClusterCase): ClusterService {
-  return {
-    get<T>(p: string): Promise<T> {
-      if (p !== '/version') throw new KubeApiError('get', p, 404, 'NotFound', 'not recorded');
-      return Promise.resolve({
-        ...structuredClone(VERSION_BODY),
-        ...(c.gitVersion === undefined ? {} : { gitVersion: c.gitVersion }),
-      } as T);
-    },
-    server: { url: api.url, ca: c.ca ?? api.ca, rejectUnauthorized: true },
-    isLeader: () => c.leader ?? true,
-    node() {
-      const node = structuredClone(NODE);
-      if (c.kubeletVersion !== undefined) node.status.nodeInfo.kubeletVersion = c.kubeletVersion;
-      if (c.operatingSystem !== undefined) node.status.nodeInfo.operatingSystem = c.operatingSystem;
-      return Promise.resolve(node as unknown as Record<string, unknown>);
-    },
-  };
+  fake.setVersion(c.gitVersion ?? 'v1.26.0');
+  fake.updateNode('k1-node01', (node) => {
+    node.status.nodeInfo = {
+      ...node.status.nodeInfo,
+      kubeletVersion: c.kubeletVersion ?? 'v1.26.0',
+      operatingSystem: c.operatingSystem ?? 'linux',
+    };
+  });
+  fake.useRbac(c.anonymousDiscovery === true ? 'legacy-unauth' : 'default');
+  const service = clusterService(api, { isLeader: () => c.leader ?? true, nodeName: 'k1-node01' });
+  return c.ca === undefined ? service : { ...service, server: { ...service.server, ca: c.ca } };
+}
+
+/** Requests that reached the API server without credentials, from `since` on. */
+function anonymousRequests(since: number) {
+  return fake.requests.slice(since).filter((r) => r.identity === 'anonymous');
 }
 
 function options(overrides: Record<string, unknown> = {}) {
@@ -154,7 +98,6 @@ describe('cve check: CVE-2018-1002105 (fixed in 1.10.11, 1.11.5, 1.12.3)', () =>
     ['v1.12.2', '1.12.3'],
   ] as const) {
     it(`${gitVersion} is affected; the fix is ${fixedIn}`, async () => {
-      api.apis = APIS_403;
       const outcome = await run({ gitVersion });
       const f = finding(outcome, APISERVER_1002105);
       assert.ok(f, `expected ${APISERVER_1002105}`);
@@ -193,10 +136,8 @@ describe('cve check: CVE-2018-1002105 (fixed in 1.10.11, 1.11.5, 1.12.3)', () =>
   }
 
   it('is critical on 1.12.2 when /apis answers anonymous requests, and sends no credential', async () => {
-    api.apis = APIS_200;
-    api.requests.length = 0;
-    const outcome = await run({ gitVersion: 'v1.12.2' });
-    api.apis = APIS_403;
+    const since = fake.requests.length;
+    const outcome = await run({ gitVersion: 'v1.12.2', anonymousDiscovery: true });
     const f = finding(outcome, APISERVER_1002105);
     assert.equal(f?.severity, 'critical');
     assert.match(f?.title ?? '', /open to anyone/);
@@ -212,35 +153,32 @@ describe('cve check: CVE-2018-1002105 (fixed in 1.10.11, 1.11.5, 1.12.3)', () =>
       /rbac\.authorization\.kubernetes\.io\/autoupdate=false/,
     );
     // one probe, nothing that authenticates
+    const anonymous = anonymousRequests(since);
     assert.deepEqual(
-      api.requests.map((r) => r.path),
+      anonymous.map((r) => r.path),
       ['/apis'],
     );
-    const headers = api.requests[0]?.headers ?? {};
-    assert.equal(headers.authorization, undefined);
-    assert.equal(headers.cookie, undefined);
+    assert.equal(anonymous[0]?.authorization, undefined);
+    assert.equal(anonymous[0]?.cookie, undefined);
   });
 
   it('does not trust an API server whose certificate the cluster CA does not sign', async () => {
-    api.apis = APIS_200;
-    api.requests.length = 0;
-    const outcome = await run({ gitVersion: 'v1.12.2', ca: otherCa });
-    api.apis = APIS_403;
+    const since = fake.requests.length;
+    const outcome = await run({ gitVersion: 'v1.12.2', ca: otherCa, anonymousDiscovery: true });
     // TLS failed, so nothing was learned: the published severity stands
     assert.equal(finding(outcome, APISERVER_1002105)?.severity, 'warning');
-    assert.equal(api.requests.length, 0);
+    assert.equal(anonymousRequests(since).length, 0);
   });
 
   it('does not probe /apis when no affected CVE needs it', async () => {
-    api.requests.length = 0;
+    const since = fake.requests.length;
     await run({ gitVersion: 'v1.26.0' });
-    assert.equal(api.requests.length, 0);
+    assert.equal(anonymousRequests(since).length, 0);
   });
 });
 
 describe('cve check: vendor builds', () => {
   it('says "verify with your vendor" one step lower, without a metric sample', async () => {
-    api.apis = APIS_403;
     const outcome = await run({
       gitVersion: 'v1.29.1-gke.1589000',
       kubeletVersion: 'v1.28.5-eks-5e0fdde',
@@ -287,9 +225,7 @@ describe('cve check: vendor builds', () => {
   });
 
   it('a k3s build with discovery open to anyone is a warning, not critical', async () => {
-    api.apis = APIS_200;
-    const outcome = await run({ gitVersion: 'v1.12.2+k3s1' });
-    api.apis = APIS_403;
+    const outcome = await run({ gitVersion: 'v1.12.2+k3s1', anonymousDiscovery: true });
     const f = finding(outcome, 'VendorBuildMayBeVulnerable:CVE-2018-1002105:apiserver');
     assert.equal(f?.severity, 'warning');
     assert.match(f?.message ?? '', /anyone can exploit it/);

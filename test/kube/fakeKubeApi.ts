@@ -5,16 +5,13 @@
 //
 // The ServiceAccount identity is authorized with agent/kubernetes/permissions.ts, so a call
 // that the agent's RBAC does not allow fails here with the same 403 a cluster would send.
-import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { writeFile, mkdir } from 'node:fs/promises';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { load as loadYaml } from 'js-yaml';
 import {
   CLUSTER_RULES,
@@ -23,6 +20,7 @@ import {
   LEASE_RULES,
 } from '../../agent/kubernetes/permissions.ts';
 import type { PolicyRule } from '../../agent/kubernetes/permissions.ts';
+import { selfSignedCertificate } from '../tls/selfSigned.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Public API
@@ -61,6 +59,8 @@ export interface RecordedRequest {
   contentType?: string;
   /** The raw Authorization header, if any. */
   authorization?: string;
+  /** The raw Cookie header, if any. */
+  cookie?: string;
   /** Parsed JSON (or YAML for apply patches), else the raw text; absent without a body. */
   body?: unknown;
   status: number;
@@ -225,6 +225,8 @@ export interface FakeKubeApi {
   /** Every resourceVersion so far becomes too old for a watch (410 Expired in the stream). */
   compactAll(): void;
   setLatency(ms: number): void;
+  /** What GET /version reports (major, minor and gitVersion; default the recorded v1.26.0). */
+  setVersion(gitVersion: string): void;
   // RBAC (the fresh cluster's default ClusterRoles and ClusterRoleBindings at start). System
   // anonymous is authorized from these objects, as RBAC does.
   /** Replace every ClusterRoleBinding with a recorded set. */
@@ -2253,8 +2255,6 @@ const MAX_BODY = 3 * 1024 * 1024;
 const BOOKMARK_INTERVAL_MS = 1000;
 const MAX_WATCH_SECONDS = 1800;
 
-const execFileAsync = promisify(execFile);
-
 function readFixtureBody(file: string): Json | undefined {
   try {
     const text = readFileSync(new URL(`../fixtures/kube-api/${file}`, import.meta.url), 'utf8');
@@ -2315,6 +2315,7 @@ class Exchange {
     if (contentType !== undefined) this.record.contentType = contentType;
     if (req.headers.authorization !== undefined)
       this.record.authorization = req.headers.authorization;
+    if (req.headers.cookie !== undefined) this.record.cookie = req.headers.cookie;
     if (rawBody !== '') {
       const type = mediaType(contentType);
       try {
@@ -2395,12 +2396,12 @@ class FakeKubeApiServer implements FakeKubeApi {
   requests: RecordedRequest[] = [];
 
   private keyPem = '';
-  private tmpDir = '';
   private server: https.Server | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly streams = new Set<ServerResponse>();
   private readonly nodeName: string;
   private readonly anonymousAuth: boolean;
+  private version: Record<string, string> = { ...VERSION_INFO };
   private rv = 100;
   private compactedBelow = 0;
   private latencyMs = 0;
@@ -2438,30 +2439,9 @@ class FakeKubeApiServer implements FakeKubeApi {
   }
 
   async start(): Promise<void> {
-    this.tmpDir = await mkdtemp(path.join(os.tmpdir(), 'fake-kube-api-'));
-    const keyFile = path.join(this.tmpDir, 'key.pem');
-    const certFile = path.join(this.tmpDir, 'cert.pem');
-    await execFileAsync('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ]);
-    this.keyPem = await readFile(keyFile, 'utf8');
-    this.caPem = await readFile(certFile, 'utf8');
+    const { key, cert } = await selfSignedCertificate();
+    this.keyPem = key;
+    this.caPem = cert;
     await this.listen(0);
   }
 
@@ -2531,7 +2511,6 @@ class FakeKubeApiServer implements FakeKubeApi {
   async close(): Promise<void> {
     for (const res of this.streams) res.end();
     await this.goDown();
-    if (this.tmpDir !== '') await rm(this.tmpDir, { recursive: true, force: true });
   }
 
   setLatency(ms: number): void {
@@ -2930,6 +2909,11 @@ class FakeKubeApiServer implements FakeKubeApi {
     };
   }
 
+  setVersion(gitVersion: string): void {
+    const [, major = '', minor = ''] = /^v(\d+)\.(\d+)/.exec(gitVersion) ?? [];
+    this.version = { ...VERSION_INFO, major, minor, gitVersion };
+  }
+
   useRbac(variant: RbacVariant): void {
     const def = resourceDef('clusterrolebindings');
     for (const old of [...this.objects(def).values()]) this.removeRbac(def, old);
@@ -3093,7 +3077,7 @@ class FakeKubeApiServer implements FakeKubeApi {
       return;
     }
     if (p === '/version' || p === '/version/') {
-      ex.send(200, JSON.stringify(VERSION_INFO, null, 2));
+      ex.send(200, JSON.stringify(this.version, null, 2));
       return;
     }
     if (p === '/api' && this.fixtures.api !== undefined) {

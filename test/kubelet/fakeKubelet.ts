@@ -14,16 +14,12 @@
 // The TLS server asks for a client certificate (as a kubelet with a clientCAFile does), so a
 // client that offered one would be seen. Every request is recorded with its headers, whether a
 // client certificate came with it, and which connection carried it.
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { TLSSocket } from 'node:tls';
-import { promisify } from 'node:util';
+import { selfSignedCertificate } from '../tls/selfSigned.ts';
 
 export type KubeletMode =
   /** authentication.anonymous.enabled: false (the kubelet's default with a config file). */
@@ -65,41 +61,14 @@ export interface FakeKubelet {
   close(): Promise<void>;
 }
 
-const execFileAsync = promisify(execFile);
 let certificate: Promise<{ key: string; cert: string }> | undefined;
 
-/** A self-signed certificate for 127.0.0.1, as a kubelet makes one itself (made once per run). */
-function selfSignedCertificate(): Promise<{ key: string; cert: string }> {
-  certificate ??= (async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'fake-kubelet-'));
-    try {
-      const keyFile = path.join(dir, 'key.pem');
-      const certFile = path.join(dir, 'cert.pem');
-      await execFileAsync('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-        // the kubelet's own: CN=<hostname>@<unix time>, self-signed
-        '-subj',
-        `/CN=k1-node01@${Math.floor(Date.now() / 1000)}`,
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:k1-node01',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-      ]);
-      return { key: await readFile(keyFile, 'utf8'), cert: await readFile(certFile, 'utf8') };
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  })();
+/** A self-signed certificate as a kubelet makes one itself, CN=<hostname>@<unix time> (once per run). */
+function kubeletCertificate(): Promise<{ key: string; cert: string }> {
+  certificate ??= selfSignedCertificate({
+    subject: `/CN=k1-node01@${Math.floor(Date.now() / 1000)}`,
+    subjectAltName: 'IP:127.0.0.1,DNS:k1-node01',
+  });
   return certificate;
 }
 
@@ -361,7 +330,7 @@ async function listen(
 
 /** The kubelet's API (port 10250) in one of its modes, on 127.0.0.1 with a self-signed cert. */
 export async function startFakeKubelet(options: FakeKubeletOptions): Promise<FakeKubelet> {
-  const { key, cert } = await selfSignedCertificate();
+  const { key, cert } = await kubeletCertificate();
   const requests: RecordedKubeletRequest[] = [];
   const connections = new WeakMap<Socket, number>();
   const sent = { bytes: 0 };
