@@ -17,14 +17,13 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { REPO, percentile } from './benchSupport.ts';
 import type { Result } from './benchSupport.ts';
+import { INTERPRETER_FLAGS } from '../agent/cli/runCommand.ts';
 import type { WorkerReport } from './procScanWorker.ts';
 
 const PROCESSES = 5000;
 const FDS_EACH = 10;
 const STEADY_SCANS = 6; // as in procScanWorker.ts
 const FIND_RUNS = 3;
-/** The flags interpretOnly() in agent/cli/runCommand.ts sets. */
-const V8_FLAGS = ['--no-turbofan', '--no-maglev', '--no-sparkplug', '--optimize-for-size'];
 const FIND = `find /proc/[0-9]*/fd -maxdepth 1 -type l -lname 'anon_inode:inotify' 2>/dev/null`;
 
 type Load = ChildProcessByStdio<Writable, Readable, null>;
@@ -77,7 +76,8 @@ async function stopLoad(load: Load): Promise<void> {
 function runWorker(): Promise<WorkerReport> {
   const worker = spawn(
     process.execPath,
-    [...V8_FLAGS, path.join(REPO, 'bench', 'procScanWorker.ts')],
+    // the V8 flags `run` sets for itself
+    [...INTERPRETER_FLAGS, path.join(REPO, 'bench', 'procScanWorker.ts')],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return new Promise((resolve, reject) => {
@@ -146,6 +146,17 @@ export async function procScan(): Promise<Result[]> {
       await stopLoad(load);
     }
 
+    // A scan that read less (processes gone missing, fds refused, instances not found) is
+    // faster for the wrong reason: the run is void then, not "within budget".
+    const foundByFind = finds[0]?.found ?? 0;
+    if (
+      report.processes < PROCESSES ||
+      report.fdsDenied !== 0 ||
+      report.inotifyInstances !== foundByFind
+    )
+      throw new Error(
+        `/proc scan: the scan did not see the load: ${report.processes} processes (at least ${PROCESSES}), ${report.fdsDenied} with fds refused, ${report.inotifyInstances} inotify instances (find: ${foundByFind})`,
+      );
     const { cold, steady } = report;
     const findWall = median(finds.map((f) => f.wallMs));
     const findCpu = median(finds.map((f) => f.cpuMs));

@@ -88,16 +88,16 @@ export async function runCommand(inputs: ConfigInputs): Promise<number> {
  * append-to-metric latency and the scrape in this mode. `check` and `scan-logs` are
  * short-lived and keep the JIT. NODE_AUDITOR_JIT=1 keeps it for `run` too.
  */
+export const INTERPRETER_FLAGS = [
+  '--no-turbofan',
+  '--no-maglev',
+  '--no-sparkplug',
+  '--optimize-for-size',
+  '--single-threaded',
+  '--semi-space-growth-factor=1',
+] as const;
+
 function interpretOnly(): void {
   if (process.env.NODE_AUDITOR_JIT === '1') return;
-  for (const flag of [
-    '--no-turbofan',
-    '--no-maglev',
-    '--no-sparkplug',
-    '--optimize-for-size',
-    '--single-threaded',
-    '--semi-space-growth-factor=1',
-  ]) {
-    v8.setFlagsFromString(flag);
-  }
+  for (const flag of INTERPRETER_FLAGS) v8.setFlagsFromString(flag);
 }
