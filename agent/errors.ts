@@ -48,6 +48,14 @@ export function isUsageOrConfigError(error: unknown): error is AuditorError {
 }
 
 /** The errno code of a Node system error, if any (ENOENT, EACCES, ...). */
+/**
+ * A failed Kubernetes API call (KubeApiError), told by its code: importing kubeApi.ts to test
+ * instanceof would load node:https (TLS, OpenSSL) at start-up on every node, cluster or not.
+ */
+export function isKubeApiError(error: unknown): error is AuditorError {
+  return error instanceof AuditorError && error.code === ErrorCode.KubeApi;
+}
+
 export function errnoCode(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error) {
     const code = error.code;

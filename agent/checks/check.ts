@@ -7,6 +7,7 @@ import type * as v from 'valibot';
 import type { FindingDraft } from '../findings/finding.ts';
 import type { HostRoot } from '../host/hostRoot.ts';
 import type { Incident } from '../incidents/incident.ts';
+import type { ProbeTls } from '../kubernetes/anonymousProbe.ts';
 import type { PodLookup } from '../procfs/processOwner.ts';
 import type { ProcessScans } from '../procfs/processScans.ts';
 import type { SourceStatus } from '../logs/logPipeline.ts';
@@ -40,13 +41,10 @@ export interface CheckServices {
 export interface ClusterService {
   /** An authenticated GET as the agent's own identity; the parsed JSON body. Throws KubeApiError. */
   get<T = Record<string, unknown>>(path: string, signal?: AbortSignal): Promise<T>;
+  /** Every object of a collection, read page by page (verb list). Throws KubeApiError. */
+  list<T = Record<string, unknown>>(path: string, signal?: AbortSignal): Promise<T[]>;
   /** The API server the agent uses and how to verify its certificate (for unauthenticated probes). */
-  readonly server: {
-    url: URL;
-    ca?: string;
-    servername?: string;
-    rejectUnauthorized: boolean;
-  };
+  readonly server: ProbeTls & { url: URL; rejectUnauthorized: boolean };
   /**
    * Whether this agent runs the cluster-wide audits: in `run`, only while it holds the leader
    * Lease (or when leader election is off); in `check`, always.

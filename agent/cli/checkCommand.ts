@@ -98,18 +98,14 @@ async function openCluster(
     );
     return undefined;
   }
-  const [{ openKubeAccess }, { KubeApi }, { clusterService }] = await Promise.all([
-    import('../kubernetes/kubeAccess.ts'),
+  const [{ openKubeApi }, { clusterService }] = await Promise.all([
     import('../kubernetes/kubeApi.ts'),
     import('../kubernetes/clusterService.ts'),
   ]);
-  const timeoutMs = durationMs(config.kubernetes.requestTimeout);
-  const access = await openKubeAccess(found.source, { credentialTimeoutMs: timeoutMs });
-  const api = new KubeApi(access, { timeoutMs });
-  log.info(
-    { event: 'kube.on', server: access.server.origin, source: access.source },
-    `Kubernetes API ${access.server.origin} (${access.source})`,
-  );
+  const api = await openKubeApi(found.source, {
+    timeoutMs: durationMs(config.kubernetes.requestTimeout),
+    log,
+  });
   return {
     api,
     cluster: clusterService(api, { isLeader: () => true, nodeName: config.nodeName }),

@@ -8,15 +8,19 @@ import type https from 'node:https';
 import net from 'node:net';
 import { describeError } from '../errors.ts';
 
-export interface AnonymousProbeOptions {
-  timeoutMs: number;
-  /** Bytes of the body kept; the rest is not read (the connection is closed). */
-  maxBodyBytes?: number;
-  /** For https: the CA to verify the server with (default: the system's). */
+/** How to verify an https target. */
+export interface ProbeTls {
+  /** The CA to verify the server with (default: the system's). */
   ca?: string;
   servername?: string;
   /** false only for a target whose certificate cannot be verified and that gets no secret. */
   rejectUnauthorized?: boolean;
+}
+
+export interface AnonymousProbeOptions extends ProbeTls {
+  timeoutMs: number;
+  /** Bytes of the body kept; the rest is not read (the connection is closed). */
+  maxBodyBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -26,6 +30,34 @@ export type AnonymousAnswer =
   | { kind: 'unreachable'; code: string; detail: string };
 
 const DEFAULT_MAX_BODY = 64 * 1024;
+
+/**
+ * `path` under `base`, keeping the base's own path: an API server behind a proxy lives at
+ * https://rancher.example/k8s/clusters/c-1, and new URL('/version', base) would drop that.
+ */
+export function probeUrl(base: URL, path: string): URL {
+  const url = new URL(base.href);
+  url.pathname = `${base.pathname.replace(/\/+$/, '')}${path}`;
+  url.search = '';
+  return url;
+}
+
+/** Why there was no HTTP answer, in words for evidence. */
+export function unreachableReason(answer: { code: string; detail: string }): string {
+  const { code, detail } = answer;
+  if (code === 'ECONNREFUSED') return 'connection refused (nothing listens there)';
+  if (code === 'ETIMEDOUT') return detail;
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return `no route to host (${code})`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `host name not resolved (${code})`;
+  if (code === 'ECONNRESET') return 'connection reset by the server (ECONNRESET)';
+  if (code === 'ABORT_ERR') return 'stopped (the check was cancelled)';
+  // OpenSSL's messages are long and opaque; its code says what failed (wrong version number:
+  // a plain-HTTP server behind an https:// URL)
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || code === 'EPROTO') {
+    return `TLS handshake failed (${code})`;
+  }
+  return `${detail} (${code})`;
+}
 
 export async function anonymousGet(
   url: URL,

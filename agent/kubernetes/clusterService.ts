@@ -4,6 +4,8 @@
 import type { ClusterService } from '../checks/check.ts';
 import type { KubeApi } from './kubeApi.ts';
 
+const LIST_PAGE = 500;
+
 export interface ClusterServiceOptions {
   /** `run`: holds the leader Lease (or election is off); `check`: always true. */
   isLeader: () => boolean;
@@ -17,6 +19,22 @@ export function clusterService(api: KubeApi, options: ClusterServiceOptions): Cl
   return {
     get: <T>(path: string, signal?: AbortSignal) =>
       api.request<T>({ verb: 'get', path, ...(signal === undefined ? {} : { signal }) }),
+    async list<T>(path: string, signal?: AbortSignal) {
+      const items: T[] = [];
+      let token = '';
+      do {
+        const page = await api.request<{ items?: T[]; metadata?: { continue?: string } }>({
+          verb: 'list',
+          path,
+          // pages of a large cluster's objects, as kubectl reads them
+          query: { limit: String(LIST_PAGE), ...(token === '' ? {} : { continue: token }) },
+          ...(signal === undefined ? {} : { signal }),
+        });
+        items.push(...(page.items ?? []));
+        token = page.metadata?.continue ?? '';
+      } while (token !== '');
+      return items;
+    },
     server: {
       url: access.server,
       ...(access.tls.ca === undefined ? {} : { ca: access.tls.ca }),

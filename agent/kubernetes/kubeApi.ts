@@ -5,7 +5,10 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import { AuditorError, ErrorCode, describeError } from '../errors.ts';
+import type { Logger } from 'pino';
+import { openKubeAccess } from './kubeAccess.ts';
 import type { KubeAccess } from './kubeAccess.ts';
+import type { KubeSource } from './kubeDiscovery.ts';
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
 
@@ -317,4 +320,25 @@ export function microTime(date: Date): string {
 /** metav1.Time (condition times, Event first/lastTimestamp): whole seconds, as the server stores them. */
 export function kubeTime(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * The client `run` and `check` use: the credentials discovery found, the configured request
+ * timeout (also the credential plugin's), one log line saying where the API is. Throws
+ * AuditorError for a kubeconfig that cannot be used (a configuration error).
+ */
+export async function openKubeApi(
+  source: KubeSource,
+  options: { timeoutMs: number; log: Logger; onError?: (verb: Verb, error: KubeApiError) => void },
+): Promise<KubeApi> {
+  const access = await openKubeAccess(source, { credentialTimeoutMs: options.timeoutMs });
+  const api = new KubeApi(access, {
+    timeoutMs: options.timeoutMs,
+    ...(options.onError === undefined ? {} : { onError: options.onError }),
+  });
+  options.log.info(
+    { event: 'kube.on', server: access.server.origin, source: access.source },
+    `Kubernetes API ${access.server.origin} (${access.source})`,
+  );
+  return api;
 }

@@ -11,8 +11,8 @@ import { NodeConditions } from '../sinks/kubernetes/nodeConditions.ts';
 import { EVENT_NAMESPACE } from './permissions.ts';
 import type { ClusterService } from '../checks/check.ts';
 import { clusterService } from './clusterService.ts';
-import { KubeApi } from './kubeApi.ts';
-import { openKubeAccess } from './kubeAccess.ts';
+import { openKubeApi } from './kubeApi.ts';
+import type { KubeApi } from './kubeApi.ts';
 import { KubeletFallback } from './kubeletHealth.ts';
 import type { KubeSource } from './kubeDiscovery.ts';
 import { LeaderLease } from './leaderLease.ts';
@@ -56,23 +56,18 @@ export class KubernetesSession {
     source: KubeSource,
   ): Promise<KubernetesSession> {
     const { config, log, metrics } = options;
-    const access = await openKubeAccess(source, {
-      credentialTimeoutMs: durationMs(config.kubernetes.requestTimeout),
-    });
-    const api = new KubeApi(access, {
+    const api = await openKubeApi(source, {
       timeoutMs: durationMs(config.kubernetes.requestTimeout),
+      log,
       onError: (verb) => {
         metrics.inc('node_auditor_kube_api_errors_total', { verb });
       },
     });
+    const { access } = api;
     const session = new KubernetesSession(
       `${access.server.origin} (${access.source})`,
       api,
       options,
-    );
-    log.info(
-      { event: 'kube.on', server: access.server.origin, source: access.source },
-      `Kubernetes API ${access.server.origin} (${access.source})`,
     );
     await session.startParts(options, api, access.namespace);
     return session;

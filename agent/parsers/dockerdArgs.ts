@@ -3,6 +3,7 @@
 // DOCKER_OPTS="--insecure-registry docker-registry:5000 ..." does. Parsed as pflag does for
 // these flags (--name value, --name=value, -H value, -H=value, -Hvalue; booleans as --name or
 // --name=<bool>); every other flag is skipped. Pure: argv in, settings out.
+import { parseGoBool } from './commandLine.ts';
 
 export interface DockerdArgs {
   /** --config-file: the daemon.json dockerd reads instead of /etc/docker/daemon.json. */
@@ -54,11 +55,4 @@ export function parseDockerdArgs(argv: readonly string[]): DockerdArgs {
     else args[target].push(value);
   }
   return args;
-}
-
-/** strconv.ParseBool. */
-function parseGoBool(value: string): boolean | undefined {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
-  return undefined;
 }

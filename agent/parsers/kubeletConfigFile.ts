@@ -5,6 +5,7 @@
 // (not YAML, empty, not a mapping, not a KubeletConfiguration) is an error with its reason and,
 // for a YAML error, the line and column.
 import { YAML11_SCHEMA, YAMLException, load } from 'js-yaml';
+import { describeError } from '../errors.ts';
 
 export type KubeletConfigDocument = Record<string, unknown>;
 
@@ -34,7 +35,7 @@ export function parseKubeletConfigFile(text: string): ParsedKubeletConfig {
         ...(mark === undefined ? {} : { line: mark.line + 1, column: mark.column + 1 }),
       };
     }
-    return { ok: false, reason: error instanceof Error ? error.message : String(error) };
+    return { ok: false, reason: describeError(error) };
   }
   if (!isMapping(document)) {
     return {

@@ -10,6 +10,8 @@
 // Booleans are Go's strconv.ParseBool, integers strconv.ParseInt(s, 0, 32) (so "0x2817" is a
 // port too). The kubelet would not start with a value these reject; such a value is reported as
 // unparseable, never guessed.
+import path from 'node:path';
+import { parseGoBool } from './commandLine.ts';
 
 /** Kubelet flags that are booleans: they never take the next argument as their value. */
 const BOOLEAN_FLAGS = new Set([
@@ -67,19 +69,6 @@ export interface KubeletCommandLine {
   positional: string[];
 }
 
-/** /proc/<pid>/cmdline: arguments separated (and ended) by NUL bytes. */
-export function splitCmdline(cmdline: Buffer | string): string[] {
-  const text = typeof cmdline === 'string' ? cmdline : cmdline.toString('utf8');
-  const parts = text.split('\0');
-  // The kernel ends the last argument with a NUL too: the split leaves one empty string behind.
-  if (parts.at(-1) === '') parts.pop();
-  return parts;
-}
-
-function basename(path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1);
-}
-
 /**
  * The kubelet's own arguments (without the program name) when argv is a kubelet's command line:
  * "kubelet ..." under any path, or hyperkube's "hyperkube kubelet ..."; otherwise undefined.
@@ -87,7 +76,7 @@ function basename(path: string): string {
 export function kubeletArguments(argv: readonly string[]): string[] | undefined {
   const program = argv[0];
   if (program === undefined) return undefined;
-  const name = basename(program);
+  const name = path.posix.basename(program);
   if (name === 'kubelet') return argv.slice(1);
   if (name === 'hyperkube' && argv[1] === 'kubelet') return argv.slice(2);
   return undefined;
@@ -151,13 +140,6 @@ export function parseKubeletFlags(args: readonly string[]): KubeletCommandLine {
 /** A flag as the kubelet saw it, written one way: "--name=value" ("--name" when bare). */
 export function flagText(flag: KubeletFlag): string {
   return flag.bare ? `--${flag.name}` : `--${flag.name}=${flag.value}`;
-}
-
-/** Go's strconv.ParseBool. */
-export function parseGoBool(text: string): boolean | undefined {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(text)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(text)) return false;
-  return undefined;
 }
 
 /** Go's strconv.ParseInt(text, 0, 32): decimal, 0x hex, 0o / leading-0 octal, 0b binary. */

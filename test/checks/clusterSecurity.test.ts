@@ -7,7 +7,10 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import * as v from 'valibot';
 import type { Check, CheckOutcome, ClusterService } from '../../agent/checks/check.ts';
-import { apiserverAnonymousCheck } from '../../agent/checks/apiserverAnonymous/apiserverAnonymousCheck.ts';
+import {
+  apiserverAnonymousCheck,
+  judge,
+} from '../../agent/checks/apiserverAnonymous/apiserverAnonymousCheck.ts';
 import { rbacCheck } from '../../agent/checks/rbac/rbacCheck.ts';
 import { clusterService } from '../../agent/kubernetes/clusterService.ts';
 import { openKubeAccess } from '../../agent/kubernetes/kubeAccess.ts';
@@ -137,6 +140,56 @@ test('apiserver-anonymous: a 403 everywhere is anonymous authentication on but r
       (s) => s.metric === 'node_auditor_anonymous_access_allowed' && s.value === 1,
     ).length,
     0,
+  );
+});
+
+test('apiserver-anonymous: an API server under a path prefix (a proxy) is probed under that prefix', async (t) => {
+  const { service, h } = await cluster(t);
+  const since = h.fake.requests.length;
+  const outcome = await run(apiserverAnonymousCheck, service, {
+    url: `${h.fake.url}/k8s/clusters/c-1/`,
+  });
+  const paths = h.fake.requests
+    .slice(since)
+    .filter((r) => r.identity === 'anonymous')
+    .map((r) => r.path);
+  assert.ok(paths.length >= 7, paths.join(' '));
+  assert.ok(
+    paths.every((p) => p.startsWith('/k8s/clusters/c-1/')),
+    paths.join(' '),
+  );
+  assert.ok(paths.includes('/k8s/clusters/c-1/version'));
+  // RBAC refuses anonymous these unknown paths (403), as a real API server does
+  assert.deepEqual(problems(outcome), []);
+  assert.equal(
+    sampleValue(outcome, 'node_auditor_anonymous_access_allowed', { path: '/version' }),
+    0,
+  );
+});
+
+test('apiserver-anonymous: answers no API server gives (404, 502) are not taken for anonymous access', () => {
+  const answer = (status: number) => ({
+    kind: 'answered' as const,
+    status,
+    contentType: 'text/plain',
+    body: 'not found',
+    truncated: false,
+  });
+  const outcome = judge(new URL('https://proxy.example/k8s/'), [
+    {
+      path: '/version',
+      url: 'https://proxy.example/k8s/version',
+      kind: 'public',
+      answer: answer(404),
+    },
+    { path: '/api', url: 'https://proxy.example/k8s/api', kind: 'discovery', answer: answer(502) },
+  ]);
+  assert.deepEqual(problems(outcome), ['ApiServerUnprobed:info']);
+  assert.deepEqual(outcome.samples, []);
+  assert.ok(
+    outcome.findings[0]?.evidence.includes(
+      'GET https://proxy.example/k8s/version without credentials: 404',
+    ),
   );
 });
 

@@ -11,6 +11,7 @@ import type { CheckOutcome } from '../../agent/checks/check.ts';
 import { kubeletConfigCheck } from '../../agent/checks/kubeletConfig/kubeletConfigCheck.ts';
 import type { FindingDraft } from '../../agent/findings/finding.ts';
 import { copyFixtureHost, tempDir, writeFiles } from '../helpers.ts';
+import { writeProcTree } from '../procfs/procTree.ts';
 import { runCheckOn } from './runCheckOn.ts';
 
 const KUBELET_PID = 4242;
@@ -64,20 +65,30 @@ async function host(t: TestContext, setup: HostSetup): Promise<string> {
     }
   }
   // A host's /proc: init, containerd, and the kubelet (when there is one).
-  const proc: Record<string, string> = {
-    'proc/1/comm': 'systemd\n',
-    'proc/1/cmdline': '/sbin/init\0splash\0',
-    'proc/1/cgroup': '0::/init.scope\n',
-    'proc/812/comm': 'containerd\n',
-    'proc/812/cmdline': '/usr/bin/containerd\0',
-    'proc/812/cgroup': '0::/system.slice/containerd.service\n',
-  };
-  if (setup.argv !== undefined) {
-    proc[`proc/${KUBELET_PID}/comm`] = `${setup.comm ?? 'kubelet'}\n`;
-    proc[`proc/${KUBELET_PID}/cmdline`] = setup.argv.join('\0') + '\0';
-    proc[`proc/${KUBELET_PID}/cgroup`] = setup.cgroup ?? '0::/system.slice/kubelet.service\n';
-  }
-  await writeFiles(root, { ...proc, ...setup.files });
+  await writeProcTree(root, {
+    processes: [
+      { pid: 1, ppid: 0, comm: 'systemd', cmdline: ['/sbin/init', 'splash'] },
+      {
+        pid: 812,
+        ppid: 1,
+        comm: 'containerd',
+        cmdline: ['/usr/bin/containerd'],
+        cgroup: '0::/system.slice/containerd.service\n',
+      },
+      ...(setup.argv === undefined
+        ? []
+        : [
+            {
+              pid: KUBELET_PID,
+              ppid: 1,
+              comm: setup.comm ?? 'kubelet',
+              cmdline: setup.argv,
+              cgroup: setup.cgroup ?? '0::/system.slice/kubelet.service\n',
+            },
+          ]),
+    ],
+  });
+  await writeFiles(root, setup.files ?? {});
   return root;
 }
 

@@ -6,11 +6,10 @@ import {
   flagText,
   kubeletArguments,
   parseFeatureGates,
-  parseGoBool,
   parseGoInt32,
   parseKubeletFlags,
-  splitCmdline,
 } from '../../agent/parsers/kubeletFlags.ts';
+import { parseGoBool, splitCmdline } from '../../agent/parsers/commandLine.ts';
 
 function last(args: string[]): Record<string, string> {
   return Object.fromEntries(

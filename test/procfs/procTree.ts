@@ -25,6 +25,8 @@ export interface FixtureProcess {
   threads?: number;
   startTicks?: number;
   pidNs?: number;
+  /** argv, written NUL-separated to /proc/<pid>/cmdline (default: none, as a kernel thread). */
+  cmdline?: string[];
 }
 
 export interface FixtureHost {
@@ -126,6 +128,11 @@ export async function writeProcTree(root: string, host: FixtureHost): Promise<vo
     await fs.writeFile(path.join(dir, 'stat'), stat(p));
     await fs.writeFile(path.join(dir, 'status'), status(p));
     await fs.writeFile(path.join(dir, 'cgroup'), p.cgroup ?? '0::/init.scope\n');
+    await fs.writeFile(path.join(dir, 'comm'), `${p.comm}\n`);
+    await fs.writeFile(
+      path.join(dir, 'cmdline'),
+      p.cmdline === undefined ? '' : `${p.cmdline.join('\0')}\0`,
+    );
     await fs.symlink(`pid:[${p.pidNs ?? 4026531836}]`, path.join(dir, 'ns', 'pid'));
     if (p.state === 'Z') continue; // a zombie's fd directory is empty
     let fd = 0;

@@ -10,9 +10,14 @@ import { promises as fs } from 'node:fs';
 import * as v from 'valibot';
 import { duration } from '../../config/configSchema.ts';
 import { durationMs } from '../../config/duration.ts';
+import { fileErrorReason } from '../../errors.ts';
 import type { FindingDraft } from '../../findings/finding.ts';
-import { anonymousGet } from '../../kubernetes/anonymousProbe.ts';
-import type { AnonymousAnswer, AnonymousProbeOptions } from '../../kubernetes/anonymousProbe.ts';
+import { anonymousGet, probeUrl, unreachableReason } from '../../kubernetes/anonymousProbe.ts';
+import type {
+  AnonymousAnswer,
+  AnonymousProbeOptions,
+  ProbeTls,
+} from '../../kubernetes/anonymousProbe.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { Check, ClusterService } from '../check.ts';
 
@@ -43,6 +48,8 @@ const options = {
 
 interface Probe {
   path: string;
+  /** The URL probed (the path under the target's own path). */
+  url: string;
   kind: PathKind;
   answer: AnonymousAnswer;
 }
@@ -73,11 +80,10 @@ export const apiserverAnonymousCheck: Check<typeof options> = {
       signal,
       ...tls,
     };
-    const probe = async (path: string, kind: PathKind): Promise<Probe> => ({
-      path,
-      kind,
-      answer: await anonymousGet(new URL(path, target), probeOptions),
-    });
+    const probe = async (path: string, kind: PathKind): Promise<Probe> => {
+      const url = probeUrl(target, path);
+      return { path, url: url.href, kind, answer: await anonymousGet(url, probeOptions) };
+    };
     const probes = await Promise.all([
       ...PUBLIC_PATHS.map((p) => probe(p, 'public')),
       ...DISCOVERY_PATHS.map((p) => probe(p, 'discovery')),
@@ -94,17 +100,22 @@ async function tlsFor(
   explicit: boolean,
   caFile: string | undefined,
   cluster: ClusterService | undefined,
-): Promise<Pick<AnonymousProbeOptions, 'ca' | 'servername' | 'rejectUnauthorized'>> {
+): Promise<ProbeTls> {
   // no credential is sent, but a man in the middle could still fake "401": always verify
-  if (caFile !== undefined) return { ca: await fs.readFile(caFile, 'utf8') };
+  if (caFile !== undefined) {
+    try {
+      return { ca: await fs.readFile(caFile, 'utf8') };
+    } catch (error) {
+      throw new Error(`checks.apiserver-anonymous.caFile ${caFile}: ${fileErrorReason(error)}`, {
+        cause: error,
+      });
+    }
+  }
   const server = cluster?.server;
   if (server !== undefined && (!explicit || server.url.origin === target.origin)) {
-    return {
-      ...(server.ca === undefined ? {} : { ca: server.ca }),
-      ...(server.servername === undefined ? {} : { servername: server.servername }),
-      // as the kubeconfig says (insecure-skip-tls-verify): the agent trusts it that far anyway
-      rejectUnauthorized: server.rejectUnauthorized,
-    };
+    // as the kubeconfig says (insecure-skip-tls-verify): the agent trusts it that far anyway
+    const { url: _url, ...tls } = server;
+    return tls;
   }
   return {};
 }
@@ -148,14 +159,21 @@ export function judge(
   target: URL,
   probes: Probe[],
 ): { findings: FindingDraft[]; samples: MetricSample[] } {
+  // Only 401, 403 and 200 say something about anonymous access: an API server authenticates
+  // and authorizes before anything else, so a 404 or 502 is a proxy's or another server's.
   const answered = probes.filter(
     (p): p is Probe & { answer: Extract<AnonymousAnswer, { kind: 'answered' }> } =>
-      p.answer.kind === 'answered',
+      p.answer.kind === 'answered' && [200, 401, 403].includes(p.answer.status),
   );
   const where = target.origin;
   if (answered.length === 0) {
     const first = probes[0]?.answer;
-    const why = first?.kind === 'unreachable' ? `${first.code}: ${first.detail}` : 'no answer';
+    const why =
+      first === undefined
+        ? 'no answer'
+        : first.kind === 'unreachable'
+          ? unreachableReason(first)
+          : `answered ${first.status}, as no API server does`;
     return {
       findings: [
         {
@@ -163,11 +181,8 @@ export function judge(
           problem: 'ApiServerUnprobed',
           severity: 'info',
           title: `cannot probe the API server at ${where}`,
-          message: `No request without credentials reached the API server at ${where} (${why}), so whether it lets anonymous clients in is unknown.`,
-          evidence: probes.map(
-            (p) =>
-              `GET ${p.path}: ${p.answer.kind === 'unreachable' ? `${p.answer.code} ${p.answer.detail}` : p.answer.status}`,
-          ),
+          message: `No request without credentials got an API server's answer at ${target.href} (${why}), so whether it lets anonymous clients in is unknown.`,
+          evidence: probes.map((p) => `GET ${p.url} without credentials: ${describe(p)}`),
         },
       ],
       samples: [],
@@ -189,7 +204,7 @@ export function judge(
       value: p.answer.status === 200 ? 1 : 0,
     })),
   ];
-  const evidence = probes.map((p) => `GET ${where}${p.path} without credentials: ${describe(p)}`);
+  const evidence = probes.map((p) => `GET ${p.url} without credentials: ${describe(p)}`);
   const findings: FindingDraft[] = [];
   const discovery = allowed.filter((p) => p.kind === 'discovery');
   const resources = allowed.filter((p) => p.kind === 'resource');
@@ -223,7 +238,7 @@ export function judge(
 
 function describe(p: Probe): string {
   const a = p.answer;
-  if (a.kind === 'unreachable') return `${a.code} ${a.detail}`;
+  if (a.kind === 'unreachable') return unreachableReason(a);
   if (a.status === 200)
     return `200 (allowed${p.kind === 'public' ? ', expected: system:public-info-viewer' : ''})`;
   if (a.status === 401) return '401 (anonymous authentication off)';

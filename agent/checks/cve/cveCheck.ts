@@ -18,15 +18,15 @@ import type { Logger } from 'pino';
 import * as v from 'valibot';
 import { duration } from '../../config/configSchema.ts';
 import { durationMs } from '../../config/duration.ts';
-import { AuditorError, ErrorCode, describeError, fileErrorReason } from '../../errors.ts';
+import { describeError, fileErrorReason, isKubeApiError } from '../../errors.ts';
 import type { FindingDraft, Severity } from '../../findings/finding.ts';
-import { anonymousGet } from '../../kubernetes/anonymousProbe.ts';
+import { anonymousGet, probeUrl } from '../../kubernetes/anonymousProbe.ts';
 import { coreVersion, isVendorBuild, parseKubeVersion } from '../../parsers/kubeVersion.ts';
 import type { KubeVersion } from '../../parsers/kubeVersion.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { ClusterService } from '../check.ts';
 import type { Check } from '../check.ts';
-import { describeRange, matchCve, validateCveTable } from './cveTable.ts';
+import { cveId, describeRange, matchCve, validateCveTable } from './cveTable.ts';
 import type { CveEntry, CveSeverity, CveTable } from './cveTable.ts';
 
 /** The components this check reads a version for. */
@@ -39,11 +39,6 @@ const COMPONENT_NAME: Record<CheckedComponent, string> = {
 
 /** A feed larger than this is not a CVE table (the shipped one is about 30 KiB). */
 const MAX_FEED_BYTES = 4 * 1024 * 1024;
-
-const cveId = v.pipe(
-  v.string(),
-  v.regex(/^CVE-\d{4}-\d{4,}$/, 'must be a CVE id such as "CVE-2018-1002105"'),
-);
 
 const options = {
   /**
@@ -184,12 +179,13 @@ export const cveCheck: Check<typeof options> = {
 
 /** The table for this run: the feed file when set and valid, else the shipped one. */
 async function tableInUse(feedFile: string | undefined): Promise<TableInUse> {
+  const read = feedFile === undefined ? undefined : await readFeed(feedFile);
+  if (read !== undefined && 'table' in read)
+    return { table: read.table, label: `${feedFile ?? ''}, snapshot ${read.table.snapshot}` };
+  // the shipped table only when no feed replaces it
   const shipped = shippedCveTable();
   const shippedLabel = `shipped CVE table, snapshot ${shipped.snapshot}`;
-  if (feedFile === undefined) return { table: shipped, label: shippedLabel };
-  const read = await readFeed(feedFile);
-  if ('table' in read)
-    return { table: read.table, label: `${feedFile}, snapshot ${read.table.snapshot}` };
+  if (feedFile === undefined || read === undefined) return { table: shipped, label: shippedLabel };
   return {
     table: shipped,
     label: shippedLabel,
@@ -233,14 +229,6 @@ async function readFeed(file: string): Promise<{ table: CveTable } | { error: st
   } catch (error) {
     return { error: `not a CVE table: ${describeError(error)}` };
   }
-}
-
-/**
- * A failed API call (KubeApiError), told by its code: importing kubeApi.ts would load node:https
- * (TLS, OpenSSL) at start-up on every node, cluster or not.
- */
-function isKubeApiError(error: unknown): error is AuditorError {
-  return error instanceof AuditorError && error.code === ErrorCode.KubeApi;
 }
 
 /** gitVersion, or undefined when the API does not answer (another check reports that). */
@@ -302,16 +290,13 @@ async function probeAnonymousDiscovery(
   options: Options,
   signal: AbortSignal,
 ): Promise<AnonymousDiscovery> {
-  const server = cluster.server;
-  // keep a path prefix (a proxy such as Rancher's /k8s/clusters/<id>)
-  const url = new URL(`${server.url.pathname.replace(/\/+$/, '')}/apis`, server.url);
+  const { url: base, ...tls } = cluster.server;
+  const url = probeUrl(base, '/apis');
   const answer = await anonymousGet(url, {
     timeoutMs: durationMs(options.probeTimeout),
     maxBodyBytes: 1024,
     signal,
-    ...(server.ca === undefined ? {} : { ca: server.ca }),
-    ...(server.servername === undefined ? {} : { servername: server.servername }),
-    rejectUnauthorized: server.rejectUnauthorized,
+    ...tls,
   });
   const what = `GET ${url.href} without credentials`;
   if (answer.kind === 'unreachable') return undefined;

@@ -4,7 +4,7 @@
 // always in upstream x.y.z numbers; ranges are written oldest first and must not overlap, so a
 // typo such as a fixed version below its introduced one is rejected by name, not matched wrong.
 import * as v from 'valibot';
-import { compareKubeVersions, coreVersion } from '../../parsers/kubeVersion.ts';
+import { compareKubeVersions, coreVersion, parseKubeVersion } from '../../parsers/kubeVersion.ts';
 import type { KubeVersion } from '../../parsers/kubeVersion.ts';
 
 /** Components a table entry may name; the cve check looks at apiserver and kubelet. */
@@ -67,12 +67,14 @@ const rangeSchema = v.pipe(
 
 export type AffectedRange = v.InferOutput<typeof rangeSchema>;
 
+export const cveId = v.pipe(
+  v.string(),
+  v.regex(/^CVE-\d{4}-\d{4,}$/, 'must be a CVE id such as "CVE-2018-1002105"'),
+);
+
 const entrySchema = v.pipe(
   v.strictObject({
-    id: v.pipe(
-      v.string(),
-      v.regex(/^CVE-\d{4}-\d{4,}$/, 'must be a CVE id such as "CVE-2018-1002105"'),
-    ),
+    id: cveId,
     summary: v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty')),
     components: v.pipe(
       v.array(v.picklist(CVE_COMPONENTS)),
@@ -186,9 +188,11 @@ export function describeRange(range: AffectedRange): string {
     : `${start}<=${range.lastAffected ?? ''}`;
 }
 
+/** A table version ("1.12.3"; the schema has checked its form). */
 function parseCore(text: string): KubeVersion {
-  const [major = 0, minor = 0, patch = 0] = text.split('.').map(Number);
-  return { raw: text, major, minor, patch };
+  const version = parseKubeVersion(text);
+  if (version === undefined) throw new Error(`not a version: ${text}`);
+  return version;
 }
 
 function compareCore(a: string, b: string): number {

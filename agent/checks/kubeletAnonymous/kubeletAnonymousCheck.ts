@@ -16,15 +16,14 @@ import * as v from 'valibot';
 import { duration } from '../../config/configSchema.ts';
 import { durationMs } from '../../config/duration.ts';
 import type { FindingDraft } from '../../findings/finding.ts';
-import { anonymousGet, connectionRefused } from '../../kubernetes/anonymousProbe.ts';
+import { anonymousGet, connectionRefused, probeUrl } from '../../kubernetes/anonymousProbe.ts';
 import { describePermission } from '../../parsers/kubeletForbidden.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { Check } from '../check.ts';
-import { classifyAnswer, KUBELET_PATHS } from './kubeletAnswer.ts';
+import { classifyAnswer, KUBELET_PATHS, MAX_BODY_BYTES } from './kubeletAnswer.ts';
 import type { KubeletPath, Verdict } from './kubeletAnswer.ts';
 
 const NODE_IP_PLACEHOLDER = /\$\{NODE_IP\}|\$NODE_IP\b/g;
-const USES_NODE_IP = /\$\{NODE_IP\}|\$NODE_IP\b/;
 const FALLBACK_NODE_IP = '127.0.0.1';
 
 /** The URL with $NODE_IP (or ${NODE_IP}) replaced by an address (IPv6 in brackets). */
@@ -59,9 +58,6 @@ const options = {
   requestTimeout: v.optional(duration(100), '5s'),
 };
 
-/** The most of an answer's body that is read: a /pods answer can be megabytes. */
-const MAX_BODY_BYTES = 64 * 1024;
-
 const TARGET_KUBELET = 'kubelet';
 const TARGET_READ_ONLY = 'kubelet-readonly';
 const READ_ONLY_PATH = '/pods';
@@ -93,7 +89,7 @@ export const kubeletAnonymousCheck: Check<typeof options> = {
     const nodeIp = envNodeIp === undefined || envNodeIp === '' ? undefined : envNodeIp;
     const context: string[] = [];
     const expand = (template: string): string => {
-      if (nodeIp === undefined && USES_NODE_IP.test(template)) {
+      if (nodeIp === undefined && template.search(NODE_IP_PLACEHOLDER) >= 0) {
         const note = `NODE_IP is not set (downward API status.hostIP): probed ${FALLBACK_NODE_IP}`;
         if (!context.includes(note)) context.push(note);
       }
@@ -128,8 +124,8 @@ export const kubeletAnonymousCheck: Check<typeof options> = {
         const summary = `not an http(s) URL with NODE_IP=${JSON.stringify(nodeIp)} put in`;
         return { path, url: base, verdict: { kind: 'unreachable', code: 'EINVAL', summary } };
       }
-      target.pathname = `${target.pathname.replace(/\/+$/, '')}${path}`;
-      const answer = await anonymousGet(target, {
+      const url = probeUrl(target, path);
+      const answer = await anonymousGet(url, {
         timeoutMs,
         maxBodyBytes: MAX_BODY_BYTES,
         // The kubelet's serving certificate is self-signed by default (no serverTLSBootstrap),
@@ -138,7 +134,7 @@ export const kubeletAnonymousCheck: Check<typeof options> = {
         rejectUnauthorized: false,
         signal,
       });
-      return { path, url: target.href, verdict: classifyAnswer(path, answer) };
+      return { path, url: url.href, verdict: classifyAnswer(path, answer) };
     };
 
     // All at once: the run takes one requestTimeout at most, not six.

@@ -5,6 +5,7 @@
 // allowed). Anything else (404, 500, another server's page) says nothing about anonymous access
 // and is never guessed to be an exposure.
 import { STATUS_CODES } from 'node:http';
+import { unreachableReason } from '../../kubernetes/anonymousProbe.ts';
 import type { AnonymousAnswer } from '../../kubernetes/anonymousProbe.ts';
 import { parseKubeletForbidden } from '../../parsers/kubeletForbidden.ts';
 import type { KubeletForbidden } from '../../parsers/kubeletForbidden.ts';
@@ -31,7 +32,10 @@ export type Verdict =
   /** No HTTP answer at all. */
   | { kind: 'unreachable'; code: string; summary: string };
 
-// The start of each path's 200 body (the body is read to 64 KiB at most, never parsed):
+/** The most of an answer's body that is read: a /pods answer can be megabytes. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+// The start of each path's 200 body (the body is read to MAX_BODY_BYTES at most, never parsed):
 const KUBELET_200: Record<KubeletPath, RegExp> = {
   // runtime.Encode of a v1.PodList: {"kind":"PodList","apiVersion":"v1",...}
   '/pods': /"kind"\s*:\s*"PodList"/,
@@ -56,7 +60,9 @@ export function classifyAnswer(path: KubeletPath, answer: AnonymousAnswer): Verd
   if (status === 200) {
     // A 200's body is never echoed: /pods and /configz carry pod specs, env values, config.
     const what = `${statusLine}, ${answer.contentType || 'no Content-Type'}, ${
-      answer.truncated ? 'more than 64 KiB (not read further)' : `${Buffer.byteLength(body)} bytes`
+      answer.truncated
+        ? `more than ${MAX_BODY_BYTES / 1024} KiB (not read further)`
+        : `${Buffer.byteLength(body)} bytes`
     }`;
     if (KUBELET_200[path].test(body)) return { kind: 'allowed', summary: what };
     return { kind: 'unexpected', summary: `${what}: not what a kubelet serves on ${path}` };
@@ -79,20 +85,4 @@ function firstLine(body: string): string {
   const line = (body.split('\n', 1)[0] ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
   if (line === '') return '(empty body)';
   return line.length > 160 ? `${line.slice(0, 160)}...` : line;
-}
-
-function unreachableReason(answer: { code: string; detail: string }): string {
-  const { code, detail } = answer;
-  if (code === 'ECONNREFUSED') return 'connection refused (nothing listens there)';
-  if (code === 'ETIMEDOUT') return detail;
-  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return `no route to host (${code})`;
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `host name not resolved (${code})`;
-  if (code === 'ECONNRESET') return 'connection reset by the server (ECONNRESET)';
-  if (code === 'ABORT_ERR') return 'stopped (the check was cancelled)';
-  // OpenSSL's messages are long and opaque; its code says what failed (wrong version number:
-  // a plain-HTTP server behind an https:// URL)
-  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || code === 'EPROTO') {
-    return `TLS handshake failed (${code})`;
-  }
-  return `${detail} (${code})`;
 }

@@ -24,12 +24,8 @@
 // So a setting's value is found from the last layer back: flag, last drop-in ... first drop-in,
 // config file, default for the mode. The layers it overrode are kept for the finding's words.
 import path from 'node:path';
-import {
-  flagText,
-  parseFeatureGates,
-  parseGoBool,
-  parseGoInt32,
-} from '../../parsers/kubeletFlags.ts';
+import { parseGoBool } from '../../parsers/commandLine.ts';
+import { flagText, parseFeatureGates, parseGoInt32 } from '../../parsers/kubeletFlags.ts';
 import type { KubeletCommandLine, KubeletFlag } from '../../parsers/kubeletFlags.ts';
 import { lookupKey } from '../../parsers/kubeletConfigFile.ts';
 import type { KubeletConfigDocument } from '../../parsers/kubeletConfigFile.ts';

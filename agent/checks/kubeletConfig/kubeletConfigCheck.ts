@@ -26,6 +26,7 @@ import {
 } from './kubeletConfigFindings.ts';
 import { FILE_RULES, pkiFiles, statHostFile } from './kubeletFilePermissions.ts';
 import type { AuditedFile, FileRule } from './kubeletFilePermissions.ts';
+import { processScans } from '../processChecks.ts';
 import { findKubelet } from './kubeletProcess.ts';
 import type { KubeletSearch } from './kubeletProcess.ts';
 
@@ -113,8 +114,9 @@ export const kubeletConfigCheck: Check<typeof options> = {
     "Resolves the running kubelet's effective configuration (flags over --config-dir drop-ins over --config file over the mode's defaults) and checks it and its files against the CIS Kubernetes Benchmark.",
   defaults: { enabled: true, interval: '5m', timeout: '30s' },
   options,
-  async run({ host, options, signal, log, services }) {
-    const search = await findKubelet(host, signal, services.processes);
+  async run(context) {
+    const { host, options, signal, log } = context;
+    const search = await findKubelet(host, processScans(context), signal);
     let args: string[];
     if (search.state === 'found') {
       args = search.args;

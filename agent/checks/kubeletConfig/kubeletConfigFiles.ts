@@ -3,7 +3,7 @@
 // it (mergeKubeletConfigurations): entries in lexical order, subdirectories descended into where
 // they sort, every non-directory whose name ends in ".conf" read. A file the kubelet would fail
 // on (missing, unreadable, not a KubeletConfiguration) is a problem to report, never a throw.
-import { HostReadError } from '../../host/hostRoot.ts';
+import { describeError } from '../../errors.ts';
 import type { HostRoot } from '../../host/hostRoot.ts';
 import { parseKubeletConfigFile } from '../../parsers/kubeletConfigFile.ts';
 import type { ConfigLayer } from './effectiveKubeletConfig.ts';
@@ -35,11 +35,6 @@ export interface LoadedConfig {
   dropins: string[];
 }
 
-function problemReason(error: unknown): string {
-  if (error instanceof HostReadError) return error.message;
-  return error instanceof Error ? error.message : String(error);
-}
-
 function sourceLine(text: string, line: number): string {
   const raw = text.split('\n')[line - 1] ?? '';
   if (SENSITIVE.test(raw)) return '(not shown: it may hold a credential)';
@@ -56,7 +51,7 @@ async function readLayer(
   try {
     text = await host.readText(hostPath);
   } catch (error) {
-    problems.push({ path: hostPath, kind, problem: 'unreadable', reason: problemReason(error) });
+    problems.push({ path: hostPath, kind, problem: 'unreadable', reason: describeError(error) });
     return { kind, path: hostPath, document: undefined };
   }
   if (text === null) {
@@ -83,17 +78,20 @@ async function readLayer(
   return { kind, path: hostPath, document: parsed.document };
 }
 
-/** Drop-in files under a directory, in the order the kubelet merges them. */
+/**
+ * Drop-in files under a directory, in the order the kubelet merges them, added to `out`;
+ * false when the directory does not exist.
+ */
 async function dropinFiles(
   host: HostRoot,
   dir: string,
   depth: number,
   out: string[],
-): Promise<void> {
+): Promise<boolean> {
   const entries = await host.listDir(dir);
-  if (entries === null) return;
+  if (entries === null) return false;
   for (const entry of entries) {
-    if (out.length >= MAX_DROPINS) return;
+    if (out.length >= MAX_DROPINS) break;
     const child = `${dir.replace(/\/+$/, '')}/${entry.name}`;
     if (entry.isDirectory) {
       if (depth < MAX_DEPTH) await dropinFiles(host, child, depth + 1, out);
@@ -101,6 +99,7 @@ async function dropinFiles(
       out.push(child);
     }
   }
+  return true;
 }
 
 export async function loadKubeletConfig(
@@ -115,14 +114,13 @@ export async function loadKubeletConfig(
   if (configDir !== undefined) {
     let exists = false;
     try {
-      exists = (await host.listDir(configDir)) !== null;
-      if (exists) await dropinFiles(host, configDir, 0, dropins);
+      exists = await dropinFiles(host, configDir, 0, dropins);
     } catch (error) {
       problems.push({
         path: configDir,
         kind: 'dropin-dir',
         problem: 'unreadable',
-        reason: problemReason(error),
+        reason: describeError(error),
       });
       // Drop-ins that could not be listed may set anything: what they set is unknown.
       layers.push({ kind: 'dropin', path: configDir, document: undefined });

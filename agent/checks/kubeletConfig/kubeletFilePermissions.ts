@@ -5,7 +5,7 @@
 // host.localPath() (links resolved inside the host root) with node:fs.
 import { promises as fs } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { errnoCode } from '../../errors.ts';
+import { errnoCode, fileErrorReason } from '../../errors.ts';
 import type { HostRoot } from '../../host/hostRoot.ts';
 
 /** Enough for years of rotated kubelet-client-<date>.pem files; the rest are not audited. */
@@ -103,7 +103,7 @@ export async function statHostFile(
   } catch (error) {
     const code = errnoCode(error);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    return { error: code ?? (error instanceof Error ? error.message : String(error)) };
+    return { error: fileErrorReason(error) };
   }
 }
 

@@ -1,13 +1,11 @@
 // `rbac`: the cluster's bindings, read with the agent's own (read-only) identity and judged by
 // rbacAudit.ts. Cluster-wide, so in `run` only the leader reads them; in `check` it always does.
 import * as v from 'valibot';
-import type { Check, ClusterService } from '../check.ts';
+import type { Check } from '../check.ts';
 import { auditRbac } from './rbacAudit.ts';
 import type { Binding, RbacObjects, Role } from './rbacAudit.ts';
 
 const RBAC = '/apis/rbac.authorization.k8s.io/v1';
-/** Pages of a large cluster's RoleBindings, as kubectl reads them. */
-const PAGE = 500;
 
 const options = {
   /**
@@ -39,33 +37,14 @@ export const rbacCheck: Check<typeof options> = {
       return { findings: [], skipped: 'no Kubernetes API (no kubeconfig, not in a cluster)' };
     if (!cluster.isLeader())
       return { findings: [], skipped: 'not the leader (the leader audits RBAC)' };
+    // a refusal (403) fails the run with the API server's message
     const [clusterRoleBindings, clusterRoles, roleBindings, roles] = await Promise.all([
-      listAll<Binding>(cluster, 'clusterrolebindings', signal),
-      listAll<Role>(cluster, 'clusterroles', signal),
-      listAll<Binding>(cluster, 'rolebindings', signal),
-      listAll<Role>(cluster, 'roles', signal),
+      cluster.list<Binding>(`${RBAC}/clusterrolebindings`, signal),
+      cluster.list<Role>(`${RBAC}/clusterroles`, signal),
+      cluster.list<Binding>(`${RBAC}/rolebindings`, signal),
+      cluster.list<Role>(`${RBAC}/roles`, signal),
     ]);
     const objects: RbacObjects = { clusterRoleBindings, clusterRoles, roleBindings, roles };
     return { findings: auditRbac(objects, options) };
   },
 };
-
-/** Every object of a resource, page by page. A refusal (403) fails the run with its message. */
-async function listAll<T>(
-  cluster: ClusterService,
-  resource: string,
-  signal: AbortSignal,
-): Promise<T[]> {
-  const items: T[] = [];
-  let token = '';
-  do {
-    const query = `limit=${PAGE}${token === '' ? '' : `&continue=${encodeURIComponent(token)}`}`;
-    const page = await cluster.get<{ items?: T[]; metadata?: { continue?: string } }>(
-      `${RBAC}/${resource}?${query}`,
-      signal,
-    );
-    items.push(...(page.items ?? []));
-    token = page.metadata?.continue ?? '';
-  } while (token !== '');
-  return items;
-}

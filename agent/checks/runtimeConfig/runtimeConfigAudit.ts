@@ -1,14 +1,8 @@
-// The `runtime-config` audit (the check's definition is runtimeConfigCheck.ts): container runtime configuration that breaks the runtime or trusts the
-// network. dockerd's daemon.json that dockerd cannot read (it then refuses to start, and a
-// reload keeps the old settings while logging the error, as the seed's SIGHUP shows); registries
-// pulled from without TLS verification (docker's insecure-registries, containerd's
-// insecure_skip_verify / skip_verify / http:// endpoints, CRI-O's insecure = true); and a docker
-// API on TCP without client certificates, which is root on the node for whoever connects.
-// Registries on the node itself (localhost, 127.0.0.0/8, ::1) are insecure by default in both
-// docker and containerd and are never reported.
-//
-// Everything is read from files under the host root, plus dockerd's command line (through its
-// pid file and /proc) because flags such as --insecure-registry never show in daemon.json.
+// One run of the `runtime-config` check (what it looks for, and why: runtimeConfigCheck.ts):
+// the reads of daemon.json, dockerd's command line (through its pid file and /proc, since flags
+// such as --insecure-registry never show in daemon.json), containerd's config.toml and hosts.toml
+// files and CRI-O's registries.conf, and the findings they give.
+import path from 'node:path';
 import type { FindingDraft, Severity } from '../../findings/finding.ts';
 import { HostReadError } from '../../host/hostRoot.ts';
 import type { HostRoot } from '../../host/hostRoot.ts';
@@ -24,6 +18,7 @@ import {
   parseDockerListenAddress,
 } from '../../parsers/dockerDaemonJson.ts';
 import type { DockerDaemonSettings } from '../../parsers/dockerDaemonJson.ts';
+import { splitCmdline } from '../../parsers/commandLine.ts';
 import { parseDockerdArgs } from '../../parsers/dockerdArgs.ts';
 import type { DockerdArgs } from '../../parsers/dockerdArgs.ts';
 import type { InsecureRegistrySetting } from '../../parsers/registryHost.ts';
@@ -114,9 +109,7 @@ class Audit {
     if (comm?.trim() !== 'dockerd') return undefined;
     const cmdline = await this.quietRead(`/proc/${pid}/cmdline`, proc);
     if (cmdline === null) return undefined;
-    return parseDockerdArgs(
-      cmdline.split('\0').filter((arg, i, all) => arg !== '' || i < all.length - 1),
-    );
+    return parseDockerdArgs(splitCmdline(cmdline));
   }
 
   private daemonConfigRefused(file: string, evidence: string[]): void {
@@ -307,7 +300,7 @@ class Audit {
         id: `RuntimeConfigInvalid:${file}`,
         problem: 'RuntimeConfigInvalid',
         severity: 'warning',
-        title: `runtime config ${shorten(basename(file))} is not valid TOML`,
+        title: `runtime config ${shorten(path.posix.basename(file))} is not valid TOML`,
         message: `${file} is not valid TOML (line ${invalid.line}, column ${invalid.column}: ${invalid.reason}). A TOML file that does not parse is rejected as a whole: ${whenInvalid}. None of its settings is in effect, and its registry settings were not checked.`,
         evidence: [`${file}:${invalid.line}:${invalid.column}: ${invalid.reason}`],
         remediation: {
@@ -323,7 +316,7 @@ class Audit {
         id: `RuntimeConfigUnreadable:${file}`,
         problem: 'RuntimeConfigUnreadable',
         severity: 'info',
-        title: `parts of ${shorten(basename(file))} were not checked`,
+        title: `parts of ${shorten(path.posix.basename(file))} were not checked`,
         message: `${file} has values node-auditor does not read; the settings around them were checked.`,
         evidence: skipped.map((p) => `${file}:${p.line}:${p.column}: ${p.reason}`),
       });
@@ -352,12 +345,12 @@ class Audit {
     }
   }
 
-  private unreadable(path: string, reason: string): void {
+  private unreadable(file: string, reason: string): void {
     this.findings.push({
-      id: `RuntimeConfigUnreadable:${path}`,
+      id: `RuntimeConfigUnreadable:${file}`,
       problem: 'RuntimeConfigUnreadable',
       severity: 'info',
-      title: `cannot read ${shorten(basename(path))}: not checked`,
+      title: `cannot read ${shorten(path.posix.basename(file))}: not checked`,
       message: `${reason}; the registry settings in it were not checked. The agent needs read access to the runtime's configuration (root, or the host's /etc mounted readable).`,
       evidence: [reason],
     });
@@ -393,8 +386,4 @@ function registriesConfRemedy(file: string): (host: string) => string {
 
 function shorten(text: string): string {
   return text.length <= TITLE_HOST_MAX ? text : `${text.slice(0, TITLE_HOST_MAX - 3)}...`;
-}
-
-function basename(path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1);
 }
