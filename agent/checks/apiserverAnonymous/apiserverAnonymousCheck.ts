@@ -114,8 +114,7 @@ async function tlsFor(
   const server = cluster?.server;
   if (server !== undefined && (!explicit || server.url.origin === target.origin)) {
     // as the kubeconfig says (insecure-skip-tls-verify): the agent trusts it that far anyway
-    const { url: _url, ...tls } = server;
-    return tls;
+    return server;
   }
   return {};
 }
