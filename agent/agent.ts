@@ -179,6 +179,7 @@ export class Agent {
         this.nodeReady = ready;
         this.syncCauses();
       },
+      conditionProblems: () => this.logs?.conditionProblems() ?? new Map(),
       onLeaderChange: () => {
         // the new leader audits the cluster now, not at the next interval; one that lost the
         // Lease runs them once more so they skip themselves and clear what they reported

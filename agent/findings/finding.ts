@@ -33,8 +33,6 @@ export interface FindingDraft {
   evidence: string[];
   cause?: Cause;
   remediation?: Remediation;
-  /** The NodeCondition it sets True, when its rule names one (node-problem-detector's "permanent" rules). */
-  condition?: string;
 }
 
 export interface Finding extends FindingDraft {

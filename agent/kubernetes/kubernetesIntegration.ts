@@ -29,6 +29,8 @@ export interface KubernetesIntegrationOptions {
   serviceAccountDir?: string;
   /** Readiness as node_auditor_node_ready says it: the Node's Ready condition, or kubelet's healthz. */
   onReady?: (ready: boolean) => void;
+  /** Problems that set a NodeCondition because a log rule in force says so, by condition type. */
+  conditionProblems?: () => ReadonlyMap<string, readonly string[]>;
   /** This agent took or lost the leader Lease (the cluster-wide checks run on the leader). */
   onLeaderChange?: (leader: boolean) => void;
   /** The local kubelet's healthz, probed every 10 s whether or not there is a cluster. */

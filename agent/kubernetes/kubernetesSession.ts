@@ -176,6 +176,9 @@ export class KubernetesSession {
         checksRun: options.checksRun,
         heartbeatMs: durationMs(settings.nodeConditions.heartbeatInterval),
         log,
+        ...(options.conditionProblems === undefined
+          ? {}
+          : { ruleProblems: options.conditionProblems }),
       });
       store.onTransition(() => {
         conditions.sync();

@@ -151,6 +151,18 @@ export class LogPipeline {
     return out;
   }
 
+  /** Problems of the rules in force that set a NodeCondition, by condition type. */
+  conditionProblems(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const rule of this.rules.rules) {
+      if (rule.condition === undefined) continue;
+      const problems = out.get(rule.condition) ?? [];
+      if (!problems.includes(rule.problem)) problems.push(rule.problem);
+      out.set(rule.condition, problems);
+    }
+    return out;
+  }
+
   /** New settings (a reload): new rules at once; sources added, removed or restarted as needed. */
   async reconfigure(settings: LogSettings): Promise<void> {
     const rules = await buildRules(settings);

@@ -29,6 +29,9 @@ async function watching(t: Parameters<typeof harness>[0], h: Harness): Promise<O
 }
 
 /** The sink as the agent builds it, for these findings and these checks having run. */
+/** What node-problem-detector's kernel monitor rules say: DockerHung sets KernelDeadlock. */
+const RULE_PROBLEMS = new Map([['KernelDeadlock', ['DockerHung']]]);
+
 function sinkFor(
   h: Harness,
   node: OwnNode,
@@ -44,6 +47,7 @@ function sinkFor(
     checksRun: typeof checks === 'function' ? checks : () => ran as ReadonlySet<string>,
     heartbeatMs: 60_000,
     log: silent,
+    ruleProblems: () => RULE_PROBLEMS,
   });
 }
 
@@ -113,6 +117,41 @@ test('a condition is raised True while the problem lasts and set back to False w
   );
   assert.ok(patches.every((p) => p.contentType === 'application/strategic-merge-patch+json'));
   assert.deepEqual(forbidden(h.fake), []);
+});
+
+test('a condition a log rule names (DockerHung -> KernelDeadlock) is raised, and cleared after a restart too', async (t) => {
+  const h = await harness(t);
+  const node = await watching(t, h);
+  const store = new FindingStore();
+  const hung = draft('DockerHung', 'incident:docker', {
+    severity: 'warning',
+    title: 'task docker blocked for more than 120 seconds',
+    message: 'm',
+    evidence: [],
+  });
+  const first = wiredSink(t, h, node, store);
+  store.reconcile('logs', [hung]);
+  first.start();
+  await eventually(
+    () => (condition(h, 'KernelDeadlock')?.reason === 'DockerHung' ? true : undefined),
+    5000,
+    'KernelDeadlock True (DockerHung)',
+  );
+  assert.equal(condition(h, 'KernelDeadlock')?.status, 'True');
+  first.stop();
+
+  // a new agent: the incident is over. The condition says DockerHung, a reason of this agent's
+  // rules: it is set back to False, not left alone as another writer's
+  const store2 = new FindingStore();
+  const second = wiredSink(t, h, node, store2);
+  store2.reconcile('logs', []);
+  second.start();
+  await eventually(
+    () => (condition(h, 'KernelDeadlock')?.status === 'False' ? true : undefined),
+    5000,
+    'KernelDeadlock False',
+  );
+  assert.equal(condition(h, 'KernelDeadlock')?.reason, 'KernelHasNoDeadlock');
 });
 
 test('after a restart a still-true condition stays True, with its transition time; nothing before the first pass', async (t) => {

@@ -25,7 +25,6 @@ export function incidentFinding(incident: Incident): FindingDraft {
     ],
   };
   if (cause !== undefined) finding.cause = cause;
-  if (incident.condition !== undefined) finding.condition = incident.condition;
   if (incident.remediation !== undefined) {
     finding.remediation = { summary: incident.remediation, automatic: false };
   }

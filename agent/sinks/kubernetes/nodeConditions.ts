@@ -103,6 +103,13 @@ export interface NodeConditionsOptions {
   onWritten?: () => void;
   now?: () => Date;
   rules?: readonly ConditionRule[];
+  /**
+   * Problems that set a condition because a log rule says so (its `condition`, as
+   * node-problem-detector's "permanent" rules: DockerHung -> KernelDeadlock), by condition type,
+   * from the rules in force. They count as the condition's own problems: raised, recognised as
+   * this agent's reason after a restart, and cleared.
+   */
+  ruleProblems?: () => ReadonlyMap<string, readonly string[]>;
 }
 
 export class NodeConditions {
@@ -165,7 +172,7 @@ export class NodeConditions {
     for (const rule of this.rules) {
       if (!rule.sources.some((check) => ran.has(check))) continue;
       const existing = this.options.ownNode.condition(rule.type);
-      if (existing !== undefined && !this.ourReason(rule, existing.reason, findings)) {
+      if (existing !== undefined && !this.ourReason(rule, existing.reason)) {
         if (!this.warnedForeign.has(rule.type)) {
           this.warnedForeign.add(rule.type);
           this.options.log.warn(
@@ -175,11 +182,10 @@ export class NodeConditions {
         }
         continue;
       }
+      const problems = this.problemsOf(rule);
       const hit = findings.find(
         (f) =>
-          (f.cause !== undefined && rule.causes.includes(f.cause)) ||
-          rule.problems.includes(f.problem) ||
-          f.condition === rule.type,
+          (f.cause !== undefined && rule.causes.includes(f.cause)) || problems.includes(f.problem),
       );
       const status = hit === undefined ? 'False' : 'True';
       const previous =
@@ -200,18 +206,17 @@ export class NodeConditions {
   }
 
   /** A reason this agent would write for that condition: ours to update. */
-  private ourReason(
-    rule: ConditionRule,
-    reason: string | undefined,
-    findings: readonly Finding[],
-  ): boolean {
+  private ourReason(rule: ConditionRule, reason: string | undefined): boolean {
     return (
       reason === rule.okReason ||
       (rule.causes as readonly string[]).includes(reason ?? '') ||
-      rule.problems.includes(reason ?? '') ||
-      // a log rule that names this condition (node-problem-detector's DockerHung -> KernelDeadlock)
-      findings.some((f) => f.condition === rule.type && f.problem === reason)
+      this.problemsOf(rule).includes(reason ?? '')
     );
+  }
+
+  private problemsOf(rule: ConditionRule): readonly string[] {
+    const fromRules = this.options.ruleProblems?.().get(rule.type);
+    return fromRules === undefined ? rule.problems : [...rule.problems, ...fromRules];
   }
 
   private async write(): Promise<void> {
