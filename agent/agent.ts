@@ -1,5 +1,6 @@
 // `node-auditor run`: the long-running agent. Wires checks -> findings -> sinks and keeps
 // serving whatever a check, a reload or a client does.
+import { configuredInfraCommands } from './checks/processChecks.ts';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -93,6 +94,7 @@ export class Agent {
     });
     this.syncCauses();
     this.processes = new ProcessScans(new HostRoot(this.config.hostRoot));
+    this.processes.setInfraCommands(configuredInfraCommands(this.config));
     const runner = new CheckRunner({
       host: new HostRoot(this.config.hostRoot),
       nodeName: this.config.nodeName,
@@ -259,6 +261,7 @@ export class Agent {
     }
     this.config = Object.freeze(next);
     this.log.level = next.log.level;
+    this.processes.setInfraCommands(configuredInfraCommands(next));
     await this.syncLogs();
     this.markDisabled();
     const { changed, firstRuns } = this.scheduler.apply(next.checks);

@@ -4,6 +4,7 @@
 // (1 ms resolution, so a value includes up to 1 ms of timer interval) and RSS sampled every 5 ms.
 // Before the scans: RSS, and the longest block of the same event loop idle for IDLE_MS (the
 // floor the scans' blocks compare with). Prints one JSON line.
+import { DEFAULT_INFRA_COMMANDS } from '../agent/procfs/processOwner.ts';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { HostRoot } from '../agent/host/hostRoot.ts';
 import { ProcessScanner } from '../agent/procfs/processScanner.ts';
@@ -63,7 +64,7 @@ async function measured(): Promise<{ sample: ScanSample; scan: ProcessScan }> {
   histogram.reset();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const scan = await scanner.scan();
+  const scan = await scanner.scan({ infraCommands: new Set(DEFAULT_INFRA_COMMANDS) });
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   scanRssMax = Math.max(scanRssMax, process.memoryUsage.rss());

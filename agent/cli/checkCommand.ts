@@ -1,4 +1,5 @@
 // `node-auditor check`: one pass of the checks, a report, an exit status.
+import { configuredInfraCommands } from '../checks/processChecks.ts';
 import type { Logger } from 'pino';
 import type { ClusterService } from '../checks/check.ts';
 import { CHECKS } from '../checks/registry.ts';
@@ -31,6 +32,7 @@ export async function checkCommand(
   const host = new HostRoot(config.hostRoot);
   // One /proc pass for the pause, zombies and inotify checks.
   const processes = new ProcessScans(host);
+  processes.setInfraCommands(configuredInfraCommands(config));
   // The API for the security checks, when there is one; no watches, no Events, no Lease.
   const kube = await openCluster(config, inputs.env ?? process.env, log);
   const runner = new CheckRunner({

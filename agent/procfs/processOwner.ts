@@ -20,12 +20,13 @@ export const HOST_OWNER: ProcessOwner = { namespace: '', pod: '', container: '' 
 /** The infra container's name in labels, as the kubelet and docker called it. */
 export const INFRA_CONTAINER = 'POD';
 
-const DEFAULT_INFRA: ReadonlySet<string> = new Set(['pause']);
+/** comm of pod infra processes by default (checks.pause.infraCommands): the pause image's /pause. */
+export const DEFAULT_INFRA_COMMANDS: readonly string[] = ['pause'];
 
 export function ownerOf(
   p: ProcessInfo,
   pods: PodLookup | undefined,
-  infra: ReadonlySet<string> = DEFAULT_INFRA,
+  infra: ReadonlySet<string>,
 ): ProcessOwner {
   const cgroup = p.cgroup;
   if (cgroup === undefined || cgroup === null || cgroup.podUid === undefined) {

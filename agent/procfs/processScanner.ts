@@ -112,7 +112,7 @@ export function startedAtMs(scan: ProcessScan, p: ProcessInfo): number | undefin
 export interface ScanOptions {
   signal?: AbortSignal;
   /** comm names of pod infra processes, whose cgroup is always read. */
-  infraCommands?: ReadonlySet<string>;
+  infraCommands: ReadonlySet<string>;
 }
 
 class Slicer {
@@ -146,12 +146,12 @@ export class ProcessScanner {
     this.proc = host.local('/proc');
   }
 
-  async scan(options: ScanOptions = {}): Promise<ProcessScan> {
+  async scan(options: ScanOptions): Promise<ProcessScan> {
     const at = Date.now();
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     const slicer = new Slicer(options.signal);
-    const infra = options.infraCommands ?? new Set(['pause']);
+    const infra = options.infraCommands;
     const scanNumber = this.scans++;
     let names: string[];
     try {

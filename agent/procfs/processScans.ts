@@ -2,6 +2,7 @@
 // and gets the one that finished moments ago, or joins the one under way, or starts one. So the
 // three checks, scheduled together, read each /proc file once between them.
 import type { HostRoot } from '../host/hostRoot.ts';
+import { DEFAULT_INFRA_COMMANDS } from './processOwner.ts';
 import { ProcessScanner } from './processScanner.ts';
 import type { ProcessScan } from './processScanner.ts';
 import { FirstSeen, UsageTrend } from './scanHistory.ts';
@@ -13,7 +14,7 @@ export class ProcessScans {
   private readonly scanner: ProcessScanner;
   private latest: { scan: ProcessScan; endedAt: number } | undefined;
   private inFlight: Promise<ProcessScan> | undefined;
-  private readonly infra = new Set<string>(['pause']);
+  private infra: ReadonlySet<string> = new Set(DEFAULT_INFRA_COMMANDS);
   /** Watches in use per UID over time (the inotify check's trend). */
   readonly inotifyTrend = new UsageTrend();
   /** Zombie children per parent over time (the zombies check's growth). */
@@ -30,10 +31,13 @@ export class ProcessScans {
     return this.infra;
   }
 
-  /** comm names of pod infra processes (checks.pause.infraCommands), read with their cgroup. */
+  /**
+   * comm names of pod infra processes (checks.pause.infraCommands), read with their cgroup: set
+   * from the configuration when it is loaded, whichever process checks are enabled. A new set,
+   * so a scan under way keeps the one it started with.
+   */
   setInfraCommands(names: readonly string[]): void {
-    this.infra.clear();
-    for (const name of names) this.infra.add(name);
+    this.infra = new Set(names);
   }
 
   async get(signal?: AbortSignal): Promise<ProcessScan> {

@@ -34,6 +34,9 @@ export async function runProcessChecks(
   overrides: Record<string, Record<string, unknown>> = {},
 ): Promise<{ pause: CheckOutcome; zombies: CheckOutcome; inotify: CheckOutcome }> {
   const processes = new ProcessScans(new HostRoot(root));
+  // as the agent does when it loads its configuration
+  const infra = overrides.pause?.infraCommands as string[] | undefined;
+  if (infra !== undefined) processes.setInfraCommands(infra);
   const run = <O extends v.ObjectEntriesAsync>(check: Check<O>) =>
     runCheckOn(
       check,

@@ -1,7 +1,10 @@
 // The process checks share one /proc pass, and remember just enough between passes to say how
 // fast inotify use grows and how long a zombie has been one.
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
+import { configuredInfraCommands } from '../../agent/checks/processChecks.ts';
+import { loadConfig } from '../../agent/config/loadConfig.ts';
 import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { ProcessScans } from '../../agent/procfs/processScans.ts';
 import { FirstSeen, UsageTrend } from '../../agent/procfs/scanHistory.ts';
@@ -80,4 +83,26 @@ test('first seen: kept while present, forgotten once gone', () => {
       ['c', 200],
     ],
   );
+});
+
+test('the configured pod infra commands decide whose cgroup the shared pass reads, whichever checks run', async (t) => {
+  const root = await tempDir(t);
+  const podCgroup = `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1a2b3c4d_0000_4000_8000_000000000001.slice/cri-containerd-${'ab'.repeat(32)}.scope\n`;
+  await writeProcTree(root, {
+    processes: [
+      { pid: 1, ppid: 0, comm: 'init' },
+      { pid: 40, ppid: 1, comm: 'sandbox-init', cgroup: podCgroup },
+    ],
+  });
+  const configFile = `${root}/node-auditor.yaml`;
+  await writeFile(configFile, 'checks:\n  pause:\n    infraCommands: [sandbox-init]\n');
+  const { config } = await loadConfig({ file: configFile, env: {} });
+  // as the agent and `check` set it up when the configuration loads, before any check runs
+  const scans = new ProcessScans(new HostRoot(root));
+  scans.setInfraCommands(configuredInfraCommands(config));
+  const scan = await scans.get();
+  assert.equal(scan.byPid.get(40)?.cgroup?.podUid, '1a2b3c4d-0000-4000-8000-000000000001');
+  // with the default ("pause"), sandbox-init is an ordinary process: its cgroup is not read
+  const defaults = await new ProcessScans(new HostRoot(root)).get();
+  assert.equal(defaults.byPid.get(40)?.cgroup, undefined);
 });

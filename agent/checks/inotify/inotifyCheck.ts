@@ -59,7 +59,7 @@ export interface InotifyUsage {
 export function inotifyUsage(
   scan: ProcessScan,
   pods: PodLookup | undefined,
-  infra?: ReadonlySet<string>,
+  infra: ReadonlySet<string>,
 ): InotifyUsage {
   const byUid = new Map<number, { instances: number; watches: number }>();
   const consumers: Consumer[] = [];

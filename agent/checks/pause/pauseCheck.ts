@@ -10,7 +10,7 @@ import * as v from 'valibot';
 import { byCodeUnit, draft } from '../../findings/finding.ts';
 import type { FindingDraft, Severity } from '../../findings/finding.ts';
 import { SIGNALS, hasSignal, signalNames } from '../../parsers/procStatus.ts';
-import { describeOwner, ownerOf } from '../../procfs/processOwner.ts';
+import { DEFAULT_INFRA_COMMANDS, describeOwner, ownerOf } from '../../procfs/processOwner.ts';
 import type { ProcessOwner } from '../../procfs/processOwner.ts';
 import type { ProcessInfo } from '../../procfs/processScanner.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
@@ -21,7 +21,7 @@ const options = {
   /** Process names (comm) of pod infra processes: the pause image's binary is /pause. */
   infraCommands: v.optional(
     v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(15))), v.minLength(1)),
-    ['pause'],
+    [...DEFAULT_INFRA_COMMANDS],
   ),
 };
 
@@ -131,10 +131,10 @@ export const pauseCheck: Check<typeof options> = {
   defaults: { enabled: true, interval: '60s', timeout: '30s' },
   options,
   async run(context) {
-    const scans = processScans(context);
-    scans.setInfraCommands(context.options.infraCommands);
+    // the shared pass reads the cgroup of these (set from this option when the config loads)
+    const scans = processScans(context, context.options.infraCommands);
     const scan = await scans.get(context.signal);
-    const infra = new Set(context.options.infraCommands);
+    const infra = scans.infraCommands;
     const zombieChildren = (pid: number) => scan.zombiesByParent.get(pid)?.length ?? 0;
     const sandboxes: Sandbox[] = [];
     for (const p of scan.processes) {
