@@ -29,45 +29,32 @@ export async function probeKubeletHealth(url: string, timeoutMs = 2000): Promise
 /**
  * Node readiness from the kubelet's healthz while the Node watch has been failing for a while
  * (an API outage): without it node_auditor_node_ready would freeze at its last value, exactly
- * when it matters.
+ * when it matters. It does not probe: it is fed the results of the agent's one healthz probe
+ * (kubernetesIntegration.ts, every 10 s), and passes them on only while it is active.
  */
 export class KubeletFallback {
-  private readonly url: string;
   private readonly report: (ready: boolean) => void;
   private readonly afterMs: number;
-  private readonly everyMs: number;
   private since: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    url: string,
-    report: (ready: boolean) => void,
-    timing: { afterMs?: number; everyMs?: number } = {},
-  ) {
-    this.url = url;
+  constructor(report: (ready: boolean) => void, timing: { afterMs?: number } = {}) {
     this.report = report;
     this.afterMs = timing.afterMs ?? 30_000;
-    this.everyMs = timing.everyMs ?? 10_000;
   }
 
-  /** The Node watch failed: after afterMs of that, report the kubelet's health instead. */
+  /** The Node watch failed: after afterMs of that, the kubelet's health is the readiness. */
   start(): void {
     this.since ??= performance.now();
-    if (this.timer !== undefined) return;
-    this.timer = setInterval(() => {
-      if (this.since !== undefined && performance.now() - this.since >= this.afterMs) {
-        void probeKubeletHealth(this.url).then((ok) => {
-          if (this.since !== undefined) this.report(ok);
-        });
-      }
-    }, this.everyMs);
-    this.timer.unref();
   }
 
   /** The Node watch works again: it is the source once more. */
   stop(): void {
     this.since = undefined;
-    clearInterval(this.timer);
-    this.timer = undefined;
+  }
+
+  /** A result of the healthz probe. */
+  observe(healthy: boolean): void {
+    if (this.since !== undefined && performance.now() - this.since >= this.afterMs)
+      this.report(healthy);
   }
 }

@@ -79,6 +79,7 @@ export class KubernetesIntegration {
     // grace period): the NotReady cause attribution wants to know at once.
     on.probeKubelet(config.kubernetes.kubeletHealthzUrl, (healthy) => {
       options.onKubeletHealth?.(healthy);
+      session.observeKubelet(healthy);
     });
     return on;
   }

@@ -78,6 +78,11 @@ export class KubernetesSession {
   }
 
   /** The first pass is done: the findings are current, so Events and conditions can catch up. */
+  /** A result of the agent's kubelet healthz probe (readiness while the Node watch fails). */
+  observeKubelet(healthy: boolean): void {
+    this.fallback?.observe(healthy);
+  }
+
   afterFirstPass(active: readonly Finding[], failedChecks: ReadonlySet<string>): void {
     if (this.recorder !== undefined) resolveGoneIncidents(this.recorder, active, failedChecks);
     this.conditions?.start();
@@ -125,7 +130,7 @@ export class KubernetesSession {
     };
     // Without a working Node watch, readiness would freeze at its last value (during an outage
     // of the API, that is, when it matters): after a while, ask the local kubelet instead.
-    const kubeletFallback = new KubeletFallback(settings.kubeletHealthzUrl, (ok) => {
+    const kubeletFallback = new KubeletFallback((ok) => {
       setReady(ok);
     });
     const nodeHealth = (healthy: boolean) => {
