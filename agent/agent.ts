@@ -95,6 +95,14 @@ export class Agent {
     this.syncCauses();
     this.processes = new ProcessScans(new HostRoot(this.config.hostRoot));
     this.processes.setInfraCommands(configuredInfraCommands(this.config));
+    // the pass the pause, zombies and inotify checks share: reported by the pass, not by one
+    // of them (whichever run)
+    this.metrics.onScrape(() => {
+      const scan = this.processes.latest;
+      if (scan === undefined) return;
+      this.metrics.set('node_auditor_process_scan_duration_seconds', scan.durationMs / 1000);
+      this.metrics.set('node_auditor_process_scan_processes', scan.processes.length);
+    });
     const runner = new CheckRunner({
       host: new HostRoot(this.config.hostRoot),
       nodeName: this.config.nodeName,

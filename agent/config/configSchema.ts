@@ -31,6 +31,11 @@ export function duration(min: number) {
   );
 }
 
+/** A percentage option (1-100) with its default. */
+export function percent(fallback: number) {
+  return v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(100)), fallback);
+}
+
 /**
  * node-cron is loaded only when a check is scheduled by cron: on import it pulls in
  * child_process and crypto, which every node would pay for in RSS otherwise. Hence the async

@@ -42,3 +42,9 @@ export function parseProcStat(text: string): ProcStat | undefined {
     startTicks: Number(match[5]),
   };
 }
+
+/** Boot time from /proc/stat (the system-wide file): its btime line, in ms; undefined without one. */
+export function parseBootTimeMs(procStat: string): number | undefined {
+  const btime = /^btime (\d+)$/m.exec(procStat)?.[1];
+  return btime === undefined ? undefined : Number(btime) * 1000;
+}

@@ -21,7 +21,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { HostRoot } from '../host/hostRoot.ts';
 import { parseCgroup } from '../parsers/cgroupPath.ts';
 import type { CgroupIdentity } from '../parsers/cgroupPath.ts';
-import { PF_KTHREAD, parseProcStat } from '../parsers/procStat.ts';
+import { PF_KTHREAD, parseBootTimeMs, parseProcStat } from '../parsers/procStat.ts';
 import { parseProcStatus } from '../parsers/procStatus.ts';
 import type { ProcStatus } from '../parsers/procStatus.ts';
 import { ProcReader, isDenied } from './procReader.ts';
@@ -137,6 +137,7 @@ class Slicer {
 export class ProcessScanner {
   private readonly proc: string;
   private readonly reader = new ProcReader();
+  private bootTimeMs: number | undefined;
   private fdCache = new Map<number, FdCacheEntry>();
   private scans = 0;
   /** stat of /proc/<pid>/fd gives the fd count (Linux 6.2+); false once seen not to. */
@@ -229,10 +230,10 @@ export class ProcessScanner {
     };
   }
 
+  /** Boot time: fixed until the next boot, so read once. */
   private bootTime(): { bootTimeMs?: number } {
-    const text = this.reader.text(`${this.proc}/stat`);
-    const match = text === undefined ? null : /^btime (\d+)$/m.exec(text);
-    return match === null ? {} : { bootTimeMs: Number(match[1]) * 1000 };
+    this.bootTimeMs ??= parseBootTimeMs(this.reader.text(`${this.proc}/stat`) ?? '');
+    return this.bootTimeMs === undefined ? {} : { bootTimeMs: this.bootTimeMs };
   }
 
   /** status, cgroup and PID namespace, for a process a check names. */

@@ -12,7 +12,7 @@ export const SCAN_REUSE_MS = 10_000;
 
 export class ProcessScans {
   private readonly scanner: ProcessScanner;
-  private latest: { scan: ProcessScan; endedAt: number } | undefined;
+  private last: { scan: ProcessScan; endedAt: number } | undefined;
   private inFlight: Promise<ProcessScan> | undefined;
   private infra: ReadonlySet<string> = new Set(DEFAULT_INFRA_COMMANDS);
   /** Watches in use per UID over time (the inotify check's trend). */
@@ -40,14 +40,19 @@ export class ProcessScans {
     this.infra = new Set(names);
   }
 
+  /** The last scan that finished, if any (what the scan metrics report). */
+  get latest(): ProcessScan | undefined {
+    return this.last?.scan;
+  }
+
   async get(signal?: AbortSignal): Promise<ProcessScan> {
-    if (this.latest !== undefined && Date.now() - this.latest.endedAt < SCAN_REUSE_MS)
-      return this.latest.scan;
+    if (this.last !== undefined && Date.now() - this.last.endedAt < SCAN_REUSE_MS)
+      return this.last.scan;
     // A check that times out aborts only its wait, not the scan the others are waiting for.
     this.inFlight ??= this.scanner
       .scan({ infraCommands: this.infra })
       .then((scan) => {
-        this.latest = { scan, endedAt: Date.now() };
+        this.last = { scan, endedAt: Date.now() };
         return scan;
       })
       .finally(() => {

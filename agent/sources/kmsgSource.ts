@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { describeError, errnoCode } from '../errors.ts';
 import type { HostRoot } from '../host/hostRoot.ts';
 import { parseKmsgRecord } from '../parsers/kmsgRecord.ts';
+import { parseBootTimeMs } from '../parsers/procStat.ts';
 import type { LogRecord } from './logRecord.ts';
 import type { RecordConsumer } from './journaldSource.ts';
 
@@ -207,8 +208,7 @@ export class KmsgSource {
 export async function readBootTime(host: HostRoot): Promise<number> {
   try {
     const stat = await host.readText('/proc/stat', { resolveLinks: false });
-    const btime = /^btime (\d+)$/m.exec(stat ?? '')?.[1];
-    return btime === undefined ? 0 : Number(btime) * 1000;
+    return parseBootTimeMs(stat ?? '') ?? 0;
   } catch {
     return 0;
   }

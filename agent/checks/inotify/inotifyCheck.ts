@@ -10,7 +10,7 @@
 // after inotify_init. A child that inherited its parent's instance (same watches, same fdinfo)
 // is counted once, with the parent.
 import * as v from 'valibot';
-import { duration } from '../../config/configSchema.ts';
+import { duration, percent } from '../../config/configSchema.ts';
 import { durationMs, formatDuration } from '../../config/duration.ts';
 import { CAUSE_REMEDIATION } from '../../findings/causes.ts';
 import type { Cause } from '../../findings/causes.ts';
@@ -23,9 +23,7 @@ import type { ProcessScans } from '../../procfs/processScans.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { Check } from '../check.ts';
 import { processScans, readKernelNumber } from '../processChecks.ts';
-
-const percent = (fallback: number) =>
-  v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(100)), fallback);
+import { sysctlProcPath } from '../../parsers/sysctlConf.ts';
 
 const options = {
   /** Usage of a limit (percent) that raises a warning. */
@@ -99,9 +97,9 @@ export function inotifyUsage(
 
 async function readLimit(
   context: Parameters<Check['run']>[0],
-  key: 'max_user_watches' | 'max_user_instances',
+  sysctl: string,
 ): Promise<number | undefined> {
-  const value = await readKernelNumber(context.host, `/proc/sys/fs/inotify/${key}`);
+  const value = await readKernelNumber(context.host, sysctlProcPath(sysctl));
   return typeof value === 'number' ? value : undefined;
 }
 
@@ -198,8 +196,10 @@ export const inotifyCheck: Check<typeof options> = {
     const scan = await scans.get(context.signal);
     const pods = context.services.pods;
     const usage = inotifyUsage(scan, pods, scans.infraCommands);
-    const maxWatches = await readLimit(context, 'max_user_watches');
-    const maxInstances = await readLimit(context, 'max_user_instances');
+    const [maxWatches, maxInstances] = await Promise.all([
+      readLimit(context, KINDS.watches.sysctl),
+      readLimit(context, KINDS.instances.sysctl),
+    ]);
     const samples: MetricSample[] = [];
     for (const [uid, used] of usage.byUid) {
       samples.push({

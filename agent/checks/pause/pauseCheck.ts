@@ -12,6 +12,7 @@ import type { FindingDraft, Severity } from '../../findings/finding.ts';
 import { SIGNALS, hasSignal, signalNames } from '../../parsers/procStatus.ts';
 import { DEFAULT_INFRA_COMMANDS, describeOwner, ownerOf } from '../../procfs/processOwner.ts';
 import type { ProcessOwner } from '../../procfs/processOwner.ts';
+import { isNamespaceInit } from '../../procfs/processScanner.ts';
 import type { ProcessInfo } from '../../procfs/processScanner.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { Check } from '../check.ts';
@@ -41,22 +42,17 @@ export interface Sandbox {
   state: SandboxState;
   /** Every problem found, most serious first (state is the first, or ok). */
   problems: Exclude<SandboxState, 'ok'>[];
-  hostPid: boolean;
 }
 
 /**
  * A sandbox's problems from its infra process's stat and status, and its zombie children: pause
  * reaps in its SIGCHLD handler, so one that has zombies is not reaping, whatever its masks say.
  */
-export function judgeSandbox(
-  p: ProcessInfo,
-  zombieChildren = 0,
-): { problems: Sandbox['problems']; hostPid: boolean } {
+function judgeSandbox(p: ProcessInfo, zombieChildren: number): Sandbox['problems'] {
   const problems: Sandbox['problems'] = [];
-  const nspid = p.status?.nspid ?? [];
-  const hostPid = nspid.length === 1;
   if (p.state === 'Z') problems.push('zombie');
-  if (!hostPid && nspid.length > 1 && nspid[nspid.length - 1] !== 1) problems.push('not_pid1');
+  // one NSpid entry: a hostPID pod, in the host's namespace on purpose (not judged)
+  if ((p.status?.nspid.length ?? 0) > 1 && !isNamespaceInit(p)) problems.push('not_pid1');
   // A zombie's signal masks are gone with it; only a live process is judged on them.
   if (p.state !== 'Z' && p.status != null) {
     if (!hasSignal(p.status.sigCgt, SIGNALS.SIGCHLD)) problems.push('no_sigchld_handler');
@@ -64,7 +60,7 @@ export function judgeSandbox(
     if (!hasSignal(p.status.sigCgt, SIGNALS.SIGINT) || !hasSignal(p.status.sigCgt, SIGNALS.SIGTERM))
       problems.push('no_term_handler');
   }
-  return { problems, hostPid };
+  return problems;
 }
 
 const PROBLEM: Record<
@@ -139,13 +135,12 @@ export const pauseCheck: Check<typeof options> = {
     const sandboxes: Sandbox[] = [];
     for (const p of scan.processes) {
       if (!infra.has(p.comm) || p.cgroup?.podUid === undefined) continue;
-      const { problems, hostPid } = judgeSandbox(p, zombieChildren(p.pid));
+      const problems = judgeSandbox(p, zombieChildren(p.pid));
       sandboxes.push({
         process: p,
         owner: ownerOf(p, context.services.pods, infra),
         state: problems[0] ?? 'ok',
         problems,
-        hostPid,
       });
     }
     const counts = new Map<SandboxState, number>(SANDBOX_STATES.map((s) => [s, 0]));

@@ -8,7 +8,7 @@
 // orphans re-parented to it stay zombies. The fix is an init (tini, dumb-init) or
 // shareProcessNamespace: true, which makes pause PID 1 of the pod and its sigreap the reaper.
 import * as v from 'valibot';
-import { duration } from '../../config/configSchema.ts';
+import { duration, percent } from '../../config/configSchema.ts';
 import { durationMs, formatDuration } from '../../config/duration.ts';
 import { describeError } from '../../errors.ts';
 import { byCodeUnit, draft } from '../../findings/finding.ts';
@@ -21,9 +21,6 @@ import type { ProcessInfo, ProcessScan } from '../../procfs/processScanner.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { Check } from '../check.ts';
 import { processScans, readKernelNumber } from '../processChecks.ts';
-
-const percent = (fallback: number) =>
-  v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(100)), fallback);
 
 const options = {
   /** Zombies under one parent that raise a warning. */
@@ -134,14 +131,6 @@ export const zombiesCheck: Check<typeof options> = {
       labels,
       value,
     }));
-    samples.push(
-      {
-        metric: 'node_auditor_process_scan_duration_seconds',
-        labels: {},
-        value: scan.durationMs / 1000,
-      },
-      { metric: 'node_auditor_process_scan_processes', labels: {}, value: scan.processes.length },
-    );
 
     const window = durationMs(context.options.growthWindow);
     scans.zombieParents.record(

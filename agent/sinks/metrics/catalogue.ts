@@ -329,8 +329,6 @@ export type SampleMetricName = Extract<
   | 'node_auditor_zombie_processes'
   | 'node_auditor_pid_usage_ratio'
   | 'node_auditor_pod_sandboxes'
-  | 'node_auditor_process_scan_duration_seconds'
-  | 'node_auditor_process_scan_processes'
   | 'node_auditor_anonymous_auth_enabled'
   | 'node_auditor_anonymous_access_allowed'
   | 'node_auditor_vulnerable'
