@@ -166,7 +166,7 @@ export class IncidentTracker {
   ): TrackerChange {
     // Rules with a count window take part only once they have seen enough lines in it.
     const effective: CompiledRule[] = [];
-    const pending: string[] = [];
+    const filled: string[][] = [];
     for (const rule of rules) {
       if (rule.count === undefined) {
         effective.push(rule);
@@ -185,7 +185,7 @@ export class IncidentTracker {
       }
       if (window.times.length >= rule.count.threshold) {
         effective.push(rule);
-        pending.push(...window.lines.slice(0, -1));
+        filled.push(window.lines);
       }
     }
     let incident = this.openByGroup.get(group);
@@ -212,9 +212,12 @@ export class IncidentTracker {
       refreshFromRule(incident, opener);
       this.openByGroup.set(group, incident);
       change = 'major';
-      // The lines that filled a count window belong to the incident they started.
-      for (const line of pending) this.addEvidence(incident, line);
-      incident.count += pending.length;
+      // The lines that filled a count window belong to the incident they started (copied only
+      // now: past its threshold, a window fills again with every line of a storm).
+      for (const lines of filled) {
+        for (const line of lines.slice(0, -1)) this.addEvidence(incident, line);
+        incident.count += lines.length - 1;
+      }
     } else if (best !== undefined) {
       const current = this.rulesById.get(incident.rule);
       if (current === undefined || best.priority > current.priority) {
@@ -244,8 +247,13 @@ export class IncidentTracker {
       keys = new Set(incident.evidence.map(evidenceKey));
       this.evidenceKeys.set(incident, keys);
     }
+    // full: no key to compute (a storm's lines after the first few all end here)
+    if (incident.evidence.length >= this.options.maxEvidence) {
+      incident.omitted++;
+      return;
+    }
     const key = evidenceKey(line);
-    if (keys.has(key) || incident.evidence.length >= this.options.maxEvidence) {
+    if (keys.has(key)) {
       incident.omitted++;
       return;
     }

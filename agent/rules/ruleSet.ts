@@ -87,7 +87,6 @@ export class RuleSet {
   private readonly unfiltered: number[] = [];
   private readonly multiLineRules: CompiledRule[] = [];
   private readonly scanner: LiteralScanner;
-  private readonly hits: Int32Array;
 
   /**
    * anySource: rules apply whatever the source (scan-logs: a saved kern.log is the kernel's
@@ -95,8 +94,8 @@ export class RuleSet {
    */
   constructor(inputs: readonly RuleInput[], options: { anySource?: boolean } = {}) {
     const monitors = new Map<NpdMonitor, CompiledMonitor>();
-    this.rules = inputs.map((input, index) => {
-      const rule = compileRule(input, index, monitors);
+    const compiled = inputs.map((input, index) => compileRule(input, index, monitors));
+    this.rules = compiled.map(({ rule }) => {
       if (options.anySource === true) {
         delete rule.kinds;
         delete rule.paths;
@@ -104,24 +103,25 @@ export class RuleSet {
       return rule;
     });
     const literals: LiteralOwner[] = [];
-    const addEntry = (rule: CompiledRule, kind: MatchKind, regex: RegExp, pattern: string) => {
+    const addEntry = (
+      rule: CompiledRule,
+      kind: MatchKind,
+      regex: RegExp,
+      found: string[] | undefined,
+    ) => {
       const owner = this.entries.length;
       this.entries.push({ rule, kind, regex });
-      const found = requiredLiterals(parseRe2(pattern));
       if (found === undefined) this.unfiltered.push(owner);
       else for (const text of found) literals.push({ text, owner });
     };
-    for (const rule of this.rules) {
-      const spec = inputs[rule.index]?.spec;
-      if (spec === undefined) continue;
+    for (const { rule, matchLiterals, clearLiterals } of compiled) {
       if (rule.multiLine) this.multiLineRules.push(rule);
-      else addEntry(rule, 'match', rule.regex, spec.pattern);
-      if (rule.clear.pattern !== undefined && spec.clear?.pattern !== undefined) {
-        addEntry(rule, 'clear', rule.clear.pattern, spec.clear.pattern);
+      else addEntry(rule, 'match', rule.regex, matchLiterals);
+      if (rule.clear.pattern !== undefined) {
+        addEntry(rule, 'clear', rule.clear.pattern, clearLiterals);
       }
     }
     this.scanner = new LiteralScanner(literals, this.entries.length);
-    this.hits = new Int32Array(Math.max(1, this.entries.length));
   }
 
   /** Some records must all be looked at (rules without literals, multi-line NPD rules). */
@@ -136,22 +136,21 @@ export class RuleSet {
 
   /** Rules a record matches; `hits` from scanBytes, or undefined to run the prefilter on its text. */
   evaluate(record: LogRecord, hits?: Int32Array, hitCount?: number): RuleMatch[] {
+    // The rules search the message (after the syslog header, the journal fields, the kernel's
+    // timestamp): their literals are in it, so that is what the prefilter reads.
     let owners: ArrayLike<number>;
     let count: number;
     if (hits === undefined) {
-      const found = this.scanner.scanText(record.line);
-      for (let i = 0; i < found.length; i++) this.hits[i] = found[i] as number;
-      owners = this.hits;
-      count = found.length;
+      owners = this.scanner.scanText(record.message);
+      count = owners.length;
     } else {
       owners = hits;
       count = hitCount ?? 0;
     }
     const out: RuleMatch[] = [];
-    const seen = new Set<number>();
+    // Each owner once: the scanner reports an owner once per record, and the unfiltered entries
+    // are the ones without literals.
     const tryEntry = (owner: number) => {
-      if (seen.has(owner)) return;
-      seen.add(owner);
       const entry = this.entries[owner];
       if (entry === undefined) return;
       const message = messageFor(entry.rule, record, entry.kind);
@@ -188,13 +187,23 @@ export class RuleSet {
   }
 }
 
+/**
+ * A rule compiled, with the literals the prefilter needs of its match and clear patterns: each
+ * pattern is parsed once, here (parsing every pattern twice at start-up cost megabytes of RSS:
+ * see catalogue.ts).
+ */
 function compileRule(
   input: RuleInput,
   index: number,
   monitors: Map<NpdMonitor, CompiledMonitor>,
-): CompiledRule {
+): {
+  rule: CompiledRule;
+  matchLiterals: string[] | undefined;
+  clearLiterals: string[] | undefined;
+} {
   const { spec } = input;
   const ast = parseRe2(spec.pattern);
+  const clearAst = spec.clear?.pattern === undefined ? undefined : parseRe2(spec.clear.pattern);
   const npd = input.monitor !== undefined;
   const multiLine = npd && canMatchNewline(ast);
   let monitor: CompiledMonitor | undefined;
@@ -234,7 +243,7 @@ function compileRule(
         : clear.onReboot === true || clear.pattern !== undefined
           ? {}
           : { quietMs: DEFAULT_QUIET_MS }),
-      ...(clear.pattern === undefined ? {} : { pattern: re2ToRegExp(parseRe2(clear.pattern)) }),
+      ...(clearAst === undefined ? {} : { pattern: re2ToRegExp(clearAst) }),
       ...(clear.identifiers === undefined ? {} : { identifiers: new Set(clear.identifiers) }),
     },
     // NPD: pattern + \z, over one message or (multi-line) the monitor's joined buffer.
@@ -257,7 +266,11 @@ function compileRule(
   if (spec.identifiers !== undefined) rule.identifiers = new Set(spec.identifiers);
   if (spec.unless !== undefined) rule.unless = re2ToRegExp(parseRe2(spec.unless));
   if (monitor !== undefined) rule.monitor = monitor;
-  return rule;
+  return {
+    rule,
+    matchLiterals: multiLine ? undefined : requiredLiterals(ast),
+    clearLiterals: clearAst === undefined ? undefined : requiredLiterals(clearAst),
+  };
 }
 
 /** The text a rule searches in this record, or undefined when the rule does not read it. */
