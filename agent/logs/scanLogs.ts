@@ -14,15 +14,11 @@ import type { Readable } from 'node:stream';
 import { AuditorError, ErrorCode, describeError, fileErrorReason } from '../errors.ts';
 import type { Incident } from '../incidents/incident.ts';
 import { IncidentTracker } from '../incidents/incidentTracker.ts';
-import {
-  JournalExportParser,
-  formatJournalEntry,
-  parseJournalJson,
-} from '../parsers/journalEntry.ts';
+import { JournalExportParser, parseJournalJson } from '../parsers/journalEntry.ts';
 import type { JournalEntry } from '../parsers/journalEntry.ts';
 import { RuleSet } from '../rules/ruleSet.ts';
 import type { RuleInput } from '../rules/ruleSet.ts';
-import { recordFromSyslogLine } from '../sources/logRecord.ts';
+import { recordFromJournalEntry, recordFromSyslogLine } from '../sources/logRecord.ts';
 import type { LogRecord } from '../sources/logRecord.ts';
 import { matchArguments } from '../sources/journaldSource.ts';
 
@@ -121,7 +117,7 @@ export async function scanLogs(
       ];
       await readJournalctl(options.journalctl, args, input.path, (entry) => {
         counted(1);
-        handle(journalRecord(entry, input.path));
+        handle(recordFromJournalEntry(entry, input.path, 0));
       });
     } else {
       const { stream, read } = openInput(input.path, gzip);
@@ -129,7 +125,7 @@ export async function scanLogs(
         await readJournalStream(stream, format, (entry) => {
           progress.at(read());
           counted(1);
-          handle(journalRecord(entry, input.path));
+          handle(recordFromJournalEntry(entry, input.path, 0));
         });
       } else {
         const reference = input.stat.mtimeMs;
@@ -297,21 +293,6 @@ async function readJournalctl(
       `cannot read the journal ${what}: ${stderr.trim().split('\n').slice(-2).join(' ') || `journalctl exited with ${code ?? '?'}`}`,
     );
   }
-}
-
-function journalRecord(entry: JournalEntry, source: string): LogRecord {
-  const time = entry.realtimeMicros === undefined ? 0 : Math.floor(entry.realtimeMicros / 1000);
-  const record: LogRecord = {
-    source,
-    kind: 'journald',
-    message: entry.message,
-    line: formatJournalEntry(entry),
-    time,
-    timeKnown: entry.realtimeMicros !== undefined,
-  };
-  const identifier = entry.identifier ?? entry.unit?.replace(/\.service$/, '');
-  if (identifier !== undefined) record.identifier = identifier;
-  return record;
 }
 
 /** `dmesg` ("[12345.678901] text") or `dmesg -T` ("[Thu Dec  7 00:05:15 2017] text") output. */

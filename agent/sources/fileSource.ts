@@ -133,8 +133,7 @@ export class FileSource {
   }
 
   async start(): Promise<void> {
-    const { host, hostPath } = this.options;
-    this.localPath = host.local(host.root === '/' ? hostPath : await host.resolve(hostPath));
+    this.localPath = await this.options.host.localPath(this.options.hostPath);
     // A file that appears only after start-up is new: read it from its beginning.
     if ((await statOrUndefined(this.localPath)) === undefined && this.options.saved === undefined) {
       this.firstOpen = false;

@@ -11,7 +11,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.ts';
 import type { HostRoot } from '../host/hostRoot.ts';
-import { formatJournalEntry, parseJournalJson } from '../parsers/journalEntry.ts';
+import { parseJournalJson } from '../parsers/journalEntry.ts';
+import { recordFromJournalEntry } from './logRecord.ts';
 import type { LogRecord } from './logRecord.ts';
 
 export interface RecordConsumer {
@@ -215,19 +216,8 @@ export class JournaldSource {
       message = message.slice(0, this.options.maxLineBytes);
       this.options.consumer.lineCut();
     }
-    const time =
-      entry.realtimeMicros === undefined ? Date.now() : Math.floor(entry.realtimeMicros / 1000);
-    const record: LogRecord = {
-      source: 'journald',
-      kind: 'journald',
-      message,
-      line: formatJournalEntry({ ...entry, message }),
-      time,
-      timeKnown: entry.realtimeMicros !== undefined,
-    };
-    const identifier = entry.identifier ?? unitName(entry.unit);
-    if (identifier !== undefined) record.identifier = identifier;
-    this.options.consumer.record(record, time < this.startedAt);
+    const record = recordFromJournalEntry({ ...entry, message }, 'journald', Date.now());
+    this.options.consumer.record(record, record.time < this.startedAt);
     if (entry.cursor !== undefined) this.cursor = entry.cursor;
   }
 
@@ -266,10 +256,6 @@ export function matchArguments(identifiers: readonly string[], units: readonly s
   if (units.length > 0) groups.push(units.map((unit) => `_SYSTEMD_UNIT=${unit}`));
   groups.push(['_TRANSPORT=kernel']);
   return groups.flatMap((group, i) => (i === 0 ? group : ['+', ...group]));
-}
-
-function unitName(unit: string | undefined): string | undefined {
-  return unit?.replace(/\.service$/, '');
 }
 
 async function holdsJournalFiles(dir: string, depth = 0): Promise<boolean> {

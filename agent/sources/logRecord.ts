@@ -1,4 +1,6 @@
 // One log line or entry, whatever source it came from: what rules see.
+import { formatJournalEntry } from '../parsers/journalEntry.ts';
+import type { JournalEntry } from '../parsers/journalEntry.ts';
 import { parseSyslogLine } from '../parsers/syslogLine.ts';
 import type { SourceKind } from '../rules/ruleSpec.ts';
 
@@ -36,4 +38,27 @@ export function recordFromSyslogLine(
     time: parsed.time ?? referenceMs,
     timeKnown: parsed.time !== undefined,
   };
+}
+
+/**
+ * A journal entry as a record (the journald source, and scan-logs reading journal files or
+ * journalctl output). Its identifier is SYSLOG_IDENTIFIER, else the unit without ".service";
+ * `fallbackMs` is its time when the entry has no __REALTIME_TIMESTAMP.
+ */
+export function recordFromJournalEntry(
+  entry: JournalEntry,
+  source: string,
+  fallbackMs: number,
+): LogRecord {
+  const record: LogRecord = {
+    source,
+    kind: 'journald',
+    message: entry.message,
+    line: formatJournalEntry(entry),
+    time: entry.realtimeMicros === undefined ? fallbackMs : Math.floor(entry.realtimeMicros / 1000),
+    timeKnown: entry.realtimeMicros !== undefined,
+  };
+  const identifier = entry.identifier ?? entry.unit?.replace(/\.service$/, '');
+  if (identifier !== undefined) record.identifier = identifier;
+  return record;
 }
