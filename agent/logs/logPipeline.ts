@@ -350,6 +350,7 @@ export class LogPipeline {
       log: this.options.log,
       maxLineBytes: this.settings.maxLineBytes,
       lookbackBytes: this.lookbackMs === 0 ? 0 : LOOKBACK_BYTES,
+      follow: this.follow,
       ...(saved === undefined ? {} : { saved }),
       consumer: {
         lines: (bytes, start, end, catchUp) => {

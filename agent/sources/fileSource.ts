@@ -71,6 +71,11 @@ export interface FileSourceOptions {
   pollMs?: number;
   /** Poll when no watch can be made. */
   fallbackPollMs?: number;
+  /**
+   * false: read what is there once (`check`), with no directory watch and no poll: on a node out
+   * of inotify watches that would only warn about falling back to polling.
+   */
+  follow?: boolean;
 }
 
 export interface FileSourceHealth {
@@ -128,6 +133,7 @@ export class FileSource {
       rotateWaitMs: 5_000,
       pollMs: 2_000,
       fallbackPollMs: 250,
+      follow: true,
       ...options,
     };
   }
@@ -138,7 +144,7 @@ export class FileSource {
     if ((await statOrUndefined(this.localPath)) === undefined && this.options.saved === undefined) {
       this.firstOpen = false;
     }
-    this.watchOrPoll();
+    if (this.options.follow) this.watchOrPoll();
     await this.cycleNow();
   }
 
