@@ -51,6 +51,9 @@ export function unreachableReason(answer: { code: string; detail: string }): str
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `host name not resolved (${code})`;
   if (code === 'ECONNRESET') return 'connection reset by the server (ECONNRESET)';
   if (code === 'ABORT_ERR') return 'stopped (the check was cancelled)';
+  // OpenSSL's verification results (DEPTH_ZERO_SELF_SIGNED_CERT, CERT_HAS_EXPIRED, ...)
+  if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code))
+    return `the server's certificate is not trusted (${code})`;
   // OpenSSL's messages are long and opaque; its code says what failed (wrong version number:
   // a plain-HTTP server behind an https:// URL)
   if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || code === 'EPROTO') {

@@ -20,7 +20,7 @@ import { duration } from '../../config/configSchema.ts';
 import { durationMs } from '../../config/duration.ts';
 import { describeError, fileErrorReason, isKubeApiError } from '../../errors.ts';
 import type { FindingDraft, Severity } from '../../findings/finding.ts';
-import { anonymousGet, probeUrl } from '../../kubernetes/anonymousProbe.ts';
+import { anonymousGet, probeUrl, unreachableReason } from '../../kubernetes/anonymousProbe.ts';
 import { coreVersion, isVendorBuild, parseKubeVersion } from '../../parsers/kubeVersion.ts';
 import type { KubeVersion } from '../../parsers/kubeVersion.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
@@ -80,7 +80,8 @@ interface RunningVersion {
   seenAt: string;
 }
 
-type AnonymousDiscovery = { allowed: boolean; evidence: string } | undefined;
+/** allowed undefined: no API server's answer (unreachable, TLS refused): not known. */
+type AnonymousDiscovery = { allowed: boolean | undefined; evidence: string } | undefined;
 
 export const cveCheck: Check<typeof options> = {
   id: 'cve',
@@ -299,12 +300,19 @@ async function probeAnonymousDiscovery(
     ...tls,
   });
   const what = `GET ${url.href} without credentials`;
-  if (answer.kind === 'unreachable') return undefined;
+  if (answer.kind === 'unreachable')
+    return {
+      allowed: undefined,
+      evidence: `${what}: ${unreachableReason(answer)} (whether anyone may call discovery is unknown)`,
+    };
   if (answer.status === 200)
     return { allowed: true, evidence: `${what}: 200 (discovery open to anyone)` };
   if (answer.status === 401 || answer.status === 403)
     return { allowed: false, evidence: `${what}: ${answer.status} (refused)` };
-  return undefined;
+  return {
+    allowed: undefined,
+    evidence: `${what}: ${answer.status}, as no API server answers (whether anyone may call discovery is unknown)`,
+  };
 }
 
 function baseSeverity(published: CveSeverity): Severity {
