@@ -4,18 +4,15 @@
 // node_auditor_log_lines_total{source} moves. Journal entries are written by the real
 // systemd-journal-remote; the clock starts before it is spawned, so its start-up is counted
 // against us. Baseline: the same poll loop with nothing to wait for (what measuring costs).
-import { spawn } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO, percentile, sleep, startAgent } from './benchSupport.ts';
 import type { Result } from './benchSupport.ts';
+import { journalRemote, writeJournalFile } from '../test/journalFiles.ts';
 
 const TRIALS = 100;
-const JOURNAL_REMOTE = [
-  '/lib/systemd/systemd-journal-remote',
-  '/usr/lib/systemd/systemd-journal-remote',
-].find((p) => existsSync(p));
+const JOURNAL_REMOTE = journalRemote();
 
 async function linesTotal(url: string, source: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -26,18 +23,9 @@ async function linesTotal(url: string, source: string): Promise<number> {
 }
 
 function writeJournal(file: string, message: string): Promise<void> {
-  const entry = `__REALTIME_TIMESTAMP=${Date.now() * 1000}\n__MONOTONIC_TIMESTAMP=${Math.round(performance.now() * 1000)}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_TRANSPORT=journal\nSYSLOG_IDENTIFIER=kubelet\nMESSAGE=${message}\n\n`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(JOURNAL_REMOTE ?? 'systemd-journal-remote', ['-o', file, '-'], {
-      stdio: ['pipe', 'ignore', 'ignore'],
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve();
-      else reject(new Error(`systemd-journal-remote exited ${code ?? '?'}`));
-    });
-    child.stdin.end(entry);
-  });
+  return writeJournalFile(JOURNAL_REMOTE ?? 'systemd-journal-remote', file, [
+    { message, identifier: 'kubelet', transport: 'journal' },
+  ]);
 }
 
 async function trials(

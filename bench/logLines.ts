@@ -46,12 +46,16 @@ export function syslogLine(i: number, problemEvery = 5000): string {
 }
 
 /** Write `count` lines to a file; resolves with its size in bytes. */
-export async function writeSyslog(file: string, count: number): Promise<number> {
+export async function writeSyslog(
+  file: string,
+  count: number,
+  problemEvery?: number,
+): Promise<number> {
   const out = createWriteStream(file);
   let bytes = 0;
   let chunk: string[] = [];
   for (let i = 0; i < count; i++) {
-    chunk.push(syslogLine(i));
+    chunk.push(syslogLine(i, problemEvery));
     if (chunk.length === 10_000 || i === count - 1) {
       const text = chunk.join('\n') + '\n';
       bytes += Buffer.byteLength(text);

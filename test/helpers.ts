@@ -222,16 +222,46 @@ export function metricValue(
  * TEST_REQUIRE_REAL_TOOLS=1, so a missing tool fails there instead of silently skipping.
  */
 export function requireTool(t: TestContext, name: string): string | undefined {
-  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
-  if (found !== '') return found;
+  const found = findTool(name);
+  if (found !== undefined) return found;
   if (process.env.TEST_REQUIRE_REAL_TOOLS === '1')
     throw new Error(`${name} is required (TEST_REQUIRE_REAL_TOOLS=1) but not installed`);
   t.skip(`${name} is not installed (apt-get install it, or run .ci/run)`);
   return undefined;
 }
 
+/** Where a tool is on PATH, or undefined; no skip, no failure (for a choice between tools). */
+export function findTool(name: string): string | undefined {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
+  return found === '' ? undefined : found;
+}
+
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
+}
+
+/**
+ * The test needs root (PID namespaces, /dev/kmsg, /proc/sys): true as root; else skipped, or
+ * failed under TEST_REQUIRE_REAL_TOOLS=1 (CI runs as root and must not skip these quietly).
+ */
+export function requireRoot(t: TestContext, why: string): boolean {
+  if (isRoot()) return true;
+  if (process.env.TEST_REQUIRE_REAL_TOOLS === '1')
+    throw new Error(`needs root (TEST_REQUIRE_REAL_TOOLS=1): ${why}`);
+  t.skip(`needs root: ${why}`);
+  return false;
+}
+
+/**
+ * Part of a test needs root (file ownership): true as root; else that part is left out with a
+ * diagnostic, or the test fails under TEST_REQUIRE_REAL_TOOLS=1.
+ */
+export function rootForPart(t: TestContext, part: string): boolean {
+  if (isRoot()) return true;
+  if (process.env.TEST_REQUIRE_REAL_TOOLS === '1')
+    throw new Error(`needs root (TEST_REQUIRE_REAL_TOOLS=1): ${part}`);
+  t.diagnostic(`not checked without root: ${part}`);
+  return false;
 }
 
 export async function sleep(ms: number): Promise<void> {

@@ -47,6 +47,30 @@ export function exportFormat(entries: readonly JournalEntry[]): string {
     .join('\n');
 }
 
+/** The systemd-journal-remote binary, or undefined when it is not installed. */
+export function journalRemote(): string | undefined {
+  return CANDIDATES.find((c) => existsSync(c));
+}
+
+/** Append the entries to a journal file with the real systemd-journal-remote. */
+export function writeJournalFile(
+  binary: string,
+  file: string,
+  entries: readonly JournalEntry[],
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const child = spawn(binary, ['-o', file, '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new Error(`systemd-journal-remote exited ${code ?? '?'}: ${stderr}`));
+    });
+    child.stdin.end(exportFormat(entries) + '\n');
+  });
+}
+
 /**
  * The journal writer, or undefined (the test skipped) when systemd-journal-remote is not
  * installed; with TEST_REQUIRE_REAL_TOOLS=1 (CI) a missing writer fails the test.
@@ -54,7 +78,7 @@ export function exportFormat(entries: readonly JournalEntry[]): string {
 export function journalWriter(
   t: TestContext,
 ): ((file: string, entries: readonly JournalEntry[]) => Promise<void>) | undefined {
-  const binary = CANDIDATES.find((c) => existsSync(c));
+  const binary = journalRemote();
   if (binary === undefined) {
     if (process.env.TEST_REQUIRE_REAL_TOOLS === '1') {
       throw new Error('systemd-journal-remote is required (TEST_REQUIRE_REAL_TOOLS=1)');
@@ -62,16 +86,5 @@ export function journalWriter(
     t.skip('systemd-journal-remote is not installed (apt-get install systemd-journal-remote)');
     return undefined;
   }
-  return (file, entries) =>
-    new Promise<void>((resolve, reject) => {
-      const child = spawn(binary, ['-o', file, '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => {
-        if (code === 0) resolve();
-        else reject(new Error(`systemd-journal-remote exited ${code ?? '?'}: ${stderr}`));
-      });
-      child.stdin.end(exportFormat(entries) + '\n');
-    });
+  return (file, entries) => writeJournalFile(binary, file, entries);
 }

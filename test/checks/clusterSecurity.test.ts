@@ -19,7 +19,7 @@ import type { FakeKubeApiOptions, RbacVariant } from '../kube/fakeKubeApi.ts';
 import { harness } from '../kubernetes/kubeHarness.ts';
 import type { Harness } from '../kubernetes/kubeHarness.ts';
 import { eventually, fixtureHost, httpGet, metricValue, runCli, startAgent } from '../helpers.ts';
-import { runCheckOn, sampleValue } from './runCheckOn.ts';
+import { checkOptions, runCheckOn, sampleValue } from './runCheckOn.ts';
 
 async function cluster(
   t: TestContext,
@@ -39,7 +39,7 @@ function run<O extends v.ObjectEntriesAsync>(
   service: ClusterService | undefined,
   overrides: Record<string, unknown> = {},
 ): Promise<CheckOutcome> {
-  const options = v.parse(v.object(check.options as v.ObjectEntries), overrides) as never;
+  const options = checkOptions(check, overrides) as never;
   return runCheckOn(
     check,
     '/nonexistent',

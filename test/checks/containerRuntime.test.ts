@@ -10,13 +10,12 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import * as v from 'valibot';
 import type { CheckOutcome } from '../../agent/checks/check.ts';
 import { containerRuntimeCheck } from '../../agent/checks/containerRuntime/containerRuntimeCheck.ts';
 import { tempDir } from '../helpers.ts';
-import { runCheckOn } from './runCheckOn.ts';
+import { checkOptions, runCheckOn } from './runCheckOn.ts';
 
-const options = v.parse(v.object(containerRuntimeCheck.options), { probeTimeout: '500ms' });
+const options = checkOptions(containerRuntimeCheck, { probeTimeout: '500ms' });
 
 function run(root: string): Promise<CheckOutcome> {
   return runCheckOn(containerRuntimeCheck, root, options);

@@ -9,7 +9,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import * as v from 'valibot';
 import type { CheckOutcome, ClusterService } from '../../agent/checks/check.ts';
 import { cveCheck, shippedCveTable } from '../../agent/checks/cve/cveCheck.ts';
 import { CveTableError, matchCve, validateCveTable } from '../../agent/checks/cve/cveTable.ts';
@@ -21,7 +20,7 @@ import { tempDir } from '../helpers.ts';
 import { startFakeKubeApi } from '../kube/fakeKubeApi.ts';
 import type { FakeKubeApi } from '../kube/fakeKubeApi.ts';
 import { selfSignedCertificate } from '../tls/selfSigned.ts';
-import { runCheckOn, sampleValue } from './runCheckOn.ts';
+import { checkOptions, runCheckOn, sampleValue } from './runCheckOn.ts';
 
 /** The recorded API server, its anonymous side authorized from its RBAC objects. */
 let fake: FakeKubeApi;
@@ -76,7 +75,7 @@ function anonymousRequests(since: number) {
 }
 
 function options(overrides: Record<string, unknown> = {}) {
-  return v.parse(v.object(cveCheck.options), { probeTimeout: '2s', ...overrides });
+  return checkOptions(cveCheck, { probeTimeout: '2s', ...overrides });
 }
 
 function run(c: ClusterCase, overrides: Record<string, unknown> = {}): Promise<CheckOutcome> {
@@ -166,8 +165,18 @@ describe('cve check: CVE-2018-1002105 (fixed in 1.10.11, 1.11.5, 1.12.3)', () =>
     const since = fake.requests.length;
     const outcome = await run({ gitVersion: 'v1.12.2', ca: otherCa, anonymousDiscovery: true });
     // TLS failed, so nothing was learned: the published severity stands
-    assert.equal(finding(outcome, APISERVER_1002105)?.severity, 'warning');
+    const f = finding(outcome, APISERVER_1002105);
+    assert.equal(f?.severity, 'warning');
     assert.equal(anonymousRequests(since).length, 0);
+    // it did try, and says why it does not know
+    assert.ok(
+      f?.evidence.some((e) =>
+        /\/apis without credentials: the server's certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\) \(whether anyone may call discovery is unknown\)$/.test(
+          e,
+        ),
+      ),
+      f?.evidence.join('\n'),
+    );
   });
 
   it('does not probe /apis when no affected CVE needs it', async () => {
@@ -360,13 +369,42 @@ describe('cve check: what is looked at', () => {
 
   it('exports one 1/0 sample per table CVE of each component checked', async () => {
     const outcome = await run({ gitVersion: 'v1.26.0', kubeletVersion: 'v1.26.0' });
-    const table = shippedCveTable();
-    for (const component of ['apiserver', 'kubelet']) {
-      const expected = table.cves.filter((c) => c.components.includes(component as never)).length;
+    // the shipped table: 31 CVEs, 16 of the API server, 15 of the kubelet
+    assert.equal(shippedCveTable().cves.length, 31);
+    for (const [component, expected] of [
+      ['apiserver', 16],
+      ['kubelet', 15],
+    ] as const) {
       const got = outcome.samples?.filter((s) => s.labels.component === component) ?? [];
       assert.equal(got.length, expected, component);
+      // a 1 for exactly the CVEs reported as findings
+      assert.deepEqual(
+        got
+          .filter((s) => s.value === 1)
+          .map((s) => s.labels.cve)
+          .sort(),
+        outcome.findings
+          .filter((f) => f.id.endsWith(`:${component}`) && f.problem === 'VulnerableVersion')
+          .map((f) => f.id.split(':')[1])
+          .sort(),
+        component,
+      );
       assert.ok(got.every((s) => s.value === 0 || s.value === 1));
     }
+    assert.equal(
+      sampleValue(outcome, 'node_auditor_vulnerable', {
+        cve: 'CVE-2023-2431',
+        component: 'kubelet',
+      }),
+      1,
+    );
+    assert.equal(
+      sampleValue(outcome, 'node_auditor_vulnerable', {
+        cve: 'CVE-2018-1002105',
+        component: 'apiserver',
+      }),
+      0,
+    );
   });
 
   it('says when a reported version is not a version', async () => {

@@ -9,7 +9,6 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import pino from 'pino';
 import * as v from 'valibot';
 import type { CheckOutcome } from '../../agent/checks/check.ts';
 import {
@@ -17,7 +16,6 @@ import {
   kubeletAnonymousCheck,
 } from '../../agent/checks/kubeletAnonymous/kubeletAnonymousCheck.ts';
 import type { FindingDraft } from '../../agent/findings/finding.ts';
-import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { refusedUrl, startFakeKubelet, startFakeReadOnlyPort } from '../kubelet/fakeKubelet.ts';
 import type { FakeKubelet, FakeKubeletOptions } from '../kubelet/fakeKubelet.ts';
 import { runCheckOn, sampleValue } from './runCheckOn.ts';
@@ -427,24 +425,24 @@ describe('kubelet-anonymous check', () => {
     const server = await kubelet(t, { mode: 'always-allow', silent: true });
     const controller = new AbortController();
     const started = performance.now();
-    const running = kubeletAnonymousCheck.run({
-      host: new HostRoot(os.tmpdir()),
-      nodeName: 'k1-node01',
-      options: options({
-        url: server.url,
-        readOnlyUrl: await refusedUrl('http'),
-        requestTimeout: '10s',
-      }),
-      signal: controller.signal,
-      services: {},
-      log: pino({ level: 'silent' }),
-    });
+    const running = runCheckOn(
+      kubeletAnonymousCheck,
+      os.tmpdir(),
+      options({ url: server.url, readOnlyUrl: await refusedUrl('http'), requestTimeout: '10s' }),
+      {},
+      controller.signal,
+    );
     setTimeout(() => {
       controller.abort();
     }, 100);
     const outcome = await running;
     assert.ok(performance.now() - started < 2000);
-    assert.ok(outcome.findings.every((f) => f.severity === 'info'));
+    // nothing was learned, and it says why
+    assert.deepEqual(
+      outcome.findings.map((f) => `${f.severity} ${f.id}`),
+      ['info KubeletUnreachable:kubelet'],
+    );
+    assert.match(outcome.findings[0]?.message ?? '', /stopped \(the check was cancelled\)/);
   });
 
   it('rejects a target that is not an http(s) URL, naming the option', () => {

@@ -7,11 +7,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import * as v from 'valibot';
 import type { CheckOutcome } from '../../agent/checks/check.ts';
 import { kubeletCertCheck } from '../../agent/checks/kubeletCert/kubeletCertCheck.ts';
 import { requireTool, tempDir } from '../helpers.ts';
-import { runCheckOn } from './runCheckOn.ts';
+import { checkOptions, runCheckOn } from './runCheckOn.ts';
 
 const DAY = 24 * 3600 * 1000;
 
@@ -107,7 +106,7 @@ async function hostWith(t: TestContext, pem: string): Promise<string> {
   return root;
 }
 
-const options = v.parse(v.object(kubeletCertCheck.options), {});
+const options = checkOptions(kubeletCertCheck, {});
 
 function run(root: string): Promise<CheckOutcome> {
   return runCheckOn(kubeletCertCheck, root, options);

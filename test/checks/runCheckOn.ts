@@ -9,17 +9,26 @@ import { zombiesCheck } from '../../agent/checks/zombies/zombiesCheck.ts';
 import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { ProcessScans } from '../../agent/procfs/processScans.ts';
 
+/** A check's options as the config schema makes them: its defaults with `input` on top. */
+export function checkOptions<O extends v.ObjectEntriesAsync>(
+  check: Check<O>,
+  input: Record<string, unknown> = {},
+): v.InferOutput<v.ObjectSchemaAsync<O, undefined>> {
+  return v.parse(v.object(check.options as v.ObjectEntries), input) as never;
+}
+
 export function runCheckOn<O extends v.ObjectEntriesAsync>(
   check: Check<O>,
   root: string,
   options: v.InferOutput<v.ObjectSchemaAsync<O, undefined>>,
   services: CheckServices = {},
+  signal: AbortSignal = new AbortController().signal,
 ): Promise<CheckOutcome> {
   return check.run({
     host: new HostRoot(root),
     nodeName: 'k1-node01',
     options,
-    signal: new AbortController().signal,
+    signal,
     services,
     log: pino({ level: 'silent' }),
   });
@@ -38,12 +47,7 @@ export async function runProcessChecks(
   const infra = overrides.pause?.infraCommands as string[] | undefined;
   if (infra !== undefined) processes.setInfraCommands(infra);
   const run = <O extends v.ObjectEntriesAsync>(check: Check<O>) =>
-    runCheckOn(
-      check,
-      root,
-      v.parse(v.object(check.options as v.ObjectEntries), overrides[check.id] ?? {}) as never,
-      { processes },
-    );
+    runCheckOn(check, root, checkOptions(check, overrides[check.id] ?? {}), { processes });
   const [pause, zombies, inotify] = await Promise.all([
     run(pauseCheck),
     run(zombiesCheck),

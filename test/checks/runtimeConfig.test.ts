@@ -6,14 +6,13 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import * as v from 'valibot';
 import type { CheckOutcome } from '../../agent/checks/check.ts';
 import { runtimeConfigCheck } from '../../agent/checks/runtimeConfig/runtimeConfigCheck.ts';
 import type { FindingDraft } from '../../agent/findings/finding.ts';
 import { tempDir, writeFiles } from '../helpers.ts';
-import { runCheckOn } from './runCheckOn.ts';
+import { checkOptions, runCheckOn } from './runCheckOn.ts';
 
-const defaults = v.parse(v.object(runtimeConfigCheck.options), {});
+const defaults = checkOptions(runtimeConfigCheck, {});
 
 async function run(t: TestContext, files: Record<string, string | Buffer>): Promise<CheckOutcome> {
   const root = await tempDir(t);

@@ -5,7 +5,6 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import * as v from 'valibot';
 import { readPersistedSysctls } from '../../agent/checks/sysctl/persistedSysctls.ts';
 import { sysctlCheck } from '../../agent/checks/sysctl/sysctlCheck.ts';
 import type { SysctlOptions } from '../../agent/checks/sysctl/sysctlCheck.ts';
@@ -14,9 +13,9 @@ import type { CheckOutcome } from '../../agent/checks/check.ts';
 import type { FindingDraft } from '../../agent/findings/finding.ts';
 import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { copyFixtureHost, fixtureHost, writeFiles } from '../helpers.ts';
-import { runCheckOn } from './runCheckOn.ts';
+import { checkOptions, runCheckOn } from './runCheckOn.ts';
 
-const defaultOptions = v.parse(v.object(sysctlCheck.options), {});
+const defaultOptions = checkOptions(sysctlCheck, {});
 
 /** Options as the agent gets them from a profile override in its configuration. */
 async function optionsWithProfile(profileYaml: string): Promise<SysctlOptions> {

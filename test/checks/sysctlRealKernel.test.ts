@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { test } from 'node:test';
-import * as v from 'valibot';
 import { sysctlCheck } from '../../agent/checks/sysctl/sysctlCheck.ts';
-import { isRoot, requireTool } from '../helpers.ts';
-import { runCheckOn } from './runCheckOn.ts';
+import { requireRoot, requireTool } from '../helpers.ts';
+import { checkOptions, runCheckOn } from './runCheckOn.ts';
 
-const options = v.parse(v.object(sysctlCheck.options), {});
+const options = checkOptions(sysctlCheck, {});
 
 function run() {
   return runCheckOn(sysctlCheck, '/', options);
@@ -49,10 +48,7 @@ test('values read from the real /proc/sys are the ones procps sysctl reports', a
 });
 
 test('changing a real sysctl raises the finding, restoring it clears it', async (t) => {
-  if (!isRoot()) {
-    t.skip('needs root to write /proc/sys');
-    return;
-  }
+  if (!requireRoot(t, 'writing /proc/sys')) return;
   const file = '/proc/sys/kernel/panic';
   const original = (await fs.readFile(file, 'utf8')).trim();
   // kernel.panic only matters when the kernel panics; flipping it for a moment is harmless

@@ -4,7 +4,6 @@ import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { checkIds } from '../../agent/checks/registry.ts';
 import { REPO, fixtureHost, runCli, tempDir, writeFiles } from '../helpers.ts';
 
 const HOSTS = ['compliant', 'bad-runtime', 'no-br-netfilter', 'drift', 'precedence', 'garbage'];
@@ -155,9 +154,7 @@ test('usage errors print the usage and exit 2', async () => {
     ],
     [
       ['check', '--only', 'sysctl,nope'],
-      new RegExp(
-        `^node-auditor: --only: unknown check "nope" \\(checks: ${checkIds().join(', ')}\\)`,
-      ),
+      /^node-auditor: --only: unknown check "nope" \(checks: sysctl, logs, kubelet-cert, container-runtime, inotify, pause, zombies, kubelet-anonymous, apiserver-anonymous, cve, rbac\)/,
     ],
     [['config', '--only', 'sysctl'], /^node-auditor: --only is a flag of check, not of config/],
     [['check', 'extra'], /^node-auditor: unexpected argument "extra"/],

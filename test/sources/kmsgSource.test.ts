@@ -12,7 +12,7 @@ import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { KmsgSource } from '../../agent/sources/kmsgSource.ts';
 import type { KmsgCheckpoint } from '../../agent/sources/kmsgSource.ts';
 import type { LogRecord } from '../../agent/sources/logRecord.ts';
-import { isRoot } from '../helpers.ts';
+import { requireRoot } from '../helpers.ts';
 
 const DEVKMSG = '/proc/sys/kernel/printk_devkmsg';
 
@@ -65,10 +65,7 @@ async function follow(
 function tagged(
   t: TestContext,
 ): { tag: string; write: (text: string) => void; mine: (r: LogRecord[]) => string[] } | undefined {
-  if (!isRoot()) {
-    t.skip('writing to /dev/kmsg needs root');
-    return undefined;
-  }
+  if (!requireRoot(t, 'writing to /dev/kmsg')) return undefined;
   const tag = `node-auditor-test-${randomBytes(4).toString('hex')}`;
   return {
     tag,
