@@ -18,7 +18,7 @@ export interface NodeHealth {
   kubeletHealthy?: boolean;
 }
 
-export const LOG_CHECK = 'logs';
+const LOG_CHECK = 'logs';
 
 export function attributeCauses(active: readonly Finding[], health: NodeHealth): Set<Cause> {
   const unhealthy = health.nodeReady === false || health.kubeletHealthy === false;

@@ -26,7 +26,7 @@ const fileEntry = v.union([
   }),
 ]);
 
-export const DEFAULT_JOURNAL_IDENTIFIERS = [
+const DEFAULT_JOURNAL_IDENTIFIERS = [
   'kubelet',
   'containerd',
   'dockerd',
@@ -34,7 +34,7 @@ export const DEFAULT_JOURNAL_IDENTIFIERS = [
   'systemd',
   'kernel',
 ];
-export const DEFAULT_JOURNAL_UNITS = [
+const DEFAULT_JOURNAL_UNITS = [
   'kubelet.service',
   'containerd.service',
   'docker.service',

@@ -18,7 +18,7 @@ export interface LogState {
   tracker?: TrackerSnapshot;
 }
 
-export const LOG_STATE_FILE = 'logs.json';
+const LOG_STATE_FILE = 'logs.json';
 
 /** The saved state, or undefined when there is none (or it is unreadable: start afresh). */
 export async function loadLogState(stateDir: string): Promise<LogState | undefined> {

@@ -23,7 +23,7 @@ import type { LogRecord } from '../sources/logRecord.ts';
 import { matchArguments } from '../sources/journaldSource.ts';
 
 /** Files larger than this get a progress line on stderr. */
-export const PROGRESS_MIN_BYTES = 100 * 1024 * 1024;
+const PROGRESS_MIN_BYTES = 100 * 1024 * 1024;
 const CHUNK_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;
 const LF = Buffer.from('\n');
@@ -157,7 +157,7 @@ export async function scanLogs(
 }
 
 /** What a file holds, from its first bytes (under gzip, if compressed). */
-export async function sniffFormat(path: string): Promise<{ format: InputFormat; gzip: boolean }> {
+async function sniffFormat(path: string): Promise<{ format: InputFormat; gzip: boolean }> {
   const handle = await fs.open(path, 'r');
   let head: Buffer;
   try {

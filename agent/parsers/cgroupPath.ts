@@ -64,9 +64,7 @@ function lines(text: string): Line[] {
 }
 
 /** Pod and container of one path, or undefined when the path names neither. */
-export function identifyCgroupPath(
-  path: string,
-): Omit<CgroupIdentity, 'path' | 'podPidsDir'> | undefined {
+function identifyCgroupPath(path: string): Omit<CgroupIdentity, 'path' | 'podPidsDir'> | undefined {
   const segments = path.split('/');
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i] as string;

@@ -99,9 +99,7 @@ function describeJson(value: unknown): string {
  * The text of a config file as dockerd decodes it: a UTF-8 BOM is dropped, a UTF-16 BOM
  * (Notepad and PowerShell write them) selects UTF-16; what remains must be valid UTF-8.
  */
-export function decodeConfigBytes(
-  bytes: Buffer,
-): { text: string } | { error: DockerDaemonJsonError } {
+function decodeConfigBytes(bytes: Buffer): { text: string } | { error: DockerDaemonJsonError } {
   if (bytes[0] === 0xff && bytes[1] === 0xfe)
     return { text: bytes.subarray(2).toString('utf16le') };
   if (bytes[0] === 0xfe && bytes[1] === 0xff) {

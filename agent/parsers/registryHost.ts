@@ -8,7 +8,7 @@ LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
 LOOPBACK.addAddress('::1', 'ipv6');
 
 /** The host part of "host", "host:port" or "[v6]:port" (brackets removed, lower-cased). */
-export function hostOnly(hostPort: string): string {
+function hostOnly(hostPort: string): string {
   const value = hostPort.trim().toLowerCase();
   if (value.startsWith('[')) {
     const close = value.indexOf(']');

@@ -15,10 +15,10 @@ export interface ProcessOwner {
   containerId?: string;
 }
 
-export const HOST_OWNER: ProcessOwner = { namespace: '', pod: '', container: '' };
+const HOST_OWNER: ProcessOwner = { namespace: '', pod: '', container: '' };
 
 /** The infra container's name in labels, as the kubelet and docker called it. */
-export const INFRA_CONTAINER = 'POD';
+const INFRA_CONTAINER = 'POD';
 
 /** comm of pod infra processes by default (checks.pause.infraCommands): the pause image's /pause. */
 export const DEFAULT_INFRA_COMMANDS: readonly string[] = ['pause'];

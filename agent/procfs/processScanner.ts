@@ -30,7 +30,7 @@ import { ProcReader, isDenied } from './procReader.ts';
 const SLICE_MS = 8;
 const REVALIDATE_EVERY = 16;
 /** USER_HZ: the unit of stat's start time on every Linux architecture Kubernetes runs on. */
-export const CLOCK_TICKS_PER_SECOND = 100;
+const CLOCK_TICKS_PER_SECOND = 100;
 const INOTIFY_LINK = 'anon_inode:inotify';
 /** Shared by the processes that hold none (nearly all): one array less per process per scan. */
 const NO_INSTANCES: readonly InotifyInstance[] = Object.freeze([]);

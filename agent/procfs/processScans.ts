@@ -8,7 +8,7 @@ import type { ProcessScan } from './processScanner.ts';
 import { FirstSeen, UsageTrend } from './scanHistory.ts';
 
 /** A scan younger than this (from its end) is reused rather than done again. */
-export const SCAN_REUSE_MS = 10_000;
+const SCAN_REUSE_MS = 10_000;
 
 export class ProcessScans {
   private readonly scanner: ProcessScanner;

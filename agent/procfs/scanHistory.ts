@@ -4,7 +4,7 @@
 
 const MAX_SAMPLES = 240;
 
-export interface TrendSample {
+interface TrendSample {
   at: number;
   value: number;
 }

@@ -16,7 +16,7 @@ import { problemOf } from './ruleSpec.ts';
 import type { RuleSpec, SourceKind } from './ruleSpec.ts';
 
 /** Quiet period of a rule that says nothing about clearing. */
-export const DEFAULT_QUIET_MS = 10 * 60_000;
+const DEFAULT_QUIET_MS = 10 * 60_000;
 
 export interface CompiledRule {
   /** Position in RuleSet.rules. */

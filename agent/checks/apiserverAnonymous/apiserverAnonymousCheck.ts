@@ -22,11 +22,11 @@ import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { Check, ClusterService } from '../check.ts';
 
 /** Answering these is what system:public-info-viewer is for (health probes, kubectl version). */
-export const PUBLIC_PATHS = ['/version', '/healthz', '/livez', '/readyz'] as const;
+const PUBLIC_PATHS = ['/version', '/healthz', '/livez', '/readyz'] as const;
 /** API discovery: the resource map of the cluster. */
 export const DISCOVERY_PATHS = ['/api', '/apis'] as const;
 /** A resource read: anonymous must never have one. */
-export const RESOURCE_PATHS = ['/api/v1/namespaces'] as const;
+const RESOURCE_PATHS = ['/api/v1/namespaces'] as const;
 /** The aggregated API the seeds' metrics-server serves (probed when it is registered). */
 const METRICS_GROUP = 'metrics.k8s.io';
 

@@ -19,7 +19,7 @@ const runtimeSchema = v.strictObject({
   protocol: v.optional(v.picklist(['grpc', 'http']), 'grpc'),
 });
 
-export const DEFAULT_RUNTIMES = [
+const DEFAULT_RUNTIMES = [
   { name: 'containerd', socket: '/run/containerd/containerd.sock', protocol: 'grpc' },
   { name: 'crio', socket: '/var/run/crio/crio.sock', protocol: 'grpc' },
   { name: 'cri-dockerd', socket: '/var/run/cri-dockerd.sock', protocol: 'grpc' },

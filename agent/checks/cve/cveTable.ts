@@ -8,7 +8,7 @@ import { compareKubeVersions, coreVersion, parseKubeVersion } from '../../parser
 import type { KubeVersion } from '../../parsers/kubeVersion.ts';
 
 /** Components a table entry may name; the cve check looks at apiserver and kubelet. */
-export const CVE_COMPONENTS = [
+const CVE_COMPONENTS = [
   'apiserver',
   'kubelet',
   'kube-proxy',
@@ -18,14 +18,14 @@ export const CVE_COMPONENTS = [
 ] as const;
 export type CveComponent = (typeof CVE_COMPONENTS)[number];
 
-export const CVE_SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
+const CVE_SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
 export type CveSeverity = (typeof CVE_SEVERITIES)[number];
 
 /**
  * Conditions, seen by the agent, under which an affected version is exploitable by anyone:
  * - anonymous-discovery: the API server answers discovery (/apis) without credentials.
  */
-export const CRITICAL_WHEN = ['anonymous-discovery'] as const;
+const CRITICAL_WHEN = ['anonymous-discovery'] as const;
 export type CriticalWhen = (typeof CRITICAL_WHEN)[number];
 
 const VERSION = /^\d{1,4}\.\d{1,4}\.\d{1,6}$/;
@@ -167,7 +167,7 @@ function inRange(range: AffectedRange, running: KubeVersion): boolean {
  * has one above the running version, otherwise the lowest fixed release above it (the minor is
  * out of support and never got the fix).
  */
-export function fixFor(entry: CveEntry, running: KubeVersion): string | undefined {
+function fixFor(entry: CveEntry, running: KubeVersion): string | undefined {
   const fixes = entry.affected
     .map((r) => r.fixed)
     .filter((f): f is string => f !== undefined)

@@ -54,7 +54,7 @@ export interface InotifyUsage {
 }
 
 /** Usage per UID and per process from one scan (inherited instances counted once). */
-export function inotifyUsage(
+function inotifyUsage(
   scan: ProcessScan,
   pods: PodLookup | undefined,
   infra: ReadonlySet<string>,
@@ -124,7 +124,7 @@ function consumerLine(c: Consumer, kind: 'watches' | 'instances'): string {
   return `${amount} (${also}): ${describeProcess(c.process)}, uid ${c.uid}, ${describeOwner(c.owner)}`;
 }
 
-export function formatEta(seconds: number): string {
+function formatEta(seconds: number): string {
   return formatDuration(Math.round(seconds) * 1000);
 }
 
@@ -300,7 +300,7 @@ export const inotifyCheck: Check<typeof options> = {
 };
 
 /** Info: some processes' fds are not readable (not root, or no CAP_SYS_PTRACE). */
-export function scanIncompleteFinding(scan: ProcessScan): FindingDraft {
+function scanIncompleteFinding(scan: ProcessScan): FindingDraft {
   return draft('ProcessScanIncomplete', undefined, {
     severity: 'info',
     title: 'some processes could not be inspected',

@@ -35,7 +35,7 @@ export interface CertificateFacts {
 }
 
 /** The certificate in a PEM file's text (the first CERTIFICATE block), or undefined. */
-export async function readCertificate(pem: string): Promise<CertificateFacts | undefined> {
+async function readCertificate(pem: string): Promise<CertificateFacts | undefined> {
   const block = CERTIFICATE.exec(pem)?.[0];
   if (block === undefined) return undefined;
   // node:crypto only when a certificate is there to read: most runs of the agent need none of it.

@@ -166,7 +166,7 @@ export interface EffectiveKubeletConfig {
 }
 
 /** The kubelet's default --cert-dir. */
-export const DEFAULT_CERT_DIR = '/var/lib/kubelet/pki';
+const DEFAULT_CERT_DIR = '/var/lib/kubelet/pki';
 
 function coerce(type: ValueType, value: unknown): { value: unknown } | { problem: string } {
   // The kubelet decodes strictly typed: "false" in quotes is a string, not a boolean.

@@ -26,7 +26,7 @@ const options = {
   ),
 };
 
-export const SANDBOX_STATES = [
+const SANDBOX_STATES = [
   'ok',
   'not_pid1',
   'no_sigchld_handler',

@@ -56,7 +56,7 @@ const LEGACY_BINDINGS = new Set(['system:basic-user', 'system:discovery']);
 const AUTOUPDATE = 'rbac.authorization.kubernetes.io/autoupdate';
 const READ_VERBS = new Set(['get', 'list', 'watch']);
 
-export function isAnonymousSubject(s: Subject): boolean {
+function isAnonymousSubject(s: Subject): boolean {
   return (
     (s.kind === 'Group' && s.name === 'system:unauthenticated') ||
     (s.kind === 'User' && s.name === 'system:anonymous')

@@ -14,7 +14,7 @@ import type { Assertion, Re2Node } from './re2Syntax.ts';
 let linearFallbackEnabled = false;
 
 /** Process-wide, before any rule is compiled: RegExps compiled afterwards get the fallback. */
-export function enableLinearTimeFallback(): void {
+function enableLinearTimeFallback(): void {
   if (linearFallbackEnabled) return;
   v8.setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
   linearFallbackEnabled = true;

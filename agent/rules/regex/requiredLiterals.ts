@@ -8,7 +8,7 @@
 import type { Re2Node } from './re2Syntax.ts';
 
 /** Shorter literals would make almost every line a candidate. */
-export const MIN_LITERAL_LENGTH = 3;
+const MIN_LITERAL_LENGTH = 3;
 /** Alternatives kept per pattern: beyond this, looking for all of them costs more than it saves. */
 const MAX_ALTERNATIVES = 32;
 const MAX_LITERAL_LENGTH = 64;

@@ -19,7 +19,7 @@ export interface IncidentJson {
   severity: string;
 }
 
-export function incidentJson(incident: Incident): IncidentJson {
+function incidentJson(incident: Incident): IncidentJson {
   return {
     // A kernel problem has no NotReady cause: its problem id stands in.
     cause: incident.cause ?? incident.problem,
