@@ -12,7 +12,6 @@ export interface ProcessOwner {
   pod: string;
   container: string;
   podUid?: string;
-  containerId?: string;
 }
 
 const HOST_OWNER: ProcessOwner = { namespace: '', pod: '', container: '' };
@@ -31,11 +30,7 @@ export function ownerOf(
   const cgroup = p.cgroup;
   if (cgroup === undefined || cgroup === null || cgroup.podUid === undefined) {
     if (cgroup?.containerId !== undefined)
-      return {
-        ...HOST_OWNER,
-        container: cgroup.containerId.slice(0, 12),
-        containerId: cgroup.containerId,
-      };
+      return { ...HOST_OWNER, container: cgroup.containerId.slice(0, 12) };
     return HOST_OWNER;
   }
   const uid = cgroup.podUid;
@@ -56,7 +51,6 @@ export function ownerOf(
     pod: pod?.name ?? uid,
     container,
     podUid: uid,
-    ...(id === undefined ? {} : { containerId: id }),
   };
 }
 

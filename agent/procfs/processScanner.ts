@@ -63,8 +63,6 @@ export interface ProcessInfo {
   pidNs?: number;
   /** Open fds, when they could be counted. */
   fds?: number;
-  /** Its fds could not be read (permissions): inotify use unknown. */
-  fdsDenied?: boolean;
   inotify: readonly InotifyInstance[];
 }
 
@@ -189,7 +187,6 @@ export class ProcessScanner {
       if (!info.kernelThread && info.state !== 'Z') {
         const result = await this.readFds(dir, info, scanNumber, slicer);
         if (result === 'denied') {
-          info.fdsDenied = true;
           fdsDenied++;
         } else if (result !== undefined) {
           nextCache.set(pid, result.entry);
