@@ -31,6 +31,9 @@ export function duration(min: number) {
   );
 }
 
+/** A path as the host sees it (read under --host-root): absolute. */
+export const hostPath = v.pipe(v.string(), v.startsWith('/', 'must be an absolute host path'));
+
 /** A percentage option (1-100) with its default. */
 export function percent(fallback: number) {
   return v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(100)), fallback);

@@ -3,11 +3,9 @@
 // detector file that does not load rejects the configuration by name (at start: exit 2; on a
 // reload: the old configuration stays).
 import * as v from 'valibot';
-import { duration } from '../config/configSchema.ts';
+import { duration, hostPath } from '../config/configSchema.ts';
 import { builtinRuleIds, loadNpdRules } from '../rules/catalogue.ts';
 import { ruleSpecSchema } from '../rules/ruleSpec.ts';
-
-const hostPath = v.pipe(v.string(), v.startsWith('/', 'must be an absolute host path'));
 
 const fileEntry = v.union([
   v.pipe(

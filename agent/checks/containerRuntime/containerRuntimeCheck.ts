@@ -4,7 +4,7 @@
 // NotReady within minutes. On a kubelet node with no runtime socket at all, the runtime is not
 // running (runtimes remove their socket when they stop cleanly).
 import * as v from 'valibot';
-import { duration } from '../../config/configSchema.ts';
+import { duration, hostPath } from '../../config/configSchema.ts';
 import { durationMs } from '../../config/duration.ts';
 import { CAUSE_REMEDIATION } from '../../findings/causes.ts';
 import type { FindingDraft } from '../../findings/finding.ts';
@@ -15,7 +15,7 @@ import type { ProbeResult } from './runtimeProbe.ts';
 
 const runtimeSchema = v.strictObject({
   name: v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9-]*$/, 'must be a lower-case name')),
-  socket: v.pipe(v.string(), v.startsWith('/', 'must be an absolute host path')),
+  socket: hostPath,
   protocol: v.optional(v.picklist(['grpc', 'http']), 'grpc'),
 });
 
@@ -32,10 +32,7 @@ const options = {
   /** How long a runtime has to answer. */
   probeTimeout: v.optional(duration(100), '3s'),
   /** A kubelet node: with none of the sockets present there, the runtime is not running. */
-  kubeletDir: v.optional(
-    v.pipe(v.string(), v.startsWith('/', 'must be an absolute host path')),
-    '/var/lib/kubelet',
-  ),
+  kubeletDir: v.optional(hostPath, '/var/lib/kubelet'),
 };
 
 export const containerRuntimeCheck: Check<typeof options> = {

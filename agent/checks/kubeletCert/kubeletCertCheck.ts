@@ -7,7 +7,7 @@
 // The file (kubelet-client-current.pem, a link to a dated file) holds the private key too: only
 // the CERTIFICATE block is parsed, and nothing else from the file is ever logged or reported.
 import * as v from 'valibot';
-import { duration } from '../../config/configSchema.ts';
+import { duration, hostPath } from '../../config/configSchema.ts';
 import { durationMs } from '../../config/duration.ts';
 import { CAUSE_REMEDIATION } from '../../findings/causes.ts';
 import type { FindingDraft } from '../../findings/finding.ts';
@@ -16,10 +16,7 @@ import type { Check } from '../check.ts';
 
 const options = {
   /** The kubelet's client certificate (host path); a link is followed inside the host root. */
-  path: v.optional(
-    v.pipe(v.string(), v.startsWith('/', 'must be an absolute host path')),
-    '/var/lib/kubelet/pki/kubelet-client-current.pem',
-  ),
+  path: v.optional(hostPath, '/var/lib/kubelet/pki/kubelet-client-current.pem'),
   /** Warn this long before it expires. */
   warnBefore: v.optional(duration(0), '7d'),
 };

@@ -29,8 +29,7 @@ import type { AuditedFile, FileRule } from './kubeletFilePermissions.ts';
 import { processScans } from '../processChecks.ts';
 import { findKubelet } from './kubeletProcess.ts';
 import type { KubeletSearch } from './kubeletProcess.ts';
-
-const hostPath = v.pipe(v.string(), v.startsWith('/', 'must be an absolute host path'));
+import { hostPath } from '../../config/configSchema.ts';
 
 const options = {
   /**

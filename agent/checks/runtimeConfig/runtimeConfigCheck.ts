@@ -15,21 +15,21 @@
 // never has them in memory.
 import * as v from 'valibot';
 import type { Check } from '../check.ts';
+import { hostPath } from '../../config/configSchema.ts';
 
-const hostPath = (fallback: string) =>
-  v.optional(v.pipe(v.string(), v.startsWith('/', 'must be an absolute host path')), fallback);
+const hostFile = (fallback: string) => v.optional(hostPath, fallback);
 
 const options = {
   /** dockerd's configuration (host path); dockerd's own --config-file wins when it runs. */
-  dockerDaemonJson: hostPath('/etc/docker/daemon.json'),
+  dockerDaemonJson: hostFile('/etc/docker/daemon.json'),
   /** dockerd's pid file: how its command line (/proc/<pid>/cmdline) is found. */
-  dockerPidFile: hostPath('/var/run/docker.pid'),
+  dockerPidFile: hostFile('/var/run/docker.pid'),
   /** containerd's configuration. */
-  containerdConfig: hostPath('/etc/containerd/config.toml'),
+  containerdConfig: hostFile('/etc/containerd/config.toml'),
   /** containerd's registry hosts directory (<host>/hosts.toml); config_path adds others. */
-  containerdCertsDir: hostPath('/etc/containerd/certs.d'),
+  containerdCertsDir: hostFile('/etc/containerd/certs.d'),
   /** containers-registries.conf (CRI-O, podman); "<file>.d/*.conf" drop-ins are read too. */
-  registriesConf: hostPath('/etc/containers/registries.conf'),
+  registriesConf: hostFile('/etc/containers/registries.conf'),
 };
 
 export type RuntimeConfigOptions = v.InferOutput<v.ObjectSchema<typeof options, undefined>>;
