@@ -28,6 +28,28 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
+  {
+    // What the agent must not load at start-up, for its memory budget (bench/RESULTS.md).
+    files: ['agent/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            ...['node:fs/promises', 'fs/promises'].map((name) => ({
+              name,
+              message: 'use agent/host/asyncFs.ts (it says why)',
+            })),
+            {
+              name: 'node:fs',
+              importNames: ['promises'],
+              message: 'use agent/host/asyncFs.ts (it says why)',
+            },
+          ],
+        },
+      ],
+    },
+  },
   { files: ['**/*.js', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },
   {
     files: ['**/*.cjs'],

@@ -4,7 +4,8 @@
 // without an error (a ConfigMap item in a subdirectory: the watched directory is the old
 // timestamped one, deleted by the first swap), and inotify itself may be exhausted, the very
 // problem this agent looks for.
-import { promises as fs, watch } from 'node:fs';
+import { watch } from 'node:fs';
+import * as fs from '../host/asyncFs.ts';
 import type { FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';

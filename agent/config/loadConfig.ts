@@ -2,7 +2,7 @@
 // < flags. Validate the merged result with the one schema, then freeze it. Every error names
 // the setting and where its value came from (the file, the env var or the flag); the CLI exits
 // 2 on them, a reload keeps the old configuration.
-import { promises as fs } from 'node:fs';
+import * as fs from '../host/asyncFs.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { load as parseYaml } from 'js-yaml';

@@ -1,7 +1,8 @@
 // Every read of the host goes through HostRoot, rooted at --host-root ("/" on a host, "/host"
 // in the DaemonSet). Checks name host paths as the host sees them ("/etc/sysctl.d/x.conf");
 // only this module knows where they really are.
-import { constants, promises as fs } from 'node:fs';
+import { constants } from 'node:fs';
+import * as fs from './asyncFs.ts';
 import path from 'node:path';
 import { AuditorError, ErrorCode, errnoCode } from '../errors.ts';
 import { byCodeUnit } from '../findings/finding.ts';

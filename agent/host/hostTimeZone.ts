@@ -1,7 +1,7 @@
 // Syslog's traditional timestamps carry no zone: they are the host's local time. In a container
 // the agent's own zone is UTC, so it adopts the host's (from /etc/timezone or the /etc/localtime
 // link) unless TZ is set explicitly.
-import { promises as fs } from 'node:fs';
+import * as fs from './asyncFs.ts';
 import type { HostRoot } from './hostRoot.ts';
 
 /** The host's IANA zone name, or undefined when it cannot be told. */

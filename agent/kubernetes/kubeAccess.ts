@@ -6,7 +6,7 @@
 // node:https (kubeApi.ts).
 import { spawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import * as fs from '../host/asyncFs.ts';
 import path from 'node:path';
 import { newClusters, newContexts, newUsers } from '@kubernetes/client-node/dist/config_types.js';
 import type { Cluster, User } from '@kubernetes/client-node/dist/config_types.js';

@@ -2,7 +2,7 @@
 // checks here, no client: a node without a cluster never loads the Kubernetes code (about
 // 6 MiB of RSS; bench/RESULTS.md). Order (DESIGN.md): an explicit kubeconfig (--kubeconfig or
 // `kubeconfig` in the config), else in-cluster (the pod's ServiceAccount), else $KUBECONFIG.
-import { promises as fs } from 'node:fs';
+import * as fs from '../host/asyncFs.ts';
 import path from 'node:path';
 
 /** Where Kubernetes mounts the ServiceAccount of a pod. */

@@ -2,7 +2,7 @@
 // position and the incidents with their count windows, written together (atomically: a
 // temporary file renamed into place), so positions and incidents always agree. After a crash the
 // lines since the last save are read again and counted once, against the incidents as saved.
-import { promises as fs } from 'node:fs';
+import * as fs from '../host/asyncFs.ts';
 import path from 'node:path';
 import type { TrackerSnapshot } from '../incidents/incidentTracker.ts';
 import type { FileSourceState } from '../sources/fileSource.ts';

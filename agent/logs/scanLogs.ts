@@ -7,7 +7,8 @@
 // export`, binary journal files and journal directories (read with journalctl), each possibly
 // gzip-compressed (rotated syslog.2.gz). Several files are read oldest first (by mtime).
 import { spawn } from 'node:child_process';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import * as fs from '../host/asyncFs.ts';
 import type { Stats } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';

@@ -1,6 +1,6 @@
 // The rules in force: the built-in catalogue (builtinRules.json, data reviewed like code), minus
 // the ones an operator disabled, plus operators' own rules and node-problem-detector configs.
-import { promises as fs } from 'node:fs';
+import * as fs from '../host/asyncFs.ts';
 import * as v from 'valibot';
 import { fileErrorReason } from '../errors.ts';
 import builtinCatalogue from './builtinRules.json' with { type: 'json' };

@@ -11,7 +11,7 @@
 //   processed line ended, in the rotated file if it was rotated meanwhile.
 // Lines longer than maxLineBytes are cut (and counted); bytes are bytes: invalid UTF-8 and binary
 // garbage pass through to the matcher, which decodes only candidate lines.
-import { promises as fs } from 'node:fs';
+import * as fs from '../host/asyncFs.ts';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';

@@ -6,7 +6,7 @@
 // resumes right after the last entry handled.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import * as fs from '../host/asyncFs.ts';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.ts';

@@ -6,7 +6,8 @@
 // counted, nothing stops. The ring holds the boot's recent history: records older than the
 // lookback (or already handled before a restart, by sequence number in the same boot) are
 // skipped, the rest followed.
-import { constants, promises as fs } from 'node:fs';
+import { constants } from 'node:fs';
+import * as fs from '../host/asyncFs.ts';
 import type { Logger } from 'pino';
 import { describeError, errnoCode } from '../errors.ts';
 import type { HostRoot } from '../host/hostRoot.ts';

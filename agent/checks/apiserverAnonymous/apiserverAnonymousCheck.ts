@@ -6,7 +6,7 @@
 // 200 are: they are what CVE-2018-1002105 needed, and the seeds' clusters had them because
 // before 1.14 system:unauthenticated was bound to system:basic-user and system:discovery.
 // Cluster-wide, so in `run` only the leader probes; in `check` it always does.
-import { promises as fs } from 'node:fs';
+import * as fs from '../../host/asyncFs.ts';
 import * as v from 'valibot';
 import { duration } from '../../config/configSchema.ts';
 import { durationMs } from '../../config/duration.ts';

@@ -13,7 +13,8 @@
 //
 // The API server is the cluster's, not the node's: only the leader (always, in `check`) reports
 // it, so a fleet does not raise the same finding from every node. The kubelet is this node's.
-import { promises as fs, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import * as fs from '../../host/asyncFs.ts';
 import type { Logger } from 'pino';
 import * as v from 'valibot';
 import { duration } from '../../config/configSchema.ts';

@@ -3,7 +3,7 @@
 // should be owned by root:root and be no more open than its rule's mode ("bitmask": no
 // permission bit outside it). HostRoot reads files but has no stat, so the file is stat'ed at
 // host.localPath() (links resolved inside the host root) with node:fs.
-import { promises as fs } from 'node:fs';
+import * as fs from '../../host/asyncFs.ts';
 import type { Stats } from 'node:fs';
 import { errnoCode, fileErrorReason } from '../../errors.ts';
 import type { HostRoot } from '../../host/hostRoot.ts';

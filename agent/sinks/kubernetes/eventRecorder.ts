@@ -10,7 +10,7 @@
 //   out in order when it returns. The one being sent is held apart: drops never touch it;
 // - what was sent, and which incidents were reported, is kept in a state file, so a restart
 //   neither replays an Event nor counts an incident twice.
-import { promises as fs } from 'node:fs';
+import * as fs from '../../host/asyncFs.ts';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { Backoff } from '../../kubernetes/backoff.ts';

@@ -1,0 +1,76 @@
+// The promise-returning file system calls the agent makes, over Node's callback API, with the
+// same names and results as node:fs/promises for the part the agent uses.
+//
+// Why not node:fs/promises itself: on Node 24, loading it also loads readline and the REPL's
+// history modules (for FileHandle.readLines), which cost about 0.85 MiB of RSS on every node
+// and are never used (bench/RESULTS.md, "what the agent's memory is"). eslint.config.js keeps
+// agent/ from importing it again. Tests and benchmarks may use it.
+import fs from 'node:fs';
+import type { Stats } from 'node:fs';
+import { promisify } from 'node:util';
+
+export const readFile = promisify(fs.readFile);
+export const writeFile = promisify(fs.writeFile);
+export const readdir = promisify(fs.readdir);
+export const readlink = promisify(fs.readlink);
+export const stat = promisify(fs.stat);
+export const lstat = promisify(fs.lstat);
+export const access = promisify(fs.access);
+export const mkdir = promisify(fs.mkdir);
+export const rename = promisify(fs.rename);
+
+const openFd = promisify(fs.open);
+const closeFd = promisify(fs.close);
+const fstat = promisify(fs.fstat);
+const readFd = promisify(fs.read);
+
+/** An open file, as FileHandle of node:fs/promises for the calls the agent makes. */
+export class FileHandle {
+  #fd: number;
+
+  constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** Reads at `position`, or from the current file position when it is null. */
+  async read(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number | null,
+  ): Promise<{ bytesRead: number; buffer: Buffer }> {
+    return readFd(this.open(), buffer, offset, length, position);
+  }
+
+  async stat(): Promise<Stats> {
+    return fstat(this.open());
+  }
+
+  async readFile(encoding: 'utf8'): Promise<string> {
+    return readFile(this.open(), encoding);
+  }
+
+  /**
+   * Closes the descriptor once; closing again does nothing (never closes a number the kernel
+   * has since given to another file).
+   */
+  async close(): Promise<void> {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.#fd = -1;
+    await closeFd(fd);
+  }
+
+  private open(): number {
+    if (this.#fd < 0) throw Object.assign(new Error('file already closed'), { code: 'EBADF' });
+    return this.#fd;
+  }
+}
+
+export async function open(path: string, flags: string | number): Promise<FileHandle> {
+  return new FileHandle(await openFd(path, flags));
+}

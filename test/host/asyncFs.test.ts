@@ -1,0 +1,54 @@
+// The agent's promise-returning file calls (agent/host/asyncFs.ts), over Node's callback API:
+// the results callers rely on, and a descriptor closed only once.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import * as fs from '../../agent/host/asyncFs.ts';
+
+test('asyncFs: read at a position and from the file position, stat, readFile', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'asyncfs-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'a.log');
+  await writeFile(file, 'first line\nsecond line\n');
+  const handle = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(6);
+    assert.deepEqual(await handle.read(buf, 0, 6, 11), { bytesRead: 6, buffer: buf });
+    assert.equal(buf.toString(), 'second');
+    const head = Buffer.alloc(5);
+    await handle.read(head, 0, 5, null);
+    assert.equal(head.toString(), 'first');
+    assert.equal((await handle.stat()).size, 23);
+    assert.equal(await handle.readFile('utf8'), ' line\nsecond line\n'); // from the file position
+  } finally {
+    await handle.close();
+  }
+  assert.deepEqual(
+    (await fs.readdir(dir, { withFileTypes: true })).map((e) => [e.name, e.isFile()]),
+    [['a.log', true]],
+  );
+  await assert.rejects(fs.readFile(path.join(dir, 'missing')), { code: 'ENOENT' });
+});
+
+test('asyncFs: closing twice never closes the file that reused the descriptor', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'asyncfs-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(path.join(dir, 'a'), 'A');
+  await writeFile(path.join(dir, 'b'), 'B');
+  const a = await fs.open(path.join(dir, 'a'), 'r');
+  const fdOfA = a.fd;
+  await a.close();
+  const b = await fs.open(path.join(dir, 'b'), 'r');
+  try {
+    assert.equal(b.fd, fdOfA, 'the kernel gives the lowest free descriptor back');
+    await a.close(); // a second close of a: must not close b
+    const buf = Buffer.alloc(1);
+    await b.read(buf, 0, 1, 0);
+    assert.equal(buf.toString(), 'B');
+    await assert.rejects(a.read(buf, 0, 1, 0), { code: 'EBADF' });
+  } finally {
+    await b.close();
+  }
+});
