@@ -45,6 +45,11 @@ export default tseslint.config(
               importNames: ['promises'],
               message: 'use agent/host/asyncFs.ts (it says why)',
             },
+            {
+              name: 'js-yaml',
+              message: 'use jsYaml() from agent/parsers/yaml.ts: js-yaml is loaded on first use',
+              allowTypeImports: true,
+            },
           ],
         },
       ],

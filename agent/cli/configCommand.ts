@@ -1,6 +1,6 @@
 // `node-auditor config`: the effective configuration, after defaults, file, env and flags.
-import { dump } from 'js-yaml';
 import { loadConfig } from '../config/loadConfig.ts';
+import { jsYaml } from '../parsers/yaml.ts';
 import type { ConfigInputs } from '../config/loadConfig.ts';
 
 export async function configCommand(
@@ -15,6 +15,7 @@ export async function configCommand(
     out.write(
       `# node-auditor effective configuration: built-in defaults < ${file ?? '(no config file)'} < NODE_AUDITOR_* environment < flags\n`,
     );
+    const { dump } = await jsYaml();
     out.write(dump(config, { lineWidth: -1 }));
   }
   return 0;

@@ -5,11 +5,11 @@
 import * as fs from '../host/asyncFs.ts';
 import os from 'node:os';
 import path from 'node:path';
-import { load as parseYaml } from 'js-yaml';
 import * as v from 'valibot';
 import { CHECKS } from '../checks/registry.ts';
 import type { Check } from '../checks/check.ts';
 import { AuditorError, ErrorCode, fileErrorReason } from '../errors.ts';
+import { jsYaml } from '../parsers/yaml.ts';
 import { configSchema } from './configSchema.ts';
 import type { Config } from './configSchema.ts';
 import { describeSchema, keysAt } from './schemaWalk.ts';
@@ -70,7 +70,7 @@ export async function loadConfig(
   const fileRead = file === undefined ? undefined : await readConfigFile(file);
   if (file !== undefined && fileRead !== undefined)
     layers.push({ source: file, doc: fileRead.doc });
-  layers.push(...envLayers(env, schema));
+  layers.push(...(await envLayers(env, schema)));
   for (const [flag, setting] of Object.entries(CONFIG_FLAGS)) {
     const value = inputs.flags?.[flag as ConfigFlag];
     if (value !== undefined) layers.push({ source: `flag --${flag}`, doc: nest(setting, value) });
@@ -119,6 +119,7 @@ async function readConfigFile(file: string): Promise<{ doc: Doc; text: string }>
   // Blank or only comments (a config with everything commented out): all defaults. js-yaml
   // would call that "no document".
   if (text.split('\n').every((line) => /^\s*(#.*)?$/.test(line))) return { doc: {}, text };
+  const { load: parseYaml } = await jsYaml();
   let doc: unknown;
   try {
     // YAML 1.2 core schema (JSON is YAML too): "yes" stays a string, duplicate keys are errors.
@@ -146,7 +147,7 @@ async function readConfigFile(file: string): Promise<{ doc: Doc; text: string }>
  * Also NODE_NAME (the downward API). $KUBECONFIG is not a setting: it comes after in-cluster
  * (kubernetes/kubeAccess.ts), while an explicit kubeconfig comes before it.
  */
-function envLayers(env: NodeJS.ProcessEnv, schema: AnySchema): Layer[] {
+async function envLayers(env: NodeJS.ProcessEnv, schema: AnySchema): Promise<Layer[]> {
   const layers: Layer[] = [];
   const nodeNameEnv = nonEmpty(env.NODE_NAME);
   if (nodeNameEnv !== undefined) {
@@ -186,14 +187,15 @@ function envLayers(env: NodeJS.ProcessEnv, schema: AnySchema): Layer[] {
       const below = node === undefined ? undefined : describeSchema(node);
       leafType = below?.kind === 'leaf' ? below.type : (below?.kind ?? 'string');
     }
-    layers.push({ source, doc: nest(path, envValue(raw, leafType)) });
+    layers.push({ source, doc: nest(path, await envValue(raw, leafType)) });
   }
   return layers;
 }
 
 /** Strings stay strings ("0755" is not a number); other types and sections parse as YAML. */
-function envValue(raw: string, type: string): unknown {
+async function envValue(raw: string, type: string): Promise<unknown> {
   if (type === 'string' || type === 'picklist') return raw;
+  const { load: parseYaml } = await jsYaml();
   try {
     return parseYaml(raw);
   } catch {

@@ -12,8 +12,8 @@ import { newClusters, newContexts, newUsers } from '@kubernetes/client-node/dist
 import type { Cluster, User } from '@kubernetes/client-node/dist/config_types.js';
 import { ExecAuth } from '@kubernetes/client-node/dist/exec_auth.js';
 import { FileAuth } from '@kubernetes/client-node/dist/file_auth.js';
-import { load as parseYaml } from 'js-yaml';
 import { AuditorError, ErrorCode, describeError, errnoCode, fileErrorReason } from '../errors.ts';
+import { jsYaml } from '../parsers/yaml.ts';
 import type { KubeSource } from './kubeDiscovery.ts';
 
 export interface TlsMaterial {
@@ -83,7 +83,8 @@ async function fromKubeconfig(file: string, credentialTimeoutMs: number): Promis
     new AuditorError(ErrorCode.ConfigInvalid, `kubeconfig ${file}: ${why}`, { cause });
   let parsed: unknown;
   try {
-    parsed = parseYaml(await fs.readFile(file, 'utf8'));
+    const text = await fs.readFile(file, 'utf8');
+    parsed = (await jsYaml()).load(text);
   } catch (error) {
     throw fail(
       errnoCode(error) === undefined

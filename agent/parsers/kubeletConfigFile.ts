@@ -4,8 +4,8 @@
 // is allowed and the last one counts. Both are mirrored here. A file the kubelet would refuse
 // (not YAML, empty, not a mapping, not a KubeletConfiguration) is an error with its reason and,
 // for a YAML error, the line and column.
-import { YAML11_SCHEMA, YAMLException, load } from 'js-yaml';
 import { describeError } from '../errors.ts';
+import { jsYaml } from './yaml.ts';
 
 export type KubeletConfigDocument = Record<string, unknown>;
 
@@ -19,10 +19,11 @@ function isMapping(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-export function parseKubeletConfigFile(text: string): ParsedKubeletConfig {
+export async function parseKubeletConfigFile(text: string): Promise<ParsedKubeletConfig> {
   if (text.trim() === '' || text.split('\n').every((line) => /^\s*(#.*)?$/.test(line))) {
     return { ok: false, reason: 'the file is empty (the kubelet refuses an empty config file)' };
   }
+  const { YAML11_SCHEMA, YAMLException, load } = await jsYaml();
   let document: unknown;
   try {
     document = load(text, { schema: YAML11_SCHEMA, json: true });

@@ -58,7 +58,7 @@ async function readLayer(
     problems.push({ path: hostPath, kind, problem: 'missing', reason: 'does not exist' });
     return { kind, path: hostPath, document: undefined };
   }
-  const parsed = parseKubeletConfigFile(text);
+  const parsed = await parseKubeletConfigFile(text);
   if (!parsed.ok) {
     problems.push({
       path: hostPath,
