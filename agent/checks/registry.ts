@@ -12,6 +12,8 @@ import { apiserverAnonymousCheck } from './apiserverAnonymous/apiserverAnonymous
 import { rbacCheck } from './rbac/rbacCheck.ts';
 import { kubeletAnonymousCheck } from './kubeletAnonymous/kubeletAnonymousCheck.ts';
 import { cveCheck } from './cve/cveCheck.ts';
+import { kubeletConfigCheck } from './kubeletConfig/kubeletConfigCheck.ts';
+import { runtimeConfigCheck } from './runtimeConfig/runtimeConfigCheck.ts';
 
 export const CHECKS: readonly Check[] = [
   sysctlCheck,
@@ -22,9 +24,11 @@ export const CHECKS: readonly Check[] = [
   pauseCheck,
   zombiesCheck,
   kubeletAnonymousCheck,
+  kubeletConfigCheck,
   apiserverAnonymousCheck,
   cveCheck,
   rbacCheck,
+  runtimeConfigCheck,
 ];
 
 export function checkIds(checks: readonly Check[] = CHECKS): string[] {

@@ -47,9 +47,11 @@ test('the agent serves its findings, metrics and health on HTTP', async (t) => {
       ['pause', 'ok'],
       ['zombies', 'ok'],
       ['kubelet-anonymous', 'skipped'],
+      ['kubelet-config', 'skipped'],
       ['apiserver-anonymous', 'skipped'],
       ['cve', 'skipped'],
       ['rbac', 'skipped'],
+      ['runtime-config', 'ok'],
     ],
   );
   assert.equal(report.findings.length, 7);

@@ -469,9 +469,12 @@ describe('kubelet-config check', () => {
     );
   });
 
-  it('says nothing on a host without a kubelet (a laptop)', async (t) => {
+  it('is skipped, with the reason, on a host without a kubelet (a laptop)', async (t) => {
     const root = await host(t, {});
-    assert.deepEqual(await run(root), { findings: [] });
+    assert.deepEqual(await run(root), {
+      findings: [],
+      skipped: 'no kubelet on this host: no kubelet process and no /var/lib/kubelet',
+    });
   });
 
   it('on a kubelet node with no kubelet process, says once that nothing was audited', async (t) => {
@@ -503,7 +506,11 @@ describe('kubelet-config check', () => {
       argv: ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml'],
       cgroup: kindCgroup,
     });
-    assert.deepEqual(await run(byCgroup), { findings: [] });
+    const skipped = {
+      findings: [],
+      skipped: `no kubelet on this host: only kubelets in containers (pid ${KUBELET_PID}) and no /var/lib/kubelet`,
+    };
+    assert.deepEqual(await run(byCgroup), skipped);
 
     const byNamespace = await host(t, {
       argv: ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml'],
@@ -512,7 +519,7 @@ describe('kubelet-config check', () => {
     await fs.mkdir(path.join(byNamespace, `proc/${KUBELET_PID}/ns`), { recursive: true });
     await fs.symlink('mnt:[4026531841]', path.join(byNamespace, 'proc/1/ns/mnt'));
     await fs.symlink('mnt:[4026532513]', path.join(byNamespace, `proc/${KUBELET_PID}/ns/mnt`));
-    assert.deepEqual(await run(byNamespace), { findings: [] });
+    assert.deepEqual(await run(byNamespace), skipped);
 
     // The same kubelet in the host's mount namespace is audited (its config file is missing).
     await fs.rm(path.join(byNamespace, `proc/${KUBELET_PID}/ns/mnt`));

@@ -75,9 +75,11 @@ test('check --output json prints the contract object', async () => {
       ['pause', 'ok', 'number'],
       ['zombies', 'ok', 'number'],
       ['kubelet-anonymous', 'skipped', 'number'],
+      ['kubelet-config', 'skipped', 'number'],
       ['apiserver-anonymous', 'skipped', 'number'],
       ['cve', 'skipped', 'number'],
       ['rbac', 'skipped', 'number'],
+      ['runtime-config', 'ok', 'number'],
     ],
   );
   assert.equal(report.findings.length, 1);
@@ -154,7 +156,7 @@ test('usage errors print the usage and exit 2', async () => {
     ],
     [
       ['check', '--only', 'sysctl,nope'],
-      /^node-auditor: --only: unknown check "nope" \(checks: sysctl, logs, kubelet-cert, container-runtime, inotify, pause, zombies, kubelet-anonymous, apiserver-anonymous, cve, rbac\)/,
+      /^node-auditor: --only: unknown check "nope" \(checks: sysctl, logs, kubelet-cert, container-runtime, inotify, pause, zombies, kubelet-anonymous, kubelet-config, apiserver-anonymous, cve, rbac, runtime-config\)/,
     ],
     [['config', '--only', 'sysctl'], /^node-auditor: --only is a flag of check, not of config/],
     [['check', 'extra'], /^node-auditor: unexpected argument "extra"/],

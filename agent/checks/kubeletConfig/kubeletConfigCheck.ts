@@ -122,8 +122,17 @@ export const kubeletConfigCheck: Check<typeof options> = {
     } else if (options.configFile !== undefined) {
       args = ['--config', options.configFile];
     } else {
-      const kubeletNode = await host.exists(options.kubeletDir);
-      return { findings: kubeletNode ? [notFound(search, options.kubeletDir)] : [] };
+      if (await host.exists(options.kubeletDir))
+        return { findings: [notFound(search, options.kubeletDir)] };
+      // Not a kubelet node (a laptop, or a kind node's kubelet seen from the machine around it).
+      const seen =
+        search.state === 'containerized'
+          ? `only kubelets in containers (pid ${search.pids.join(', ')})`
+          : 'no kubelet process';
+      return {
+        findings: [],
+        skipped: `no kubelet on this host: ${seen} and no ${options.kubeletDir}`,
+      };
     }
     const commandLine = parseKubeletFlags(args);
     const { configFile, configDir } = configSources(commandLine);
