@@ -6,7 +6,7 @@ COPY . .
 RUN npm ci --no-audit --no-fund
 
 FROM node:24-bookworm-slim
-COPY --from=build /src/dist/node-auditor.cjs /src/dist/node-auditor.cjs.map /app/
+COPY --from=build /src/dist/node-auditor.cjs /src/dist/node-auditor.cjs.map /src/dist/kubernetes-cves.json /app/
 # The sysctl check reads /proc/sys and /etc/sysctl.d, which any user may read.
 USER node
 ENTRYPOINT ["node", "/app/node-auditor.cjs"]
