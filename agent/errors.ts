@@ -12,6 +12,10 @@ export const ErrorCode = {
   InputUnreadable: 'E_INPUT_UNREADABLE',
   /** A host file exists but cannot be read (permissions, not a regular file, too large). */
   HostRead: 'E_HOST_READ',
+  /** A host file or sysctl could not be written (remediation). */
+  HostWrite: 'E_HOST_WRITE',
+  /** A D-Bus call to systemd failed (remediation). */
+  Dbus: 'E_DBUS',
   /** A check did not finish within its timeout. */
   CheckTimeout: 'E_CHECK_TIMEOUT',
   /** A check's previous run never finished; a new one is not started on top of it. */
