@@ -17,7 +17,7 @@ import { Backoff, sleep } from './backoff.ts';
 import { KubeApiError, microTime } from './kubeApi.ts';
 import type { KubeApi } from './kubeApi.ts';
 
-interface LeaseSpec {
+export interface LeaseSpec {
   holderIdentity?: string | null;
   leaseDurationSeconds?: number;
   acquireTime?: string | null;
@@ -25,7 +25,7 @@ interface LeaseSpec {
   leaseTransitions?: number;
 }
 
-interface Lease {
+export interface Lease {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
   spec?: LeaseSpec;
 }
