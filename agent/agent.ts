@@ -27,6 +27,10 @@ import { logTransition } from './sinks/findingLog.ts';
 import { createHttpServer } from './sinks/http/httpServer.ts';
 import { MetricsSink } from './sinks/metrics/metricsSink.ts';
 import { renderStartupSummary } from './sinks/report/startupSummary.ts';
+import type { RemediationEngine } from './remediation/remediationEngine.ts';
+
+/** The checks whose findings can call for a remediation action (remediation/triggers.ts). */
+const REMEDIATION_TRIGGERS = new Set(['sysctl', 'inotify', 'logs']);
 
 /** Settings read once at start: changing them in a reload is logged, and needs a restart. */
 const RESTART_ONLY = [
@@ -78,6 +82,7 @@ export class Agent {
   /** The causes last attributed, for logging changes. */
   private attributed = '';
   private minorLogChange: NodeJS.Timeout | undefined;
+  private remediation: RemediationEngine | undefined;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -141,6 +146,7 @@ export class Agent {
           hostRoot: this.config.hostRoot,
           ready: this.firstPassDone,
         }),
+        remediations: () => this.remediation?.decisions() ?? [],
       },
       this.log,
     );
@@ -186,8 +192,10 @@ export class Agent {
       metrics: this.metrics,
       store: this.store,
       onReady: (ready) => {
+        const changed = this.nodeReady !== ready;
         this.nodeReady = ready;
         this.syncCauses();
+        if (changed) void this.remediation?.evaluate(this.store.active());
       },
       conditionProblems: () => this.logs?.conditionProblems() ?? new Map(),
       onLeaderChange: () => {
@@ -197,14 +205,18 @@ export class Agent {
           if (check.clusterWide === true) this.scheduler.runSoon(check.id);
       },
       onKubeletHealth: (healthy) => {
+        const changed = this.kubeletHealthy !== healthy;
         this.kubeletHealthy = healthy;
         this.syncCauses();
+        // restart-kubelet waits for an unhealthy kubelet: decide again when that changes
+        if (changed) void this.remediation?.evaluate(this.store.active());
       },
       ...(this.options.serviceAccountDir === undefined
         ? {}
         : { serviceAccountDir: this.options.serviceAccountDir }),
     });
     await this.syncLogs();
+    await this.syncRemediation();
     this.markDisabled();
     const { firstRuns } = this.scheduler.apply(this.config.checks);
     firstRuns
@@ -271,6 +283,7 @@ export class Agent {
     this.log.level = next.log.level;
     this.processes.setInfraCommands(configuredInfraCommands(next));
     await this.syncLogs();
+    await this.syncRemediation();
     this.markDisabled();
     const { changed, firstRuns } = this.scheduler.apply(next.checks);
     this.metrics.recordReload(true);
@@ -298,6 +311,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.scheduler.stop();
+    await this.remediation?.stop();
     clearTimeout(this.minorLogChange);
     await this.logs?.stop();
     await this.kube?.stop();
@@ -322,6 +336,40 @@ export class Agent {
     applyRunToFindings(this.store, run);
     this.metrics.syncProblems(this.store.active());
     this.syncCauses();
+    if (REMEDIATION_TRIGGERS.has(run.check)) void this.remediation?.evaluate(this.store.active());
+  }
+
+  /**
+   * Remediation is loaded the first time an action is enabled (at start or in a reload); an
+   * agent that never enables one never loads its code. It reads the settings at each decision.
+   */
+  private async syncRemediation(): Promise<void> {
+    if (this.remediation !== undefined) return;
+    const actions = Object.values(this.config.remediation.actions);
+    if (!actions.some((action) => action.enabled)) return;
+    const { createRemediation } = await import('./remediation/remediationSetup.ts');
+    this.remediation = createRemediation({
+      settings: () => this.config.remediation,
+      hostRoot: this.config.hostRoot,
+      nodeName: this.config.nodeName,
+      stateDir: this.config.stateDir,
+      log: this.log,
+      count: (action, outcome) => {
+        this.metrics.inc('node_auditor_remediation_actions_total', { action, outcome });
+      },
+      cluster: () => this.kube?.remediation,
+      kubeletHealthy: () => this.kubeletHealthy,
+      nodeReady: () => this.nodeReady,
+    });
+    this.log.info(
+      { event: 'remediation.enabled', mode: this.config.remediation.mode },
+      `remediation on (${this.config.remediation.mode}): ${Object.entries(
+        this.config.remediation.actions,
+      )
+        .filter(([, action]) => action.enabled)
+        .map(([id]) => id)
+        .join(', ')}`,
+    );
   }
 
   /** node_auditor_notready_cause from the findings and the node's health (notReadyCause.ts). */

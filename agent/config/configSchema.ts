@@ -6,30 +6,14 @@ import * as v from 'valibot';
 import type { Check } from '../checks/check.ts';
 import { parseDuration } from './duration.ts';
 import { parseListenAddress } from './listenAddress.ts';
+import { count, duration } from './schemaParts.ts';
+import { remediationSchema } from './remediationSchema.ts';
+import type { RemediationSettings } from './remediationSchema.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** setTimeout's limit (2^31 - 1 ms, about 24.8 days): beyond it Node fires after 1 ms. */
-const MAX_TIMER_MS = 2_147_483_647;
-
-export function duration(min: number) {
-  return v.pipe(
-    v.string(),
-    v.check(
-      (text) => {
-        const ms = parseDuration(text);
-        return ms !== undefined && ms >= min && ms <= MAX_TIMER_MS;
-      },
-      (issue) => {
-        const ms = parseDuration(issue.input);
-        if (ms === undefined)
-          return `invalid duration ${JSON.stringify(issue.input)} (use e.g. 500ms, 30s, 5m, 1h)`;
-        return ms < min ? `must be at least ${min}ms` : 'must be at most 24d';
-      },
-    ),
-  );
-}
+export { duration };
 
 /** A path as the host sees it (read under --host-root): absolute. */
 export const hostPath = v.pipe(v.string(), v.startsWith('/', 'must be an absolute host path'));
@@ -98,19 +82,9 @@ export interface Config {
   stateDir: string;
   log: { level: LogLevel };
   kubernetes: KubernetesSettings;
+  remediation: RemediationSettings;
   checks: Record<string, CheckSettings>;
 }
-
-const count = (min: number, max: number, fallback: number) =>
-  v.optional(
-    v.pipe(
-      v.number(),
-      v.integer('must be a whole number'),
-      v.minValue(min, `must be at least ${min}`),
-      v.maxValue(max, `must be at most ${max}`),
-    ),
-    fallback,
-  );
 
 const kubernetesSchema = v.strictObject({
   /** Namespace of the leader Lease. Default: the ServiceAccount's, else $POD_NAMESPACE, else node-auditor. */
@@ -208,6 +182,8 @@ export function configSchema(checks: readonly Check[]) {
     ),
     log: v.optional(v.strictObject({ level: v.optional(v.picklist(LOG_LEVELS), 'info') }), {}),
     kubernetes: v.optional(kubernetesSchema, {}),
+    /** Off by default: see agent/config/remediationSchema.ts. */
+    remediation: v.optionalAsync(remediationSchema(), {}),
     checks: v.optionalAsync(v.strictObjectAsync(checkEntries), {}),
   });
 }

@@ -5,6 +5,7 @@
 // cluster is there: a node without one does not pay its memory.
 import type { Logger } from 'pino';
 import type { ClusterService } from '../checks/check.ts';
+import type { RemediationCluster } from '../remediation/remediationSetup.ts';
 import type { Config } from '../config/configSchema.ts';
 import type { Finding } from '../findings/finding.ts';
 import type { FindingStore } from '../findings/findingStore.ts';
@@ -102,6 +103,11 @@ export class KubernetesIntegration {
 
   get cluster(): ClusterService | undefined {
     return this.session?.cluster;
+  }
+
+  /** What remediation uses of the cluster; undefined without one. */
+  get remediation(): RemediationCluster | undefined {
+    return this.session?.remediation;
   }
 
   /** The first pass is done: the findings are current, so Events and conditions can catch up. */

@@ -10,6 +10,7 @@ import { attachFindingEvents, resolveGoneIncidents } from '../sinks/kubernetes/f
 import { NodeConditions } from '../sinks/kubernetes/nodeConditions.ts';
 import { EVENT_NAMESPACE } from './permissions.ts';
 import type { ClusterService } from '../checks/check.ts';
+import type { RemediationCluster } from '../remediation/remediationSetup.ts';
 import { clusterService } from './clusterService.ts';
 import { openKubeApi } from './kubeApi.ts';
 import type { KubeApi } from './kubeApi.ts';
@@ -37,6 +38,8 @@ export class KubernetesSession {
   private conditions: NodeConditions | undefined;
   private lease: LeaderLease | undefined;
   private fallback: KubeletFallback | undefined;
+  private namespace = 'node-auditor';
+  private identity = '';
 
   private constructor(status: string, api: KubeApi, options: KubernetesSessionOptions) {
     this.status = status;
@@ -75,6 +78,18 @@ export class KubernetesSession {
 
   get isLeader(): boolean {
     return this.lease?.isLeader ?? false;
+  }
+
+  /** What remediation uses: the API, the agent's namespace and identity, Events on the Node. */
+  get remediation(): RemediationCluster {
+    return {
+      api: this.api,
+      namespace: this.namespace,
+      identity: this.identity,
+      event: (reason, type, message) => {
+        this.recorder?.record(reason, type, message);
+      },
+    };
   }
 
   /** The first pass is done: the findings are current, so Events and conditions can catch up. */
@@ -191,15 +206,16 @@ export class KubernetesSession {
       this.conditions = conditions;
     }
 
+    this.namespace =
+      settings.namespace ?? accessNamespace ?? nonEmpty(env.POD_NAMESPACE) ?? 'node-auditor';
+    // this pod, not this node: during a rolling update two agents can share a node
+    this.identity = `${node}_${nonEmpty(env.POD_UID) ?? randomSuffix()}`;
     if (settings.leaderElection.enabled) {
-      const namespace =
-        settings.namespace ?? accessNamespace ?? nonEmpty(env.POD_NAMESPACE) ?? 'node-auditor';
       this.lease = new LeaderLease({
         api,
-        namespace,
+        namespace: this.namespace,
         name: settings.leaderElection.leaseName,
-        // this pod, not this node: during a rolling update two agents can share a node
-        identity: `${node}_${nonEmpty(env.POD_UID) ?? randomSuffix()}`,
+        identity: this.identity,
         leaseDurationMs: durationMs(settings.leaderElection.leaseDuration),
         retryMs: durationMs(settings.leaderElection.retryPeriod),
         log,

@@ -55,12 +55,25 @@ export const EVENT_RULES: readonly PolicyRule[] = [
   },
 ];
 
-/** Role in the agent's own namespace: the leader Lease. */
+/** Role in the agent's own namespace: the leader Lease and the remediation lock's Leases. */
 export const LEASE_RULES: readonly PolicyRule[] = [
   {
     apiGroups: ['coordination.k8s.io'],
     resources: ['leases'],
     verbs: ['get', 'create', 'update'],
-    why: 'Elect one agent to run the cluster-scoped audits.',
+    why: 'Elect one agent to run the cluster-scoped audits, and hold the cluster-wide remediation lock (node-auditor-remediation-<n>).',
+  },
+];
+
+/**
+ * Granted only when a remediation action is enabled (the chart adds them then): writing to a
+ * Node's metadata is more than a read-only auditor needs.
+ */
+export const REMEDIATION_RULES: readonly PolicyRule[] = [
+  {
+    apiGroups: [''],
+    resources: ['nodes'],
+    verbs: ['patch'],
+    why: 'Annotate its own Node with the last remediation (node-auditor/last-remediation).',
   },
 ];

@@ -18,6 +18,7 @@ import {
   EVENT_NAMESPACE,
   EVENT_RULES,
   LEASE_RULES,
+  REMEDIATION_RULES,
 } from '../../agent/kubernetes/permissions.ts';
 import type { PolicyRule } from '../../agent/kubernetes/permissions.ts';
 import { selfSignedCertificate } from '../tls/selfSigned.ts';
@@ -34,6 +35,11 @@ export interface FakeKubeApiOptions {
    * every path, /healthz and /version included (the anonymousoff-* recordings).
    */
   anonymousAuth?: boolean;
+  /**
+   * The ServiceAccount also has REMEDIATION_RULES (permissions.ts), as the chart grants them when
+   * a remediation action is enabled. Default false: the recorded ServiceAccount's rights.
+   */
+  remediationRbac?: boolean;
 }
 
 /**
@@ -2026,10 +2032,11 @@ function nodeAuthorizer(info: RequestInfo, nodeName: string): Decision {
   return { allowed: NODE_RULES.some((r) => ruleAllows(r, info)), reason: '' };
 }
 
-function saAuthorizer(info: RequestInfo): Decision {
+function saAuthorizer(info: RequestInfo, remediation: boolean): Decision {
   if (!info.isResource) return { allowed: false, reason: '' };
   const allowed =
     CLUSTER_RULES.some((r) => ruleAllows(r, info)) ||
+    (remediation && REMEDIATION_RULES.some((r) => ruleAllows(r, info))) ||
     (info.namespace === EVENT_NAMESPACE && EVENT_RULES.some((r) => ruleAllows(r, info))) ||
     (info.namespace === LEASE_NAMESPACE && LEASE_RULES.some((r) => ruleAllows(r, info)));
   return { allowed, reason: '' };
@@ -2102,11 +2109,17 @@ function anonymousRbacAllows(rbac: RbacState, info: RequestInfo): boolean {
   );
 }
 
-function authorize(who: Who, info: RequestInfo, nodeName: string, rbac: RbacState): Decision {
+function authorize(
+  who: Who,
+  info: RequestInfo,
+  nodeName: string,
+  rbac: RbacState,
+  remediation: boolean,
+): Decision {
   if (who.id === 'admin') return { allowed: true, reason: '' };
   if (who.id === 'anonymous') return { allowed: anonymousRbacAllows(rbac, info), reason: '' };
   if (authenticatedAllows(info)) return { allowed: true, reason: '' };
-  return who.id === 'node' ? nodeAuthorizer(info, nodeName) : saAuthorizer(info);
+  return who.id === 'node' ? nodeAuthorizer(info, nodeName) : saAuthorizer(info, remediation);
 }
 
 function forbidden(who: Who, info: RequestInfo, reason: string): JsonObj {
@@ -2401,6 +2414,7 @@ class FakeKubeApiServer implements FakeKubeApi {
   private readonly streams = new Set<ServerResponse>();
   private readonly nodeName: string;
   private readonly anonymousAuth: boolean;
+  private readonly remediationRbac: boolean;
   private version: Record<string, string> = { ...VERSION_INFO };
   private rv = 100;
   private compactedBelow = 0;
@@ -2435,6 +2449,7 @@ class FakeKubeApiServer implements FakeKubeApi {
     for (const ns of KNOWN_NAMESPACES) this.ensureNamespace(ns);
     for (const name of nodes) this.addNode(name);
     this.anonymousAuth = options.anonymousAuth ?? true;
+    this.remediationRbac = options.remediationRbac ?? false;
     this.seedRbac();
   }
 
@@ -3045,7 +3060,7 @@ class FakeKubeApiServer implements FakeKubeApi {
       return;
     }
     const info = ex.info;
-    const decision = authorize(ex.who, info, this.nodeName, this.rbacState());
+    const decision = authorize(ex.who, info, this.nodeName, this.rbacState(), this.remediationRbac);
     if (!decision.allowed) {
       ex.header('X-Content-Type-Options', 'nosniff');
       ex.status(forbidden(ex.who, info, decision.reason));

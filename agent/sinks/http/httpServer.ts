@@ -1,4 +1,5 @@
-// The agent's HTTP surface, and nothing else: /metrics, /healthz, /readyz, /api/v1/findings, /.
+// The agent's HTTP surface, and nothing else: /metrics, /healthz, /readyz, /api/v1/findings,
+// /api/v1/remediations, /.
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { Report } from '../../findings/report.ts';
@@ -11,6 +12,8 @@ export interface HttpSource {
   ready(): boolean;
   metrics: MetricsSink;
   pageMeta(): StatusPageMeta;
+  /** The recent remediation decisions (agent/remediation/decisions.ts), newest last. */
+  remediations(): unknown[];
 }
 
 const COMMON_HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
@@ -60,6 +63,14 @@ async function handle(
         JSON.stringify(source.report(), null, 2) + '\n',
       );
       return;
+    case '/api/v1/remediations':
+      send(
+        res,
+        200,
+        'application/json; charset=utf-8',
+        JSON.stringify({ decisions: source.remediations() }, null, 2) + '\n',
+      );
+      return;
     case '/':
       res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
       send(
@@ -74,7 +85,7 @@ async function handle(
         res,
         404,
         'text/plain; charset=utf-8',
-        'not found: try /, /metrics, /healthz, /readyz, /api/v1/findings\n',
+        'not found: try /, /metrics, /healthz, /readyz, /api/v1/findings, /api/v1/remediations\n',
       );
   }
 }

@@ -235,6 +235,12 @@ export const METRICS = [
     labels: ['operation'],
   },
   {
+    name: 'node_auditor_remediation_actions_total',
+    type: 'counter',
+    help: 'Remediation decisions by action and outcome: applied (the host was changed and verified), dry_run (what enforce would have done, nothing changed), skipped (a safety gate said no; the Event says which) or failed (rolled back).',
+    labels: ['action', 'outcome'],
+  },
+  {
     name: 'node_auditor_kube_events_dropped_total',
     type: 'counter',
     help: 'Kubernetes Events given up: rate_limited (the spam filter: a new Event beyond the burst), queue_full (the API was down too long; the oldest pending go first) or rejected (the API server refused it).',

@@ -1,0 +1,86 @@
+// The inotify-limits and kernel-networking actions as the engine sees them: a plan it can
+// report (dry run or a skip) with before/after values, and an apply that verifies and rolls
+// back (sysctlActions.ts does the host work).
+import type { RemediationSettings } from '../../config/remediationSchema.ts';
+import type { HostRoot } from '../../host/hostRoot.ts';
+import type { Change } from '../decisions.ts';
+import type { ActionRunner } from '../remediationEngine.ts';
+import { HostWriter } from '../hostWriter.ts';
+import { applyPlan, planInotifyLimits, planKernelNetworking } from './sysctlActions.ts';
+import type { ActionPlan, ActionResult, HostActionName } from './sysctlActions.ts';
+
+export function hostActionRunner(
+  action: HostActionName,
+  host: HostRoot,
+  settings: RemediationSettings,
+  loadModule: (name: string) => Promise<void>,
+): ActionRunner {
+  let planned: ActionPlan | undefined;
+  const makePlan = async (): Promise<ActionPlan> =>
+    action === 'inotify-limits'
+      ? planInotifyLimits(host, settings.actions['inotify-limits'])
+      : planKernelNetworking(host);
+  return {
+    async plan() {
+      planned = await makePlan();
+      return planned.nothingToDo ? [] : planChanges(planned);
+    },
+    async apply() {
+      const plan = planned ?? (await makePlan());
+      const result = await applyPlan(new HostWriter(host), plan, { loadModule });
+      return {
+        outcome: result.outcome === 'applied' ? 'applied' : 'failed',
+        reason: reasonOf(result),
+        changes: resultChanges(result, plan),
+      };
+    },
+  };
+}
+
+function planChanges(plan: ActionPlan): Change[] {
+  return [
+    ...plan.modules.map((name) => ({
+      what: `module ${name}`,
+      before: 'not loaded',
+      after: 'loaded',
+    })),
+    ...plan.changes.map((c) => ({ what: c.key, before: c.before ?? '(absent)', after: c.after })),
+    ...plan.files.map((f) => ({
+      what: f.path,
+      before: f.before === null ? '(none)' : 'older content',
+      after: 'rewritten',
+    })),
+  ];
+}
+
+function resultChanges(result: ActionResult, plan: ActionPlan): Change[] {
+  return [
+    ...result.modulesLoaded.map((name) => ({
+      what: `module ${name}`,
+      before: 'not loaded',
+      after: 'loaded',
+    })),
+    ...result.keys.map((k) => ({
+      what: k.key,
+      before: k.before ?? '(absent)',
+      after: k.after ?? '(absent)',
+    })),
+    ...result.files
+      .filter((f) => f.written)
+      .map((f) => ({
+        what: f.path,
+        before:
+          plan.files.find((p) => p.path === f.path)?.before === null ? '(none)' : 'older content',
+        after: f.restored ? 'restored' : 'rewritten',
+      })),
+  ];
+}
+
+function reasonOf(result: ActionResult): string {
+  const extra = [
+    ...(result.outcome === 'rolled_back' ? ['rolled back'] : []),
+    ...(result.hostLeftChanged ? [`NOT fully restored: ${result.rollbackErrors.join('; ')}`] : []),
+    ...result.warnings,
+  ];
+  return extra.length === 0 ? result.reason : `${result.reason} (${extra.join('; ')})`;
+}

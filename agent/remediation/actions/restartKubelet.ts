@@ -1,0 +1,138 @@
+// restart-kubelet: what the seeds do by hand after raising the inotify limits
+// (`systemctl restart kubelet`), through systemd's D-Bus API on the host's system bus; then
+// wait until the kubelet answers healthz and the Node is Ready again, and say how it went.
+// The engine calls for it only when the kubelet is unhealthy and another action just fixed a
+// cause it cannot recover from by itself (remediationEngine.ts restartTrigger).
+import { durationMs } from '../../config/duration.ts';
+import type { RemediationSettings } from '../../config/remediationSchema.ts';
+import { describeError } from '../../errors.ts';
+import type { Change } from '../decisions.ts';
+import type { ActionRunner } from '../remediationEngine.ts';
+import type { SystemdClient, UnitState } from '../systemd.ts';
+
+export interface RestartKubeletDeps {
+  settings(): RemediationSettings;
+  /** A fresh connection to the host's systemd (closed after each use). */
+  connect(): Promise<SystemdClient>;
+  /** healthz of the kubelet as the agent probes it; true once it answers ok. */
+  kubeletHealthy(): boolean | undefined;
+  /** The own Node's Ready condition (undefined without a Node watch: healthz alone decides). */
+  nodeReady(): boolean | undefined;
+  /** Wall-clock milliseconds (tests drive it). */
+  now?(): number;
+  /** How often to look at the kubelet's health while waiting (default 1 s). */
+  pollMs?: number;
+}
+
+export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
+  const now = (): number => (deps.now === undefined ? Date.now() : deps.now());
+  const settings = () => deps.settings().actions['restart-kubelet'];
+  const withSystemd = async <T>(use: (systemd: SystemdClient) => Promise<T>): Promise<T> => {
+    const systemd = await deps.connect();
+    try {
+      return await use(systemd);
+    } finally {
+      systemd.close();
+    }
+  };
+  return {
+    async plan() {
+      const { unit, minUptime } = settings();
+      const state = await withSystemd((systemd) => systemd.unitState(unit));
+      if (state.loadState !== 'loaded')
+        throw new Error(`${unit} is ${state.loadState} on this host (restart-kubelet.unit)`);
+      // A kubelet that (re)started a moment ago may still be coming up: restarting it again
+      // would only reset its start-up (the issue's "only after kubelet has been up longer").
+      const upMs =
+        state.activeEnterTimestampUs > 0n ? now() - usToMs(state.activeEnterTimestampUs) : 0;
+      const minMs = durationMs(minUptime);
+      if (state.activeState === 'active' && upMs < minMs) {
+        return {
+          skip: `${unit} has been active for only ${seconds(upMs)}; it is restarted only once up for ${minUptime} (restart-kubelet.minUptime)`,
+        };
+      }
+      return [{ what: unit, before: describeState(state), after: 'restarted' }];
+    },
+    async apply() {
+      const { unit, readyTimeout } = settings();
+      const timeoutMs = durationMs(readyTimeout);
+      const started = now();
+      let before: UnitState | undefined;
+      let after: UnitState | undefined;
+      let result: string;
+      try {
+        ({ before, result, after } = await withSystemd(async (systemd) => {
+          const stateBefore = await systemd.unitState(unit);
+          const job = await systemd.restartUnit(unit, { timeoutMs });
+          return { before: stateBefore, result: job.result, after: await systemd.unitState(unit) };
+        }));
+      } catch (error) {
+        return {
+          outcome: 'failed',
+          reason: `could not restart ${unit}: ${describeError(error)}`,
+          changes:
+            before === undefined
+              ? []
+              : [{ what: unit, before: describeState(before), after: 'unknown' }],
+        };
+      }
+      const changes: Change[] = [
+        { what: unit, before: describeState(before), after: describeState(after) },
+      ];
+      if (result !== 'done') {
+        return {
+          outcome: 'failed',
+          reason: `systemd's restart job for ${unit} ended "${result}"`,
+          changes,
+        };
+      }
+      const healthy = await waitFor(
+        () => deps.kubeletHealthy() === true && deps.nodeReady() !== false,
+        started + timeoutMs,
+        now,
+        deps.pollMs ?? 1000,
+      );
+      if (!healthy) {
+        const health =
+          deps.kubeletHealthy() === true ? 'healthz ok but the Node not Ready' : 'healthz not ok';
+        return {
+          outcome: 'failed',
+          reason: `${unit} was restarted, but the kubelet is not healthy after ${readyTimeout} (${health})`,
+          changes,
+        };
+      }
+      return {
+        outcome: 'applied',
+        reason: `${unit} restarted; healthz ok and the Node Ready after ${seconds(now() - started)}`,
+        changes,
+      };
+    },
+  };
+}
+
+function describeState(state: UnitState): string {
+  return `${state.activeState} (${state.subState})`;
+}
+
+function usToMs(us: bigint): number {
+  return Number(us / 1000n);
+}
+
+function seconds(ms: number): string {
+  return `${Math.max(0, Math.round(ms / 1000))}s`;
+}
+
+async function waitFor(
+  done: () => boolean,
+  deadline: number,
+  now: () => number,
+  pollMs: number,
+): Promise<boolean> {
+  for (;;) {
+    if (done()) return true;
+    if (now() >= deadline) return false;
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - now()))),
+    );
+  }
+}

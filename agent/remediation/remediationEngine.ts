@@ -1,0 +1,223 @@
+// Remediation: when the findings call for an action the operator enabled, check every safety
+// gate, then act (enforce) or say exactly what would be done (dryRun), and report the
+// decision. One decision at a time; any error while deciding means doing nothing (skipped,
+// with the reason). Loaded only when some action is enabled (agent.ts imports it on demand).
+import type { Logger } from 'pino';
+import type { RemediationActionId, RemediationSettings } from '../config/remediationSchema.ts';
+import type { Finding } from '../findings/finding.ts';
+import { durationMs } from '../config/duration.ts';
+import { describeError } from '../errors.ts';
+import type { Change, Decision, Outcome } from './decisions.ts';
+import { DecisionHistory, EVENT_REASON, eventMessage } from './decisions.ts';
+import { hostActionTriggers } from './triggers.ts';
+import type { Trigger } from './triggers.ts';
+
+export type GateVerdict = { allowed: true } | { allowed: false; reason: string };
+
+/** Held while an action runs; `stillHeld` turns false if the lock could not be renewed. */
+export interface HeldLock {
+  stillHeld(): boolean;
+  release(): Promise<void>;
+}
+
+/** What one action does, with its host work behind it (remediation/actions/). */
+export interface ActionRunner {
+  /**
+   * Read-only: the changes the action would make now; empty when there is nothing to do;
+   * `skip` when it must not act now for a reason of its own (a kubelet that just started).
+   */
+  plan(): Promise<Change[] | { skip: string }>;
+  /** Makes the planned changes, verifies them, rolls back on failure; never throws. */
+  apply(): Promise<{ outcome: 'applied' | 'failed'; reason: string; changes: Change[] }>;
+}
+
+export interface RemediationPorts {
+  settings(): RemediationSettings;
+  log: Logger;
+  count(action: RemediationActionId, outcome: Outcome): void;
+  /** An Event on the own Node (absent without a cluster: the decision is still logged and listed). */
+  event?(reason: string, type: 'Normal' | 'Warning', message: string): void;
+  /** Records the last action on the Node object (an annotation); best effort. */
+  annotate?(decision: Decision): Promise<void>;
+  /** The gates in the order they are asked, cheapest first; the lock comes last. */
+  gates(action: RemediationActionId, dryRun: boolean): Promise<GateVerdict>;
+  lock(action: RemediationActionId): Promise<HeldLock | GateVerdict>;
+  /** Counts an action (or its dry run) against the rate limit and its cooldown. */
+  spend(action: RemediationActionId): Promise<void>;
+  runner(action: RemediationActionId): ActionRunner;
+  /** The kubelet's health as the agent sees it (healthz, or the Node's Ready): false = unhealthy. */
+  kubeletHealthy(): boolean | undefined;
+  now?(): Date;
+}
+
+export class RemediationEngine {
+  private readonly ports: RemediationPorts;
+  private readonly history = new DecisionHistory();
+  private queue: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(ports: RemediationPorts) {
+    this.ports = ports;
+  }
+
+  /**
+   * After a check ran, or the kubelet's health changed: decide on what the findings call for.
+   * Serialized; never rejects.
+   */
+  evaluate(active: readonly Finding[]): Promise<void> {
+    const hostTriggers = hostActionTriggers(active);
+    this.queue = this.queue.then(async () => {
+      for (const trigger of hostTriggers) await this.decideSafely(trigger);
+      // after the host actions: a fix made just now is what a restart may follow
+      const restart = this.restartTrigger();
+      if (restart !== undefined) await this.decideSafely(restart);
+    });
+    return this.queue;
+  }
+
+  decisions(): Decision[] {
+    return this.history.list();
+  }
+
+  private async decideSafely(trigger: Trigger): Promise<void> {
+    if (this.stopped) return;
+    await this.decide(trigger).catch((error: unknown) => {
+      this.ports.log.error(
+        { event: 'remediation.error', action: trigger.action, err: error },
+        `remediation ${trigger.action}: ${describeError(error)}`,
+      );
+    });
+  }
+
+  /**
+   * restart-kubelet is called for only when the kubelet is unhealthy and another action just
+   * fixed a cause that leaves it so until restarted (inotify exhaustion: cAdvisor's watches
+   * fail at start-up). Restarting a kubelet for any other reason is not ours to do.
+   */
+  private restartTrigger(): Trigger | undefined {
+    const settings = this.ports.settings();
+    const restart = settings.actions['restart-kubelet'];
+    if (!restart.enabled || this.ports.kubeletHealthy() !== false) return undefined;
+    const now = (this.ports.now?.() ?? new Date()).getTime();
+    const outcomes: Outcome[] = settings.mode === 'dryRun' ? ['dry_run'] : ['applied'];
+    const fix = (['inotify-limits', 'kernel-networking'] as const)
+      .map((action) => this.history.lastAt(action, outcomes))
+      .filter((d): d is Decision => d !== undefined && d.causes.length > 0)
+      .filter((d) => now - Date.parse(d.at) <= durationMs(restart.recentFix))
+      .at(-1);
+    if (fix === undefined) return undefined;
+    return { action: 'restart-kubelet', findings: fix.trigger, causes: fix.causes };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.queue;
+  }
+
+  private async decide(trigger: Trigger): Promise<void> {
+    const settings = this.ports.settings();
+    const { action } = trigger;
+    if (!settings.actions[action].enabled) return;
+    const dryRun = settings.mode === 'dryRun';
+    const runner = this.ports.runner(action);
+    let plan: Change[] | { skip: string };
+    try {
+      plan = await runner.plan();
+    } catch (error) {
+      this.report(trigger, 'skipped', `cannot decide: ${describeError(error)}`, []);
+      return;
+    }
+    if (!Array.isArray(plan)) {
+      this.report(trigger, 'skipped', plan.skip, []);
+      return;
+    }
+    const planned = plan;
+    // A finding can outlive its cause by one check interval: nothing to change is no decision.
+    if (planned.length === 0) return;
+
+    const verdict = await this.ports.gates(action, dryRun).catch((error: unknown): GateVerdict => ({
+      allowed: false,
+      reason: `cannot decide: ${describeError(error)}`,
+    }));
+    if (!verdict.allowed) {
+      this.report(trigger, 'skipped', verdict.reason, planned);
+      return;
+    }
+    if (dryRun) {
+      await this.ports.spend(action);
+      this.report(trigger, 'dry_run', 'would apply (every gate is open)', planned);
+      return;
+    }
+    const lock = await this.ports.lock(action).catch((error: unknown): GateVerdict => ({
+      allowed: false,
+      reason: `cannot decide: ${describeError(error)}`,
+    }));
+    if ('allowed' in lock) {
+      this.report(trigger, 'skipped', lock.allowed ? 'lock not taken' : lock.reason, planned);
+      return;
+    }
+    try {
+      if (!lock.stillHeld()) {
+        this.report(trigger, 'skipped', 'lost the remediation lock before acting', planned);
+        return;
+      }
+      await this.ports.spend(action);
+      const result = await runner.apply();
+      this.report(trigger, result.outcome, result.reason, result.changes);
+    } finally {
+      await lock.release().catch((error: unknown) => {
+        this.ports.log.warn(
+          { event: 'remediation.lock.release-failed', err: error },
+          `could not release the remediation lock (it expires by itself): ${describeError(error)}`,
+        );
+      });
+    }
+  }
+
+  private report(trigger: Trigger, outcome: Outcome, reason: string, changes: Change[]): void {
+    const settings = this.ports.settings();
+    const at = (this.ports.now?.() ?? new Date()).toISOString();
+    const fresh = {
+      at,
+      action: trigger.action,
+      mode: settings.mode,
+      outcome,
+      reason,
+      trigger: trigger.findings,
+      causes: trigger.causes,
+      changes,
+    };
+    const isNew = this.history.add(fresh);
+    this.ports.count(trigger.action, outcome);
+    const decision = { ...fresh, count: 1, firstAt: at };
+    const message = eventMessage(decision);
+    // Repeats of a decision (a gate that stays closed) are counted and aggregated into the same
+    // Event, but logged at debug: one line per change of decision, not per check run.
+    const level = outcome === 'failed' ? 'error' : isNew ? 'info' : 'debug';
+    this.ports.log[level](
+      {
+        event: 'remediation.decision',
+        action: trigger.action,
+        mode: settings.mode,
+        outcome,
+        reason,
+        trigger: trigger.findings,
+        changes,
+      },
+      `remediation ${message}`,
+    );
+    this.ports.event?.(
+      EVENT_REASON[outcome],
+      outcome === 'failed' || outcome === 'skipped' ? 'Warning' : 'Normal',
+      message,
+    );
+    if (outcome === 'applied' || outcome === 'failed' || outcome === 'dry_run') {
+      void this.ports.annotate?.(decision).catch((error: unknown) => {
+        this.ports.log.warn(
+          { event: 'remediation.annotate-failed', err: error },
+          `could not annotate the Node with the last remediation: ${describeError(error)}`,
+        );
+      });
+    }
+  }
+}

@@ -1,0 +1,148 @@
+// The engine's decisions with the real actions behind it (host writes on a fixture root, the
+// kubelet restart through a real dbus-daemon): a restart follows only a fix of a cause the
+// kubelet cannot recover from by itself, and only while the kubelet is unhealthy; every
+// decision is counted and listed. The gates are tested on their own (gates.test.ts ...) and
+// all open here.
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import pino from 'pino';
+import * as v from 'valibot';
+import { remediationSchema } from '../../agent/config/remediationSchema.ts';
+import type { RemediationSettings } from '../../agent/config/remediationSchema.ts';
+import type { Finding } from '../../agent/findings/finding.ts';
+import { HostRoot } from '../../agent/host/hostRoot.ts';
+import { hostActionRunner } from '../../agent/remediation/actions/hostActionRunner.ts';
+import { restartKubeletRunner } from '../../agent/remediation/actions/restartKubelet.ts';
+import { RemediationEngine } from '../../agent/remediation/remediationEngine.ts';
+import { connectSystemd } from '../../agent/remediation/systemd.ts';
+import { copyFixtureHost } from '../helpers.ts';
+import { startBus, startFakeSystemd } from './systemdStandIn.ts';
+
+/** What the logs check reports for the seed's NotReady node (cAdvisor out of inotify watches). */
+const EXHAUSTED: Finding = {
+  check: 'logs',
+  id: 'InotifyWatchesExhausted',
+  problem: 'InotifyWatchesExhausted',
+  severity: 'critical',
+  title: 'inotify watches exhausted: kubelet cannot start cAdvisor',
+  message: 'kubelet failed to start cAdvisor: inotify_add_watch: no space left on device',
+  evidence: [
+    'Failed to start cAdvisor inotify_add_watch /sys/fs/cgroup/cpu: no space left on device',
+  ],
+  cause: 'InotifyWatchesExhausted',
+  firstSeen: '2026-11-22T03:00:00.000Z',
+  lastSeen: '2026-11-22T03:00:00.000Z',
+};
+
+async function engineOn(t: TestContext, kubelet: { healthy: boolean | undefined }) {
+  const bus = await startBus(t);
+  if (bus === undefined) return undefined;
+  const systemd = await startFakeSystemd(t, bus.socket, {
+    'kubelet.service': {
+      loadState: 'loaded',
+      activeState: 'activating',
+      subState: 'auto-restart',
+      activeEnterTimestampUs: BigInt(Date.now() - 3_600_000) * 1000n,
+    },
+  });
+  const root = await copyFixtureHost(t, 'bad-runtime');
+  const settings: RemediationSettings = await v.parseAsync(remediationSchema(), {
+    mode: 'enforce',
+    actions: {
+      'inotify-limits': { enabled: true },
+      'restart-kubelet': { enabled: true, readyTimeout: '5s' },
+    },
+  });
+  const counted: string[] = [];
+  const host = new HostRoot(root);
+  const engine = new RemediationEngine({
+    settings: () => settings,
+    log: pino({ level: 'silent' }),
+    count: (action, outcome) => {
+      counted.push(`${action}/${outcome}`);
+    },
+    gates: () => Promise.resolve({ allowed: true }),
+    lock: () => Promise.resolve({ stillHeld: () => true, release: () => Promise.resolve() }),
+    spend: () => Promise.resolve(),
+    runner: (action) =>
+      action === 'restart-kubelet'
+        ? restartKubeletRunner({
+            settings: () => settings,
+            connect: () => connectSystemd(bus.socket),
+            kubeletHealthy: () => kubelet.healthy,
+            nodeReady: () => undefined,
+            pollMs: 20,
+          })
+        : hostActionRunner(action, host, settings, () => Promise.resolve()),
+    kubeletHealthy: () => kubelet.healthy,
+  });
+  const restarts = () => systemd.calls.filter((c) => c.member === 'RestartUnit').length;
+  return { engine, counted, root, restarts };
+}
+
+test('engine: the inotify fix, then the kubelet restart it calls for while the kubelet is down', async (t) => {
+  const kubelet = { healthy: false as boolean | undefined };
+  const s = await engineOn(t, kubelet);
+  if (s === undefined) return;
+  const watcher = setInterval(() => {
+    if (s.restarts() > 0) kubelet.healthy = true; // the kubelet comes back once restarted
+  }, 10);
+  t.after(() => {
+    clearInterval(watcher);
+  });
+  await s.engine.evaluate([EXHAUSTED]);
+  const decisions = s.engine.decisions();
+  assert.deepEqual(
+    decisions.map((d) => [d.action, d.outcome]),
+    [
+      ['inotify-limits', 'applied'],
+      ['restart-kubelet', 'applied'],
+    ],
+  );
+  assert.deepEqual(decisions[0]?.causes, ['InotifyWatchesExhausted']);
+  assert.deepEqual(decisions[1]?.trigger, ['logs/InotifyWatchesExhausted']);
+  assert.equal(
+    (await fs.readFile(path.join(s.root, 'proc/sys/fs/inotify/max_user_watches'), 'utf8')).trim(),
+    '1048576',
+  );
+  assert.equal(s.restarts(), 1);
+  assert.deepEqual(s.counted, ['inotify-limits/applied', 'restart-kubelet/applied']);
+
+  // healthy again: nothing more to do, and no second restart
+  await s.engine.evaluate([EXHAUSTED]);
+  assert.equal(s.restarts(), 1);
+  assert.equal(s.engine.decisions().length, 2);
+});
+
+test('engine: no restart while the kubelet is healthy, nor without a fix of its cause', async (t) => {
+  const kubelet = { healthy: true as boolean | undefined };
+  const s = await engineOn(t, kubelet);
+  if (s === undefined) return;
+  await s.engine.evaluate([EXHAUSTED]);
+  assert.deepEqual(
+    s.engine.decisions().map((d) => [d.action, d.outcome]),
+    [['inotify-limits', 'applied']],
+  );
+  assert.equal(s.restarts(), 0);
+
+  // a sysctl finding alone (no NotReady cause) is fixed, but never restarts the kubelet
+  const other = await engineOn(t, { healthy: false });
+  if (other === undefined) return;
+  const outOfProfile: Finding = {
+    ...EXHAUSTED,
+    check: 'sysctl',
+    id: 'SysctlOutOfProfile:fs.inotify.max_user_watches',
+    problem: 'SysctlOutOfProfile',
+    severity: 'critical',
+  };
+  delete outOfProfile.cause;
+  await other.engine.evaluate([outOfProfile]);
+  assert.deepEqual(
+    other.engine.decisions().map((d) => [d.action, d.outcome, d.causes.length]),
+    [['inotify-limits', 'applied', 0]],
+  );
+  assert.equal(other.restarts(), 0);
+});

@@ -1,0 +1,128 @@
+// restart-kubelet through a real dbus-daemon and a stand-in for systemd's Manager: the plan says
+// what would be restarted (or why not now), the restart waits for the kubelet's health, and a
+// failed job, a unit that is not there or a kubelet that stays unhealthy are reported as such.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import * as v from 'valibot';
+import { remediationSchema } from '../../agent/config/remediationSchema.ts';
+import type { RemediationSettings } from '../../agent/config/remediationSchema.ts';
+import { restartKubeletRunner } from '../../agent/remediation/actions/restartKubelet.ts';
+import { connectSystemd } from '../../agent/remediation/systemd.ts';
+import { startBus, startFakeSystemd } from './systemdStandIn.ts';
+import type { FakeUnit } from './systemdStandIn.ts';
+
+const NOW_MS = Date.now();
+
+async function settingsWith(restart: Record<string, unknown>): Promise<RemediationSettings> {
+  return v.parseAsync(remediationSchema(), {
+    actions: { 'restart-kubelet': { enabled: true, ...restart } },
+  });
+}
+
+function kubelet(upForMs: number, extra: Partial<FakeUnit> = {}): Record<string, FakeUnit> {
+  return {
+    'kubelet.service': {
+      loadState: 'loaded',
+      activeState: 'active',
+      subState: 'running',
+      activeEnterTimestampUs: BigInt(NOW_MS - upForMs) * 1000n,
+      ...extra,
+    },
+  };
+}
+
+async function setup(
+  t: TestContext,
+  units: Record<string, FakeUnit>,
+  restart: Record<string, unknown> = {},
+  health: { kubelet: () => boolean | undefined; node?: () => boolean | undefined } = {
+    kubelet: () => true,
+  },
+) {
+  const bus = await startBus(t);
+  if (bus === undefined) return undefined;
+  const systemd = await startFakeSystemd(t, bus.socket, units);
+  const settings = await settingsWith(restart);
+  const runner = restartKubeletRunner({
+    settings: () => settings,
+    connect: () => connectSystemd(bus.socket),
+    kubeletHealthy: health.kubelet,
+    nodeReady: health.node ?? (() => undefined),
+    pollMs: 20,
+  });
+  const restarts = () => systemd.calls.filter((c) => c.member === 'RestartUnit').length;
+  return { runner, restarts };
+}
+
+test('restart-kubelet: plans the restart of a kubelet up long enough, then restarts it and waits for healthz', async (t) => {
+  let restarted = false;
+  const s = await setup(
+    t,
+    kubelet(3_600_000),
+    {},
+    { kubelet: () => restarted, node: () => restarted },
+  );
+  if (s === undefined) return;
+  assert.deepEqual(await s.runner.plan(), [
+    { what: 'kubelet.service', before: 'active (running)', after: 'restarted' },
+  ]);
+  assert.equal(s.restarts(), 0, 'planning never restarts');
+  // the kubelet comes back healthy a little after systemd restarted it
+  const watcher = setInterval(() => {
+    if (s.restarts() > 0)
+      setTimeout(() => {
+        restarted = true;
+      }, 100);
+  }, 10);
+  t.after(() => {
+    clearInterval(watcher);
+  });
+  const result = await s.runner.apply();
+  assert.equal(result.outcome, 'applied', result.reason);
+  assert.match(
+    result.reason,
+    /^kubelet\.service restarted; healthz ok and the Node Ready after \d+s$/,
+  );
+  assert.deepEqual(result.changes, [
+    { what: 'kubelet.service', before: 'active (running)', after: 'active (running)' },
+  ]);
+  assert.equal(s.restarts(), 1);
+});
+
+test('restart-kubelet: a kubelet that started a minute ago is left alone (minUptime)', async (t) => {
+  const s = await setup(t, kubelet(60_000));
+  if (s === undefined) return;
+  const plan = await s.runner.plan();
+  assert.ok(!Array.isArray(plan));
+  assert.match(
+    plan.skip,
+    /^kubelet\.service has been active for only 60s; it is restarted only once up for 10m/,
+  );
+});
+
+test('restart-kubelet: a failed job, a kubelet that stays unhealthy and a missing unit fail with the reason', async (t) => {
+  const failing = await setup(t, kubelet(3_600_000, { result: 'failed' }));
+  if (failing === undefined) return;
+  const failed = await failing.runner.apply();
+  assert.equal(failed.outcome, 'failed');
+  assert.equal(failed.reason, 'systemd\'s restart job for kubelet.service ended "failed"');
+
+  const unhealthy = await setup(
+    t,
+    kubelet(3_600_000),
+    { readyTimeout: '1s' },
+    { kubelet: () => false },
+  );
+  if (unhealthy === undefined) return;
+  const stays = await unhealthy.runner.apply();
+  assert.equal(stays.outcome, 'failed');
+  assert.equal(
+    stays.reason,
+    'kubelet.service was restarted, but the kubelet is not healthy after 1s (healthz not ok)',
+  );
+
+  const missing = await setup(t, {});
+  if (missing === undefined) return;
+  await assert.rejects(missing.runner.plan(), /kubelet\.service is not-found on this host/);
+});
