@@ -48,7 +48,7 @@ function planChanges(plan: ActionPlan): Change[] {
     ...plan.files.map((f) => ({
       what: f.path,
       before: f.before === null ? '(none)' : 'older content',
-      after: 'rewritten',
+      after: 'written',
     })),
   ];
 }
@@ -71,7 +71,7 @@ function resultChanges(result: ActionResult, plan: ActionPlan): Change[] {
         what: f.path,
         before:
           plan.files.find((p) => p.path === f.path)?.before === null ? '(none)' : 'older content',
-        after: f.restored ? 'restored' : 'rewritten',
+        after: f.restored ? 'restored' : 'written',
       })),
   ];
 }
