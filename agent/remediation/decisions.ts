@@ -60,12 +60,16 @@ export class DecisionHistory {
     this.limit = limit;
   }
 
-  /** Records a decision; returns false when it repeats the action's previous one. */
+  /**
+   * Records a decision; returns false when it repeats the action's previous one (the same
+   * outcome, values and reason but for the numbers in it), which is folded into that one.
+   */
   add(decision: Omit<Decision, 'count' | 'firstAt'>): boolean {
     const previous = this.decisions.findLast((d) => d.action === decision.action);
     if (previous !== undefined && sameDecision(previous, decision)) {
       previous.count += 1;
       previous.at = decision.at;
+      previous.reason = decision.reason;
       return false;
     }
     this.decisions.push({ ...decision, count: 1, firstAt: decision.at });
@@ -93,8 +97,13 @@ function sameDecision(a: Decision, b: Omit<Decision, 'count' | 'firstAt'>): bool
   return (
     a.outcome === b.outcome &&
     a.mode === b.mode &&
-    a.reason === b.reason &&
+    // "ran 45s ago ... allowed again in 58m": the same gate saying the same thing as time passes
+    sameShape(a.reason) === sameShape(b.reason) &&
     a.trigger.join('\n') === b.trigger.join('\n') &&
     describeChanges(a.changes) === describeChanges(b.changes)
   );
+}
+
+function sameShape(reason: string): string {
+  return reason.replace(/\d+/g, '#');
 }

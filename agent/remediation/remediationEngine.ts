@@ -27,8 +27,15 @@ export interface ActionRunner {
    * `skip` when it must not act now for a reason of its own (a kubelet that just started).
    */
   plan(): Promise<Change[] | { skip: string }>;
-  /** Makes the planned changes, verifies them, rolls back on failure; never throws. */
-  apply(): Promise<{ outcome: 'applied' | 'failed'; reason: string; changes: Change[] }>;
+  /**
+   * Makes the planned changes, verifies them, rolls back on failure; never throws. `skipped`:
+   * it found, at the last moment, that it must not act after all (nothing was changed).
+   */
+  apply(): Promise<{
+    outcome: 'applied' | 'failed' | 'skipped';
+    reason: string;
+    changes: Change[];
+  }>;
 }
 
 export interface RemediationPorts {
@@ -42,8 +49,8 @@ export interface RemediationPorts {
   /** The gates in the order they are asked, cheapest first; the lock comes last. */
   gates(action: RemediationActionId, dryRun: boolean): Promise<GateVerdict>;
   lock(action: RemediationActionId): Promise<HeldLock | GateVerdict>;
-  /** Counts an action (or its dry run) against the rate limit and its cooldown. */
-  spend(action: RemediationActionId): Promise<void>;
+  /** Counts an action (or its dry run) against the rate limit and its cooldown; throws if it cannot. */
+  spend(action: RemediationActionId, dryRun: boolean): Promise<void>;
   runner(action: RemediationActionId): ActionRunner;
   /** The kubelet's health as the agent sees it (healthz, or the Node's Ready): false = unhealthy. */
   kubeletHealthy(): boolean | undefined;
@@ -143,9 +150,16 @@ export class RemediationEngine {
       this.report(trigger, 'skipped', verdict.reason, planned);
       return;
     }
+    const mode = dryRun ? 'dryRun' : 'enforce';
     if (dryRun) {
-      await this.ports.spend(action);
-      this.report(trigger, 'dry_run', 'would apply (every gate is open)', planned);
+      if (!(await this.spent(trigger, mode, planned))) return;
+      this.report(
+        trigger,
+        'dry_run',
+        'would apply (every gate is open; a dry run does not take the cluster lock)',
+        planned,
+        mode,
+      );
       return;
     }
     const lock = await this.ports.lock(action).catch((error: unknown): GateVerdict => ({
@@ -161,9 +175,9 @@ export class RemediationEngine {
         this.report(trigger, 'skipped', 'lost the remediation lock before acting', planned);
         return;
       }
-      await this.ports.spend(action);
+      if (!(await this.spent(trigger, mode, planned))) return;
       const result = await runner.apply();
-      this.report(trigger, result.outcome, result.reason, result.changes);
+      this.report(trigger, result.outcome, result.reason, result.changes, mode);
     } finally {
       await lock.release().catch((error: unknown) => {
         this.ports.log.warn(
@@ -174,13 +188,36 @@ export class RemediationEngine {
     }
   }
 
-  private report(trigger: Trigger, outcome: Outcome, reason: string, changes: Change[]): void {
-    const settings = this.ports.settings();
+  /**
+   * Records the action against the rate limit before acting (a crash mid-action still counts);
+   * a history that cannot be written means not acting, reported as such.
+   */
+  private async spent(
+    trigger: Trigger,
+    mode: 'dryRun' | 'enforce',
+    planned: Change[],
+  ): Promise<boolean> {
+    try {
+      await this.ports.spend(trigger.action, mode === 'dryRun');
+      return true;
+    } catch (error) {
+      this.report(trigger, 'skipped', `cannot decide: ${describeError(error)}`, planned, mode);
+      return false;
+    }
+  }
+
+  private report(
+    trigger: Trigger,
+    outcome: Outcome,
+    reason: string,
+    changes: Change[],
+    mode: 'dryRun' | 'enforce' = this.ports.settings().mode,
+  ): void {
     const at = (this.ports.now?.() ?? new Date()).toISOString();
     const fresh = {
       at,
       action: trigger.action,
-      mode: settings.mode,
+      mode,
       outcome,
       reason,
       trigger: trigger.findings,
@@ -198,7 +235,7 @@ export class RemediationEngine {
       {
         event: 'remediation.decision',
         action: trigger.action,
-        mode: settings.mode,
+        mode,
         outcome,
         reason,
         trigger: trigger.findings,
@@ -206,6 +243,10 @@ export class RemediationEngine {
       },
       `remediation ${message}`,
     );
+    // A repeat (a gate that stays closed, its numbers ticking) is counted and listed, not
+    // sent again: a new Event text each minute would spend the Node's Event budget, which the
+    // findings' Events share.
+    if (!isNew) return;
     this.ports.event?.(
       EVENT_REASON[outcome],
       outcome === 'failed' || outcome === 'skipped' ? 'Warning' : 'Normal',

@@ -207,10 +207,8 @@ export function createRemediation(options: RemediationSetupOptions): Remediation
     },
     gates,
     lock: takeLock,
-    spend: async (action) => {
-      await limiter(options.settings()).record(action, {
-        dryRun: options.settings().mode === 'dryRun',
-      });
+    spend: async (action, dryRun) => {
+      await limiter(options.settings()).record(action, { dryRun });
     },
     runner,
     // Unhealthy as the NotReady causes see it: healthz failing, or the Node not Ready.

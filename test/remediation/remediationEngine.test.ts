@@ -146,3 +146,57 @@ test('engine: no restart while the kubelet is healthy, nor without a fix of its 
   );
   assert.equal(other.restarts(), 0);
 });
+
+test('engine: a gate that stays closed is one decision, one Event, counted each time; an unwritable history is a skip', async (t) => {
+  const root = await copyFixtureHost(t, 'bad-runtime');
+  const settings: RemediationSettings = await v.parseAsync(remediationSchema(), {
+    mode: 'enforce',
+    actions: { 'inotify-limits': { enabled: true } },
+  });
+  const host = new HostRoot(root);
+  const events: string[] = [];
+  const counted: string[] = [];
+  let minutes = 59;
+  let spendFails = false;
+  const engine = new RemediationEngine({
+    settings: () => settings,
+    log: pino({ level: 'silent' }),
+    count: (action, outcome) => {
+      counted.push(`${action}/${outcome}`);
+    },
+    event: (reason, _type, message) => {
+      events.push(`${reason}: ${message}`);
+    },
+    // as the rate limit says it while its cooldown runs out
+    gates: () =>
+      Promise.resolve(
+        minutes > 0
+          ? { allowed: false, reason: `cooldown: allowed again in ${String(minutes--)}m` }
+          : { allowed: true },
+      ),
+    lock: () => Promise.resolve({ stillHeld: () => true, release: () => Promise.resolve() }),
+    spend: () =>
+      spendFails ? Promise.reject(new Error('EROFS: read-only file system')) : Promise.resolve(),
+    runner: () => hostActionRunner('inotify-limits', host, settings, () => Promise.resolve()),
+    kubeletHealthy: () => true,
+  });
+  for (let i = 0; i < 3; i++) await engine.evaluate([EXHAUSTED]);
+  const [first, ...rest] = engine.decisions();
+  assert.equal(rest.length, 0);
+  assert.equal(first?.count, 3);
+  assert.equal(first?.reason, 'cooldown: allowed again in 57m'); // the latest words
+  assert.equal(events.length, 1, events.join('\n'));
+  assert.deepEqual(counted, Array(3).fill('inotify-limits/skipped'));
+
+  minutes = 0;
+  spendFails = true;
+  await engine.evaluate([EXHAUSTED]);
+  const last = engine.decisions().at(-1);
+  assert.equal(last?.outcome, 'skipped');
+  assert.match(last?.reason ?? '', /^cannot decide: .*EROFS/);
+  assert.equal(
+    (await fs.readFile(path.join(root, 'proc/sys/fs/inotify/max_user_watches'), 'utf8')).trim(),
+    '8192',
+    'nothing written when the action could not be counted',
+  );
+});

@@ -102,7 +102,14 @@ test('restart-kubelet: a kubelet that started a minute ago is left alone (minUpt
 });
 
 test('restart-kubelet: a failed job, a kubelet that stays unhealthy and a missing unit fail with the reason', async (t) => {
-  const failing = await setup(t, kubelet(3_600_000, { result: 'failed' }));
+  const failing = await setup(
+    t,
+    kubelet(3_600_000, { result: 'failed' }),
+    {},
+    {
+      kubelet: () => false,
+    },
+  );
   if (failing === undefined) return;
   const failed = await failing.runner.apply();
   assert.equal(failed.outcome, 'failed');
@@ -125,4 +132,16 @@ test('restart-kubelet: a failed job, a kubelet that stays unhealthy and a missin
   const missing = await setup(t, {});
   if (missing === undefined) return;
   await assert.rejects(missing.runner.plan(), /kubelet\.service is not-found on this host/);
+});
+
+test('restart-kubelet: a kubelet healthy again by the time the gates said yes is not restarted', async (t) => {
+  const s = await setup(t, kubelet(3_600_000), {}, { kubelet: () => true, node: () => true });
+  if (s === undefined) return;
+  const result = await s.runner.apply();
+  assert.deepEqual(result, {
+    outcome: 'skipped',
+    reason: 'the kubelet is healthy again: kubelet.service is not restarted',
+    changes: [],
+  });
+  assert.equal(s.restarts(), 0);
 });

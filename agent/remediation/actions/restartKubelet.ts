@@ -55,25 +55,37 @@ export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
     },
     async apply() {
       const { unit, readyTimeout } = settings();
+      // The gates and the lock took time: a kubelet that came back meanwhile is left alone.
+      if (deps.kubeletHealthy() === true && deps.nodeReady() !== false) {
+        return {
+          outcome: 'skipped',
+          reason: `the kubelet is healthy again: ${unit} is not restarted`,
+          changes: [],
+        };
+      }
       const timeoutMs = durationMs(readyTimeout);
       const started = now();
-      let before: UnitState | undefined;
-      let after: UnitState | undefined;
+      // what was seen before the restart, also when the restart then fails
+      const seen: { before?: UnitState } = {};
+      let before: UnitState;
+      let after: UnitState;
       let result: string;
       try {
         ({ before, result, after } = await withSystemd(async (systemd) => {
           const stateBefore = await systemd.unitState(unit);
+          seen.before = stateBefore;
           const job = await systemd.restartUnit(unit, { timeoutMs });
           return { before: stateBefore, result: job.result, after: await systemd.unitState(unit) };
         }));
       } catch (error) {
+        // A timeout does not stop systemd's job: the kubelet may still be restarting.
         return {
           outcome: 'failed',
-          reason: `could not restart ${unit}: ${describeError(error)}`,
+          reason: `could not restart ${unit}, or not see it end: ${describeError(error)}`,
           changes:
-            before === undefined
+            seen.before === undefined
               ? []
-              : [{ what: unit, before: describeState(before), after: 'unknown' }],
+              : [{ what: unit, before: describeState(seen.before), after: 'unknown' }],
         };
       }
       const changes: Change[] = [
