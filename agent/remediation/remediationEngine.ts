@@ -30,8 +30,9 @@ export interface ActionRunner {
   /**
    * Makes the planned changes, verifies them, rolls back on failure; never throws. `skipped`:
    * it found, at the last moment, that it must not act after all (nothing was changed).
+   * `signal` aborts when the agent stops: a long wait (a kubelet's readiness) ends at once.
    */
-  apply(): Promise<{
+  apply(signal: AbortSignal): Promise<{
     outcome: 'applied' | 'failed' | 'skipped';
     reason: string;
     changes: Change[];
@@ -62,6 +63,7 @@ export class RemediationEngine {
   private readonly history = new DecisionHistory();
   private queue: Promise<void> = Promise.resolve();
   private stopped = false;
+  private readonly stopping = new AbortController();
 
   constructor(ports: RemediationPorts) {
     this.ports = ports;
@@ -118,6 +120,7 @@ export class RemediationEngine {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     await this.queue;
   }
 
@@ -176,7 +179,7 @@ export class RemediationEngine {
         return;
       }
       if (!(await this.spent(trigger, mode, planned))) return;
-      const result = await runner.apply();
+      const result = await runner.apply(this.stopping.signal);
       this.report(trigger, result.outcome, result.reason, result.changes, mode);
     } finally {
       await lock.release().catch((error: unknown) => {

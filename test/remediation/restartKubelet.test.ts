@@ -78,7 +78,7 @@ test('restart-kubelet: plans the restart of a kubelet up long enough, then resta
   t.after(() => {
     clearInterval(watcher);
   });
-  const result = await s.runner.apply();
+  const result = await s.runner.apply(new AbortController().signal);
   assert.equal(result.outcome, 'applied', result.reason);
   assert.match(
     result.reason,
@@ -111,7 +111,7 @@ test('restart-kubelet: a failed job, a kubelet that stays unhealthy and a missin
     },
   );
   if (failing === undefined) return;
-  const failed = await failing.runner.apply();
+  const failed = await failing.runner.apply(new AbortController().signal);
   assert.equal(failed.outcome, 'failed');
   assert.equal(failed.reason, 'systemd\'s restart job for kubelet.service ended "failed"');
 
@@ -122,7 +122,7 @@ test('restart-kubelet: a failed job, a kubelet that stays unhealthy and a missin
     { kubelet: () => false },
   );
   if (unhealthy === undefined) return;
-  const stays = await unhealthy.runner.apply();
+  const stays = await unhealthy.runner.apply(new AbortController().signal);
   assert.equal(stays.outcome, 'failed');
   assert.equal(
     stays.reason,
@@ -137,11 +137,35 @@ test('restart-kubelet: a failed job, a kubelet that stays unhealthy and a missin
 test('restart-kubelet: a kubelet healthy again by the time the gates said yes is not restarted', async (t) => {
   const s = await setup(t, kubelet(3_600_000), {}, { kubelet: () => true, node: () => true });
   if (s === undefined) return;
-  const result = await s.runner.apply();
+  const result = await s.runner.apply(new AbortController().signal);
   assert.deepEqual(result, {
     outcome: 'skipped',
     reason: 'the kubelet is healthy again: kubelet.service is not restarted',
     changes: [],
   });
   assert.equal(s.restarts(), 0);
+});
+
+test('restart-kubelet: the agent stopping ends the wait for readiness at once', async (t) => {
+  const s = await setup(t, kubelet(3_600_000), { readyTimeout: '5m' }, { kubelet: () => false });
+  if (s === undefined) return;
+  const stopping = new AbortController();
+  const started = Date.now();
+  // once systemd's job is over (the stand-in ends it 20 ms after the call), while waiting
+  const watcher = setInterval(() => {
+    if (s.restarts() > 0)
+      setTimeout(() => {
+        stopping.abort();
+      }, 300);
+  }, 10);
+  t.after(() => {
+    clearInterval(watcher);
+  });
+  const result = await s.runner.apply(stopping.signal);
+  assert.equal(result.outcome, 'failed');
+  assert.equal(
+    result.reason,
+    'kubelet.service was restarted; the agent stopped before it saw the kubelet healthy',
+  );
+  assert.ok(Date.now() - started < 5000, `took ${String(Date.now() - started)} ms`);
 });

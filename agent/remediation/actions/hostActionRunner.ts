@@ -25,6 +25,7 @@ export function hostActionRunner(
       planned = await makePlan();
       return planned.nothingToDo ? [] : planChanges(planned);
     },
+    // short, and a rollback must not be cut off: it runs to its end even when the agent stops
     async apply() {
       const plan = planned ?? (await makePlan());
       const result = await applyPlan(new HostWriter(host), plan, { loadModule });

@@ -53,7 +53,7 @@ export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
       }
       return [{ what: unit, before: describeState(state), after: 'restarted' }];
     },
-    async apply() {
+    async apply(signal) {
       const { unit, readyTimeout } = settings();
       // The gates and the lock took time: a kubelet that came back meanwhile is left alone.
       if (deps.kubeletHealthy() === true && deps.nodeReady() !== false) {
@@ -74,7 +74,7 @@ export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
         ({ before, result, after } = await withSystemd(async (systemd) => {
           const stateBefore = await systemd.unitState(unit);
           seen.before = stateBefore;
-          const job = await systemd.restartUnit(unit, { timeoutMs });
+          const job = await systemd.restartUnit(unit, { timeoutMs, signal });
           return { before: stateBefore, result: job.result, after: await systemd.unitState(unit) };
         }));
       } catch (error) {
@@ -103,7 +103,15 @@ export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
         started + timeoutMs,
         now,
         deps.pollMs ?? 1000,
+        signal,
       );
+      if (signal.aborted) {
+        return {
+          outcome: 'failed',
+          reason: `${unit} was restarted; the agent stopped before it saw the kubelet healthy`,
+          changes,
+        };
+      }
       if (!healthy) {
         const health =
           deps.kubeletHealthy() === true ? 'healthz ok but the Node not Ready' : 'healthz not ok';
@@ -139,12 +147,19 @@ async function waitFor(
   deadline: number,
   now: () => number,
   pollMs: number,
+  signal: AbortSignal,
 ): Promise<boolean> {
   for (;;) {
     if (done()) return true;
-    if (now() >= deadline) return false;
-    await new Promise((resolve) =>
-      setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - now()))),
-    );
+    if (now() >= deadline || signal.aborted) return false;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done_, Math.min(pollMs, Math.max(0, deadline - now())));
+      function done_(): void {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done_);
+        resolve();
+      }
+      signal.addEventListener('abort', done_, { once: true });
+    });
   }
 }
