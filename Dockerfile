@@ -1,13 +1,28 @@
 # node-auditor: the build stage runs the same `npm ci` (which builds the bundle in `prepare`)
-# as CI; the runtime stage holds Node and one bundled file.
+# as CI; the runtime stage holds Node, journalctl and one bundled file (plus the CVE table
+# the cve check reads beside it).
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY . .
 RUN npm ci --no-audit --no-fund
 
 FROM node:24-bookworm-slim
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="node-auditor" \
+      org.opencontainers.image.description="Per-node Kubernetes health and security auditing agent: says why a node is NotReady or exposed." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/node-auditor/node-auditor"
+# The logs check follows the host's journal with journalctl --directory (the host's
+# /var/log/journal mounted under /host); Debian ships journalctl only in the systemd package.
+# No daemon runs: the agent is the container's only process.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends systemd \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/dist/node-auditor.cjs /src/dist/node-auditor.cjs.map /src/dist/kubernetes-cves.json /app/
-# The sysctl check reads /proc/sys and /etc/sysctl.d, which any user may read.
+# Non-root by default: the sysctl, kubelet-cert and security checks read what any user may.
+# The process checks (other users' /proc/<pid>/fd), the journal and remediation need root:
+# the chart sets runAsUser for what is enabled (chart/README.md).
 USER node
 ENTRYPOINT ["node", "/app/node-auditor.cjs"]
 CMD ["run", "--host-root", "/host"]

@@ -1,0 +1,50 @@
+// The Dockerfile's contract, read as text (no Docker engine here: ENVIRONMENT.md): the image
+// holds every file the bundle reads at run time, runs the agent against /host, and leaves
+// health checking to the chart's probes.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+const REPO = path.resolve(import.meta.dirname, '..', '..');
+const text = readFileSync(path.join(REPO, 'Dockerfile'), 'utf8');
+/** Instructions with their continuation lines joined, comments dropped. */
+const instructions = text
+  .replace(/\\\n\s*/g, ' ')
+  .split('\n')
+  .map((line) => line.trim())
+  .filter((line) => line !== '' && !line.startsWith('#'));
+
+test('Dockerfile: the build stage builds as CI does; the runtime stage gets every file the bundle reads', () => {
+  const stages = instructions.filter((i) => i.startsWith('FROM '));
+  assert.equal(stages.length, 2, 'multi-stage: build, then runtime');
+  assert.ok(
+    instructions.includes('RUN npm ci --no-audit --no-fund'),
+    'the build stage runs npm ci',
+  );
+  const copy = instructions.find((i) => i.startsWith('COPY --from=build '));
+  assert.ok(copy !== undefined);
+  const sources = copy.split(/\s+/).slice(2, -1);
+  // every file the build writes to dist/ and the agent reads at run time (the CVE table is read
+  // beside the bundle: an image without it fails the cve check on every run)
+  const built = ['node-auditor.cjs', 'node-auditor.cjs.map', 'kubernetes-cves.json'];
+  assert.deepEqual(sources.map((s) => path.basename(s)).sort(), [...built].sort());
+  for (const file of built) {
+    assert.ok(existsSync(path.join(REPO, 'dist', file)), `npm run build writes dist/${file}`);
+  }
+});
+
+test('Dockerfile: runs the agent on /host, as a user, labelled, with no HEALTHCHECK', () => {
+  assert.ok(instructions.includes('ENTRYPOINT ["node", "/app/node-auditor.cjs"]'));
+  assert.ok(instructions.includes('CMD ["run", "--host-root", "/host"]'));
+  assert.ok(
+    instructions.some((i) => /^USER (?!root\b|0\b)\S+/.test(i)),
+    'a non-root USER',
+  );
+  assert.ok(!instructions.some((i) => i.startsWith('HEALTHCHECK')), "the chart's probes do that");
+  for (const label of ['title', 'description', 'version', 'licenses', 'source']) {
+    assert.match(text, new RegExp(`org\\.opencontainers\\.image\\.${label}=`), label);
+  }
+  // the logs check runs journalctl on the host's journal
+  assert.match(text, /apt-get install -y --no-install-recommends systemd/);
+});
