@@ -20,7 +20,8 @@ h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.1rem;margin:1.6rem 0 .6rem}
 .finding h3{margin:.1rem 0 .3rem;font-size:1.02rem}.tag{font-size:.8rem;color:#555}
 pre{background:#f3f3f3;padding:.5rem .7rem;overflow-x:auto;white-space:pre-wrap;margin:.3rem 0}
 .s-ok{color:#2e7d32}.s-problem{color:#c62828}.s-error{color:#ad1457}.s-skipped{color:#777}
-.none{color:#2e7d32;font-weight:600}`;
+.none{color:#2e7d32;font-weight:600}
+.nw{white-space:nowrap}`;
 
 export function renderStatusPage(report: Report, meta: StatusPageMeta): string {
   const t = tally(report.findings);
@@ -31,7 +32,7 @@ export function renderStatusPage(report: Report, meta: StatusPageMeta): string {
   const checks = report.checks
     .map(
       (c) =>
-        `<tr><td>${esc(c.id)}</td><td class="s-${esc(c.status)}">${esc(c.status)}</td><td>${c.durationMs} ms</td><td>${esc(c.lastRun ?? '')}</td><td>${esc(c.error ?? c.reason ?? '')}</td></tr>`,
+        `<tr><td class="nw">${esc(c.id)}</td><td class="s-${esc(c.status)}">${esc(c.status)}</td><td class="nw">${c.durationMs} ms</td><td class="nw">${esc(c.lastRun ?? '')}</td><td>${esc(c.error ?? c.reason ?? '')}</td></tr>`,
     )
     .join('');
   const sections = [...SEVERITIES]
