@@ -33,8 +33,13 @@ export class MetricsSink {
         registers: [this.registry],
       };
       if (def.type === 'counter') this.counters.set(def.name, new Counter(config));
-      else if (def.type === 'gauge') this.gauges.set(def.name, new Gauge(config));
-      else this.histograms.set(def.name, new Histogram({ ...config, buckets: [...def.buckets] }));
+      else if (def.type === 'gauge') {
+        const gauge = new Gauge(config);
+        // prom-client starts a gauge without labels at 0: absent until set is the truth (a
+        // node with no kubelet certificate must not export an expiry time of 0, i.e. 1970)
+        if (def.labels.length === 0) gauge.remove({});
+        this.gauges.set(def.name, gauge);
+      } else this.histograms.set(def.name, new Histogram({ ...config, buckets: [...def.buckets] }));
     }
     this.gauge('node_auditor_build_info').set({ version: options.version }, 1);
     this.gauge('node_auditor_config_last_reload_successful').set(1);
