@@ -361,6 +361,12 @@ export class Agent {
       kubeletHealthy: () => this.kubeletHealthy,
       nodeReady: () => this.nodeReady,
     });
+    // zero the enabled actions' series up front, so increase() sees the first failure
+    for (const [action, settings] of Object.entries(this.config.remediation.actions)) {
+      if (!settings.enabled) continue;
+      for (const outcome of ['applied', 'dry_run', 'skipped', 'failed'])
+        this.metrics.inc('node_auditor_remediation_actions_total', { action, outcome }, 0);
+    }
     this.log.info(
       { event: 'remediation.enabled', mode: this.config.remediation.mode },
       `remediation on (${this.config.remediation.mode}): ${Object.entries(
