@@ -7,7 +7,6 @@
 // The rules are the shipped file with one change: every `for:` divided by 60 (3m -> 3s), so the
 // test takes seconds, not a quarter of an hour. Expressions, labels and texts are as shipped.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,19 +23,11 @@ import {
   startAgent,
   tempDir,
 } from '../helpers.ts';
+import { freePort, spawnDaemon, waitReady } from '../realDaemons.ts';
 import { RULES_FILE, RUNBOOK_BASE, loadAlertRules } from './alertRules.ts';
 
 const SEED_LINES = path.join(REPO, 'test', 'fixtures', 'logs', 'seed-notready.log');
 const NODE = 'e2e-node';
-
-/** A loopback port nothing listens on (bound, then closed). */
-async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** "Nov  2 14:05:09": rsyslog's stamp for now, in UTC (the host's zone in this test). */
 function syslogStampUtc(now = new Date()): string {
@@ -54,19 +45,6 @@ function withShortFor(rules: string): { text: string; changed: number } {
     return `${prefix}${minutes}s`;
   });
   return { text, changed };
-}
-
-/** A real daemon for the test's lifetime; its stderr tail for failure messages. */
-function daemon(t: TestContext, binary: string, args: string[]): () => string {
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-6000)));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  t.after(async () => {
-    if (child.exitCode === null) child.kill('SIGTERM');
-    await exited;
-  });
-  return () => (child.exitCode === null ? stderr : `exited ${child.exitCode}:\n${stderr}`);
 }
 
 interface WebhookAlert {
@@ -90,21 +68,6 @@ async function webhookReceiver(t: TestContext): Promise<{ url: string; alerts: W
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise((resolve) => server.close(resolve)));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`, alerts };
-}
-
-async function ready(url: string, stderr: () => string, what: string): Promise<void> {
-  await eventually(
-    async () => {
-      if (stderr().startsWith('exited')) throw new Error(`${what} ${stderr()}`);
-      try {
-        return (await fetch(url)).ok ? true : undefined;
-      } catch {
-        return undefined; // not listening yet
-      }
-    },
-    20_000,
-    `${what} to be ready`,
-  );
 }
 
 test(
@@ -162,13 +125,13 @@ test(
         '',
       ].join('\n'),
     );
-    const amStderr = daemon(t, alertmanager, [
+    const amStderr = spawnDaemon(t, alertmanager, [
       `--config.file=${path.join(dir, 'alertmanager.yml')}`,
       `--storage.path=${path.join(dir, 'alertmanager')}`,
       `--web.listen-address=127.0.0.1:${amPort}`,
       '--cluster.listen-address=', // no gossip: one instance, loopback only
     ]);
-    await ready(`http://127.0.0.1:${amPort}/-/ready`, amStderr, 'alertmanager');
+    await waitReady(`http://127.0.0.1:${amPort}/-/ready`, amStderr, 'alertmanager');
 
     const shipped = await fs.readFile(RULES_FILE, 'utf8');
     const short = withShortFor(shipped);
@@ -198,13 +161,13 @@ test(
       ].join('\n'),
     );
     const promPort = await freePort();
-    const promStderr = daemon(t, prometheus, [
+    const promStderr = spawnDaemon(t, prometheus, [
       `--config.file=${path.join(dir, 'prometheus.yml')}`,
       `--storage.tsdb.path=${path.join(dir, 'prometheus')}`,
       `--web.listen-address=127.0.0.1:${promPort}`,
     ]);
     const promUrl = `http://127.0.0.1:${promPort}`;
-    await ready(`${promUrl}/-/ready`, promStderr, 'prometheus');
+    await waitReady(`${promUrl}/-/ready`, promStderr, 'prometheus');
 
     // The page: NodeNotReady with the cause in its labels and summary, and the runbook.
     const page = await eventually(

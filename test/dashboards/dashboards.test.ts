@@ -5,9 +5,7 @@
 // problems (inotify exhausted, NotReady, zombies, a broken pause, anonymous kubelet, a vulnerable
 // version, the cAdvisor log lines), every panel query returns series.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -17,6 +15,7 @@ import { METRICS } from '../../agent/sinks/metrics/catalogue.ts';
 import { startFakeKubeApi } from '../kube/fakeKubeApi.ts';
 import { startFakeKubelet, startFakeReadOnlyPort } from '../kubelet/fakeKubelet.ts';
 import { PAUSE_SIGCGT, writeProcTree } from '../procfs/procTree.ts';
+import { startPrometheus } from '../realDaemons.ts';
 import type { FixtureProcess } from '../procfs/procTree.ts';
 import {
   REPO,
@@ -330,14 +329,6 @@ const PROCESSES: FixtureProcess[] = [
   },
 ];
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 interface QueryResult {
   resultType: string;
   result: { metric: Record<string, string>; value?: [number, string] }[];
@@ -355,13 +346,13 @@ async function promQuery(url: string, query: string): Promise<QueryResult> {
  * Prometheus 1s-scraping the agent twice: as the ServiceMonitor's relabeling would label it
  * (node, cluster), and once more as a node of a Prometheus with no cluster label at all.
  */
-async function startPrometheus(t: TestContext, agentUrl: string): Promise<string | undefined> {
-  const binary = requireTool(t, 'prometheus');
-  if (binary === undefined) return undefined;
-  const dir = await tempDir(t, 'node-auditor-prometheus-');
+async function startScrapingPrometheus(
+  t: TestContext,
+  agentUrl: string,
+): Promise<string | undefined> {
   const target = new URL(agentUrl).host;
-  await fs.writeFile(
-    path.join(dir, 'prometheus.yml'),
+  const prometheus = await startPrometheus(
+    t,
     [
       'global: { scrape_interval: 1s, evaluation_interval: 1s }',
       'scrape_configs:',
@@ -376,28 +367,12 @@ async function startPrometheus(t: TestContext, agentUrl: string): Promise<string
       '',
     ].join('\n'),
   );
-  const port = await freePort();
-  const child = spawn(
-    binary,
-    [
-      `--config.file=${path.join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${path.join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  t.after(async () => {
-    if (child.exitCode === null) child.kill('SIGTERM');
-    await exited;
-  });
-  const url = `http://127.0.0.1:${port}`;
+  if (prometheus === undefined) return undefined;
+  const { url, stderr } = prometheus;
   // two scrapes at least before any rate() is asked
   await eventually(
     async () => {
-      if (child.exitCode !== null) throw new Error(`prometheus exited:\n${stderr}`);
+      if (stderr().startsWith('exited')) throw new Error(`prometheus ${stderr()}`);
       try {
         const r = await promQuery(
           url,
@@ -491,7 +466,7 @@ test('every panel query returns series from a real Prometheus scraping a real ag
   );
   await fs.appendFile(path.join(root, 'var', 'log', 'syslog'), await seedLogLinesNow());
 
-  const url = await startPrometheus(t, agent.url);
+  const url = await startScrapingPrometheus(t, agent.url);
   if (url === undefined) return;
 
   // Some series come after the first pass (log matches, the leader's audits): ask until each

@@ -1,15 +1,13 @@
 // The Prometheus blocker against a real Prometheus: an alert that is firing blocks, one that is
 // pending or not firing does not, and a Prometheus that cannot be asked denies.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { checkPrometheusAlerts } from '../../agent/remediation/gates/blockers.ts';
 import type { GateDecision } from '../../agent/remediation/gates/blockers.ts';
-import { eventually, requireTool, tempDir } from '../helpers.ts';
+import { eventually } from '../helpers.ts';
+import { freePort, startPrometheus } from '../realDaemons.ts';
 
 function reasonOf(decision: GateDecision): string {
   if (decision.allowed) assert.fail('expected a denial');
@@ -17,18 +15,6 @@ function reasonOf(decision: GateDecision): string {
 }
 
 /** A port nothing listens on (bound, then closed). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => {
-    server.close(() => {
-      resolve();
-    });
-  });
-  return port;
-}
-
 const RULES = `groups:
   - name: remediation-blockers
     interval: 1s
@@ -47,36 +33,17 @@ const RULES = `groups:
 `;
 
 /** Prometheus on 127.0.0.1 with the rules above, once ClusterInTrouble is firing. */
-async function startPrometheus(t: TestContext): Promise<string | undefined> {
-  const binary = requireTool(t, 'prometheus');
-  if (binary === undefined) return undefined;
-  const dir = await tempDir(t, 'node-auditor-prometheus-');
-  await fs.writeFile(path.join(dir, 'rules.yml'), RULES);
-  await fs.writeFile(
-    path.join(dir, 'prometheus.yml'),
+async function startAlertingPrometheus(t: TestContext): Promise<string | undefined> {
+  const prometheus = await startPrometheus(
+    t,
     'global:\n  evaluation_interval: 1s\nrule_files:\n  - rules.yml\n',
+    { 'rules.yml': RULES },
   );
-  const port = await freePort();
-  const child = spawn(
-    binary,
-    [
-      `--config.file=${path.join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${path.join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  t.after(async () => {
-    if (child.exitCode === null) child.kill('SIGTERM');
-    await exited;
-  });
-  const url = `http://127.0.0.1:${port}`;
+  if (prometheus === undefined) return undefined;
+  const { url, stderr } = prometheus;
   await eventually(
     async () => {
-      if (child.exitCode !== null) throw new Error(`prometheus exited:\n${stderr}`);
+      if (stderr().startsWith('exited')) throw new Error(`prometheus ${stderr()}`);
       try {
         const res = await fetch(`${url}/api/v1/alerts`);
         const body = (await res.json()) as { data?: { alerts?: { state: string }[] } };
@@ -92,7 +59,7 @@ async function startPrometheus(t: TestContext): Promise<string | undefined> {
 }
 
 test('a configured firing alert blocks; pending, not firing and other alerts do not', async (t) => {
-  const url = await startPrometheus(t);
+  const url = await startAlertingPrometheus(t);
   if (url === undefined) return;
   assert.equal(
     reasonOf(await checkPrometheusAlerts({ url, alerts: [{ name: 'ClusterInTrouble' }] })),
@@ -139,7 +106,7 @@ test('a configured firing alert blocks; pending, not firing and other alerts do 
 });
 
 test('a Prometheus that cannot be asked denies: unreachable, not Prometheus, bad settings', async (t) => {
-  const url = await startPrometheus(t);
+  const url = await startAlertingPrometheus(t);
   if (url === undefined) return;
   const down = `http://127.0.0.1:${await freePort()}`;
   assert.match(
