@@ -1,10 +1,12 @@
-// The Dockerfile's contract, read as text (no Docker engine here: ENVIRONMENT.md): the image
-// holds every file the bundle reads at run time, runs the agent against /host, and leaves
-// health checking to the chart's probes.
+// The Dockerfile, linted by a real Dockerfile linter (dockerfilelint) and its contract read as
+// text (no Docker engine here: ENVIRONMENT.md): the image holds every file the bundle reads at
+// run time, runs the agent against /host, and leaves health checking to the chart's probes.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { tempDir } from '../helpers.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 const text = readFileSync(path.join(REPO, 'Dockerfile'), 'utf8');
@@ -47,4 +49,26 @@ test('Dockerfile: runs the agent on /host, as a user, labelled, with no HEALTHCH
   }
   // the logs check runs journalctl on the host's journal
   assert.match(text, /apt-get install -y --no-install-recommends systemd/);
+});
+
+interface LintReport {
+  totalIssues: number;
+  files: { issues: { line: string; title: string }[] }[];
+}
+
+function lint(file: string): LintReport {
+  const bin = path.join(REPO, 'node_modules', '.bin', 'dockerfilelint');
+  const run = spawnSync(bin, ['-o', 'json', file], { encoding: 'utf8' });
+  return JSON.parse(run.stdout) as LintReport;
+}
+
+test('Dockerfile: dockerfilelint finds nothing (and does find the usual mistakes)', async (t) => {
+  const ours = lint(path.join(REPO, 'Dockerfile'));
+  assert.deepEqual(ours.files[0]?.issues, [], JSON.stringify(ours.files[0]?.issues));
+  // the linter really looks: a Dockerfile with two classic mistakes is reported
+  const bad = path.join(await tempDir(t), 'Dockerfile');
+  writeFileSync(bad, 'FROM node:latest\nRUN apt-get install curl\n');
+  const titles = lint(bad).files[0]?.issues.map((i) => i.title) ?? [];
+  assert.ok(titles.includes('Base Image Latest Tag'), titles.join(', '));
+  assert.ok(titles.includes('Missing parameter for `apt-get`'), titles.join(', '));
 });
