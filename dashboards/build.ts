@@ -320,6 +320,30 @@ function clusterVariable(): dashboard.QueryVariableBuilder {
   );
 }
 
+/** What both dashboards share: tags, time, refresh, the three variables and the link across. */
+function frame(options: {
+  title: string;
+  uid: string;
+  description: string;
+  nodeDescription: string;
+  multiNode: boolean;
+  link: dashboard.DashboardLinkBuilder;
+}): dashboard.DashboardBuilder {
+  return new dashboard.DashboardBuilder(options.title)
+    .uid(options.uid)
+    .description(options.description)
+    .tags(['node-auditor', 'kubernetes'])
+    .editable()
+    .tooltip(dashboard.DashboardCursorSync.Crosshair)
+    .time({ from: 'now-6h', to: 'now' })
+    .refresh('1m')
+    .timezone('browser')
+    .withVariable(datasourceVariable())
+    .withVariable(clusterVariable())
+    .withVariable(labelVariable('node', 'Node', options.nodeDescription, options.multiNode))
+    .link(options.link);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fleet overview
 // ---------------------------------------------------------------------------------------------
@@ -331,29 +355,16 @@ export function fleetDashboard(): dashboard.Dashboard {
   const inotifyRatio = (used: string, limit: string) =>
     `max by (${byNode}) (${used}${s()}) / max by (${byNode}) (${limit}${s()})`;
 
-  return new dashboard.DashboardBuilder('node-auditor / Fleet overview')
-    .uid('node-auditor-fleet')
-    .description(
+  return frame({
+    title: 'node-auditor / Fleet overview',
+    uid: 'node-auditor-fleet',
+    description:
       'Every node the node-auditor DaemonSet runs on: which nodes have problems, why nodes are (or are about to be) NotReady, inotify and zombie pressure, anonymous exposure, CVEs and what remediation did.',
-    )
-    .tags(['node-auditor', 'kubernetes'])
-    .editable()
-    .tooltip(dashboard.DashboardCursorSync.Crosshair)
-    .time({ from: 'now-6h', to: 'now' })
-    .refresh('1m')
-    .timezone('browser')
-    .withVariable(datasourceVariable())
-    .withVariable(clusterVariable())
-    .withVariable(
-      labelVariable(
-        'node',
-        'Node',
-        'Nodes to show (the node label the ServiceMonitor sets from the pod’s node name).',
-        true,
-      ),
-    )
-    .link(dashboardLink('One node', 'node-auditor-node'))
-
+    nodeDescription:
+      'Nodes to show (the node label the ServiceMonitor sets from the pod’s node name).',
+    multiNode: true,
+    link: dashboardLink('One node', 'node-auditor-node'),
+  })
     .withRow(row(ids, 'Fleet at a glance'))
     .withPanel(
       statPanel(
@@ -702,29 +713,16 @@ export function nodeDashboard(): dashboard.Dashboard {
   const s = selector;
   const ratio = (used: string, limit: string) => `max(${used}${s()}) / max(${limit}${s()})`;
 
-  return new dashboard.DashboardBuilder('node-auditor / Node')
-    .uid('node-auditor-node')
-    .description(
+  return frame({
+    title: 'node-auditor / Node',
+    uid: 'node-auditor-node',
+    description:
       'One node in depth: its problems and NotReady causes, sysctl compliance, inotify holders, zombies and pod sandboxes, anonymous exposure, CVEs, remediation, and the agent’s own checks.',
-    )
-    .tags(['node-auditor', 'kubernetes'])
-    .editable()
-    .tooltip(dashboard.DashboardCursorSync.Crosshair)
-    .time({ from: 'now-6h', to: 'now' })
-    .refresh('1m')
-    .timezone('browser')
-    .withVariable(datasourceVariable())
-    .withVariable(clusterVariable())
-    .withVariable(
-      labelVariable(
-        'node',
-        'Node',
-        'The node to look at (the node label the ServiceMonitor sets from the pod’s node name). All sums the nodes.',
-        false,
-      ),
-    )
-    .link(dashboardLink('Fleet overview', 'node-auditor-fleet'))
-
+    nodeDescription:
+      'The node to look at (the node label the ServiceMonitor sets from the pod’s node name). All sums the nodes.',
+    multiNode: false,
+    link: dashboardLink('Fleet overview', 'node-auditor-fleet'),
+  })
     .withRow(row(ids, 'Node at a glance'))
     .withPanel(
       statPanel(
