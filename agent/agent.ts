@@ -29,9 +29,6 @@ import { MetricsSink } from './sinks/metrics/metricsSink.ts';
 import { renderStartupSummary } from './sinks/report/startupSummary.ts';
 import type { RemediationEngine } from './remediation/remediationEngine.ts';
 
-/** The checks whose findings can call for a remediation action (remediation/triggers.ts). */
-const REMEDIATION_TRIGGERS = new Set(['sysctl', 'inotify', 'logs']);
-
 /** Settings read once at start: changing them in a reload is logged, and needs a restart. */
 const RESTART_ONLY = [
   'hostRoot',
@@ -336,7 +333,9 @@ export class Agent {
     applyRunToFindings(this.store, run);
     this.metrics.syncProblems(this.store.active());
     this.syncCauses();
-    if (REMEDIATION_TRIGGERS.has(run.check)) void this.remediation?.evaluate(this.store.active());
+    // the engine picks what calls for an action (remediation/triggers.ts) and does not decide
+    // again on the same findings within a minute
+    void this.remediation?.evaluate(this.store.active());
   }
 
   /**

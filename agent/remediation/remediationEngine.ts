@@ -58,12 +58,17 @@ export interface RemediationPorts {
   now?(): Date;
 }
 
+/** How long a decision on the same findings and settings stands before it is made again. */
+export const REDECIDE_MS = 60_000;
+
 export class RemediationEngine {
   private readonly ports: RemediationPorts;
   private readonly history = new DecisionHistory();
   private queue: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly stopping = new AbortController();
+  /** Per action: what it was last decided on, and when (see decideSafely). */
+  private readonly lastDecided = new Map<RemediationActionId, { key: string; at: number }>();
 
   constructor(ports: RemediationPorts) {
     this.ports = ports;
@@ -88,8 +93,20 @@ export class RemediationEngine {
     return this.history.list();
   }
 
+  /**
+   * The sysctl, inotify and logs checks each call evaluate, every 30-60 s, while a finding
+   * lasts: an action already decided on the same findings and settings is not decided again
+   * within REDECIDE_MS. Each decision reads the host and asks the gates, some through the API
+   * (the storm guard lists every Node): during a storm, every node asking three times a minute
+   * would load the API server when it can least afford it.
+   */
   private async decideSafely(trigger: Trigger): Promise<void> {
     if (this.stopped) return;
+    const now = (this.ports.now?.() ?? new Date()).getTime();
+    const key = `${trigger.findings.join('\n')}|${JSON.stringify(this.ports.settings())}`;
+    const last = this.lastDecided.get(trigger.action);
+    if (last !== undefined && last.key === key && now - last.at < REDECIDE_MS) return;
+    this.lastDecided.set(trigger.action, { key, at: now });
     await this.decide(trigger).catch((error: unknown) => {
       this.ports.log.error(
         { event: 'remediation.error', action: trigger.action, err: error },

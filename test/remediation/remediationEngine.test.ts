@@ -16,7 +16,7 @@ import type { Finding } from '../../agent/findings/finding.ts';
 import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { hostActionRunner } from '../../agent/remediation/actions/hostActionRunner.ts';
 import { restartKubeletRunner } from '../../agent/remediation/actions/restartKubelet.ts';
-import { RemediationEngine } from '../../agent/remediation/remediationEngine.ts';
+import { REDECIDE_MS, RemediationEngine } from '../../agent/remediation/remediationEngine.ts';
 import { connectSystemd } from '../../agent/remediation/systemd.ts';
 import { copyFixtureHost } from '../helpers.ts';
 import { startBus, startFakeSystemd } from './systemdStandIn.ts';
@@ -158,7 +158,10 @@ test('engine: a gate that stays closed is one decision, one Event, counted each 
   const counted: string[] = [];
   let minutes = 59;
   let spendFails = false;
+  let gateCalls = 0;
+  let clock = Date.parse('2026-11-22T03:00:00Z');
   const engine = new RemediationEngine({
+    now: () => new Date(clock),
     settings: () => settings,
     log: pino({ level: 'silent' }),
     count: (action, outcome) => {
@@ -168,19 +171,29 @@ test('engine: a gate that stays closed is one decision, one Event, counted each 
       events.push(`${reason}: ${message}`);
     },
     // as the rate limit says it while its cooldown runs out
-    gates: () =>
-      Promise.resolve(
+    gates: () => {
+      gateCalls++;
+      return Promise.resolve(
         minutes > 0
           ? { allowed: false, reason: `cooldown: allowed again in ${String(minutes--)}m` }
           : { allowed: true },
-      ),
+      );
+    },
     lock: () => Promise.resolve({ stillHeld: () => true, release: () => Promise.resolve() }),
     spend: () =>
       spendFails ? Promise.reject(new Error('EROFS: read-only file system')) : Promise.resolve(),
     runner: () => hostActionRunner('inotify-limits', host, settings, () => Promise.resolve()),
     kubeletHealthy: () => true,
   });
+  // the sysctl, inotify and logs checks each evaluate within the same minute: decided once
   for (let i = 0; i < 3; i++) await engine.evaluate([EXHAUSTED]);
+  assert.equal(gateCalls, 1);
+  // then a minute apart, the cooldown's words ticking
+  for (let i = 0; i < 2; i++) {
+    clock += REDECIDE_MS;
+    await engine.evaluate([EXHAUSTED]);
+  }
+  assert.equal(gateCalls, 3);
   const [first, ...rest] = engine.decisions();
   assert.equal(rest.length, 0);
   assert.equal(first?.count, 3);
@@ -190,6 +203,7 @@ test('engine: a gate that stays closed is one decision, one Event, counted each 
 
   minutes = 0;
   spendFails = true;
+  clock += REDECIDE_MS;
   await engine.evaluate([EXHAUSTED]);
   const last = engine.decisions().at(-1);
   assert.equal(last?.outcome, 'skipped');
