@@ -7,6 +7,7 @@
 // agent/ from importing it again. Tests and benchmarks may use it.
 import fs from 'node:fs';
 import type { Stats } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 export const readFile = promisify(fs.readFile);
@@ -18,6 +19,8 @@ export const lstat = promisify(fs.lstat);
 export const access = promisify(fs.access);
 export const mkdir = promisify(fs.mkdir);
 export const rename = promisify(fs.rename);
+export const unlink = promisify(fs.unlink);
+export const fsync = promisify(fs.fsync);
 
 const openFd = promisify(fs.open);
 const closeFd = promisify(fs.close);
@@ -73,4 +76,34 @@ export class FileHandle {
 
 export async function open(path: string, flags: string | number): Promise<FileHandle> {
   return new FileHandle(await openFd(path, flags));
+}
+
+/**
+ * Replaces a small state file (a local path) so that after a crash or power cut it holds the
+ * old text or the new, never a torn mix: a temporary file beside it, fsync, rename, fsync of
+ * the directory. The directory is created if missing; the temporary file is removed on failure.
+ */
+export async function writeFileAtomic(file: string, text: string): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = `${file}.${String(process.pid)}.tmp`;
+  try {
+    await mkdir(dir, { recursive: true });
+    const handle = await open(tmp, 'w');
+    try {
+      await writeFile(handle.fd, text);
+      await fsync(handle.fd);
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+    const directory = await open(dir, 'r');
+    try {
+      await fsync(directory.fd);
+    } finally {
+      await directory.close();
+    }
+  } catch (error) {
+    await unlink(tmp).catch(() => undefined);
+    throw error;
+  }
 }

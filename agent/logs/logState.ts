@@ -34,9 +34,5 @@ export async function loadLogState(stateDir: string): Promise<LogState | undefin
 }
 
 export async function saveLogState(stateDir: string, state: LogState): Promise<void> {
-  const file = path.join(stateDir, LOG_STATE_FILE);
-  await fs.mkdir(stateDir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(state));
-  await fs.rename(tmp, file);
+  await fs.writeFileAtomic(path.join(stateDir, LOG_STATE_FILE), JSON.stringify(state));
 }

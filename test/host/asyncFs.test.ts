@@ -52,3 +52,18 @@ test('asyncFs: closing twice never closes the file that reused the descriptor', 
     await b.close();
   }
 });
+
+test('asyncFs: writeFileAtomic replaces a state file whole, creates its directory, leaves no temporary file', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'asyncfs-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'state', 'events.json');
+  await fs.writeFileAtomic(file, '{"v":1}');
+  await fs.writeFileAtomic(file, '{"v":2}');
+  assert.equal(await fs.readFile(file, 'utf8'), '{"v":2}');
+  assert.deepEqual(await fs.readdir(path.dirname(file)), ['events.json']);
+  // a rename that fails (a directory where the file should be): the error, and no litter
+  const blocked = path.join(dir, 'blocked');
+  await fs.mkdir(path.join(blocked, 'history.json'), { recursive: true });
+  await assert.rejects(fs.writeFileAtomic(path.join(blocked, 'history.json'), 'x'));
+  assert.deepEqual(await fs.readdir(blocked), ['history.json']);
+});

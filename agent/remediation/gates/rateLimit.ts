@@ -9,17 +9,11 @@
 //
 // Dry runs are kept apart from real actions (each mode counts only its own), so a dry run says
 // exactly what enforce mode would, and switching to enforce starts with a fresh budget.
-import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { errnoCode, fileErrorReason } from '../../errors.ts';
-import { mkdir, open, readFile, rename, writeFile } from '../../host/asyncFs.ts';
+import { readFile, writeFileAtomic } from '../../host/asyncFs.ts';
 import { ALLOWED, cannotDecide } from './blockers.ts';
 import type { GateDecision } from './blockers.ts';
-
-// not in asyncFs.ts: only this durable write needs them
-const fsync = promisify(fs.fsync);
-const unlink = promisify(fs.unlink);
 
 export const REMEDIATION_HISTORY_FILE = 'remediation-history.json';
 
@@ -170,25 +164,9 @@ export class RemediationRateLimit {
         dryRun: e.dryRun,
       })),
     };
-    const tmp = `${this.file}.${process.pid}.tmp`;
     try {
-      await mkdir(this.options.stateDir, { recursive: true });
-      const handle = await open(tmp, 'w');
-      try {
-        await writeFile(handle.fd, `${JSON.stringify(doc)}\n`);
-        await fsync(handle.fd);
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, this.file);
-      const dir = await open(this.options.stateDir, 'r');
-      try {
-        await fsync(dir.fd);
-      } finally {
-        await dir.close();
-      }
+      await writeFileAtomic(this.file, `${JSON.stringify(doc)}\n`);
     } catch (error) {
-      await unlink(tmp).catch(() => undefined);
       throw new Error(
         `cannot write the remediation history ${this.file} (${fileErrorReason(error)})`,
         { cause: error },

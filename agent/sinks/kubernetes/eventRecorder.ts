@@ -11,7 +11,6 @@
 // - what was sent, and which incidents were reported, is kept in a state file, so a restart
 //   neither replays an Event nor counts an incident twice.
 import * as fs from '../../host/asyncFs.ts';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import { Backoff } from '../../kubernetes/backoff.ts';
 import { KubeApiError, kubeTime } from '../../kubernetes/kubeApi.ts';
@@ -381,10 +380,7 @@ export class EventRecorder {
     // one write at a time; each writes a temporary file and renames it (never a torn file)
     this.saving = this.saving.then(async () => {
       try {
-        await fs.mkdir(path.dirname(file), { recursive: true });
-        const tmp = `${file}.${process.pid}.tmp`;
-        await fs.writeFile(tmp, JSON.stringify(state));
-        await fs.rename(tmp, file);
+        await fs.writeFileAtomic(file, JSON.stringify(state));
       } catch (error) {
         if (!this.warnedState)
           this.options.log.warn(
