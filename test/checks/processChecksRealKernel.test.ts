@@ -128,6 +128,10 @@ test('a shell as PID 1 in the pause role: no SIGTERM handler, and the orphans it
     const o = await runProcessChecks('/');
     const ids = o.pause.findings.filter((f) => f.id.endsWith(pod.uid)).map((f) => f.id);
     assert.ok(ids.includes(`PauseNotReaping:${pod.uid}`), ids.join(', '));
+    // Both sleeps have exited (the finding is raised at the first zombie; on a loaded machine
+    // the second may still be running when the first scan sees it).
+    const evidence = o.pause.findings.find((f) => f.id === `PauseNotReaping:${pod.uid}`)?.evidence;
+    assert.ok(evidence?.includes('zombie children: 2') === true, evidence?.join('\n'));
     return o;
   });
   const ids = outcomes.pause.findings
