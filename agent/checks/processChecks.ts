@@ -6,6 +6,9 @@ import { DEFAULT_INFRA_COMMANDS } from '../procfs/processOwner.ts';
 import { ProcessScans } from '../procfs/processScans.ts';
 import type { CheckContext } from './check.ts';
 
+/** The checks that read the shared pass and name the pods of the processes they report. */
+export const PROCESS_CHECK_IDS: ReadonlySet<string> = new Set(['pause', 'zombies', 'inotify']);
+
 export function processScans(
   context: Pick<CheckContext<unknown>, 'services' | 'host'>,
   /** The pod infra commands for a pass of its own (the shared one has them from the config). */

@@ -1,5 +1,5 @@
 // `node-auditor check`: one pass of the checks, a report, an exit status.
-import { configuredInfraCommands } from '../checks/processChecks.ts';
+import { PROCESS_CHECK_IDS, configuredInfraCommands } from '../checks/processChecks.ts';
 import type { Logger } from 'pino';
 import type { ClusterService } from '../checks/check.ts';
 import { CHECKS } from '../checks/registry.ts';
@@ -11,6 +11,8 @@ import { FindingStore } from '../findings/findingStore.ts';
 import { CheckStatuses, exitStatusOf } from '../findings/report.ts';
 import type { Report } from '../findings/report.ts';
 import { HostRoot } from '../host/hostRoot.ts';
+import type { KubeApi } from '../kubernetes/kubeApi.ts';
+import type { PodsOnNode } from '../kubernetes/podsOnNode.ts';
 import { createLogger } from '../logger.ts';
 import { ProcessScans } from '../procfs/processScans.ts';
 import { CheckRunner, applyRunToFindings } from '../runner/runCheck.ts';
@@ -35,21 +37,30 @@ export async function checkCommand(
   processes.setInfraCommands(configuredInfraCommands(config));
   // The API for the security checks, when there is one; no watches, no Events, no Lease.
   const kube = await openCluster(config, inputs.env ?? process.env, log);
-  const runner = new CheckRunner({
-    host,
-    nodeName: config.nodeName,
-    log,
-    services: () => ({ processes, ...(kube === undefined ? {} : { cluster: kube.cluster }) }),
-  });
-  const statuses = new CheckStatuses(CHECKS);
-  const store = new FindingStore();
-
   // --only runs exactly the checks named, even ones the config disables.
   const selected = CHECKS.filter((check) =>
     options.only === undefined
       ? config.checks[check.id]?.enabled === true
       : options.only.includes(check.id),
   );
+  // With an API, the process checks name pods as `run` does: one list of this node's pods.
+  const pods =
+    kube !== undefined && selected.some((check) => PROCESS_CHECK_IDS.has(check.id))
+      ? await listPods(kube.api, config.nodeName, log)
+      : undefined;
+  const runner = new CheckRunner({
+    host,
+    nodeName: config.nodeName,
+    log,
+    services: () => ({
+      processes,
+      ...(kube === undefined ? {} : { cluster: kube.cluster }),
+      ...(pods === undefined ? {} : { pods }),
+    }),
+  });
+  const statuses = new CheckStatuses(CHECKS);
+  const store = new FindingStore();
+
   for (const check of CHECKS) {
     if (!selected.includes(check))
       statuses.skip(
@@ -90,7 +101,7 @@ async function openCluster(
   config: Readonly<Config>,
   env: NodeJS.ProcessEnv,
   log: Logger,
-): Promise<{ api: { close(): void }; cluster: ClusterService } | undefined> {
+): Promise<{ api: KubeApi; cluster: ClusterService } | undefined> {
   const { discoverKube } = await import('../kubernetes/kubeDiscovery.ts');
   const found = await discoverKube({ kubeconfig: config.kubeconfig, env });
   if (found.kind === 'none') {
@@ -112,4 +123,28 @@ async function openCluster(
     api,
     cluster: clusterService(api, { isLeader: () => true, nodeName: config.nodeName }),
   };
+}
+
+/**
+ * The pods on this node, listed once. A failure (no permission, API down) is a warning: the
+ * process checks still run and name pods by UID, as without an API.
+ */
+async function listPods(
+  api: KubeApi,
+  nodeName: string,
+  log: Logger,
+): Promise<PodsOnNode | undefined> {
+  const { PodsOnNode } = await import('../kubernetes/podsOnNode.ts');
+  const pods = new PodsOnNode();
+  try {
+    await pods.load(api, nodeName);
+    return pods;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    log.warn(
+      { event: 'kube.pods.failed', err: error },
+      `cannot list the pods on node ${nodeName} (${reason}): processes are named by pod UID`,
+    );
+    return undefined;
+  }
 }

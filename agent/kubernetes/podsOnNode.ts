@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import type { KubeApi } from './kubeApi.ts';
 import { runWatchedCollection } from './watchedCollection.ts';
 
+const PODS_PATH = '/api/v1/pods';
+
 export interface PodContainer {
   name: string;
   /** Runtime ID without the "containerd://" prefix, once the container has started. */
@@ -54,21 +56,37 @@ export class PodsOnNode {
   ): Promise<void> {
     return runWatchedCollection<PodObject>({
       api,
-      path: '/api/v1/pods',
+      path: PODS_PATH,
       fieldSelector: `spec.nodeName=${nodeName}`,
       log,
       signal,
       ...(onHealth === undefined ? {} : { onHealth }),
       onSync: (items) => {
-        this.byUid.clear();
-        this.byContainerId.clear();
-        for (const pod of items) this.put(pod);
+        this.replace(items);
       },
       onEvent: (type, pod) => {
         if (type === 'DELETED') this.remove(pod.metadata?.uid);
         else this.put(pod);
       },
     });
+  }
+
+  /** One list, no watch: the pods as they are now, for a one-shot run (`node-auditor check`). */
+  async load(api: KubeApi, nodeName: string, signal?: AbortSignal): Promise<void> {
+    const list = await api.request<{ items?: PodObject[] }>({
+      verb: 'list',
+      path: PODS_PATH,
+      // from the API server's cache, as the watch's first list
+      query: { fieldSelector: `spec.nodeName=${nodeName}`, resourceVersion: '0' },
+      ...(signal === undefined ? {} : { signal }),
+    });
+    this.replace(list.items ?? []);
+  }
+
+  private replace(items: readonly PodObject[]): void {
+    this.byUid.clear();
+    this.byContainerId.clear();
+    for (const pod of items) this.put(pod);
   }
 
   private put(pod: PodObject): void {

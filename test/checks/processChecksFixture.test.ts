@@ -8,6 +8,7 @@ import { httpGet, metricValue, runCli, startAgent, tempDir } from '../helpers.ts
 import { PAUSE_SIGCGT, writeProcTree } from '../procfs/procTree.ts';
 import type { FixtureProcess } from '../procfs/procTree.ts';
 import { runProcessChecks, sampleValue } from './runCheckOn.ts';
+import { harness } from '../kubernetes/kubeHarness.ts';
 
 const hex = (n: number) => n.toString(16).padStart(2, '0').repeat(32);
 const uidOf = (n: number) =>
@@ -250,6 +251,71 @@ test("agent: an exhausted inotify limit is the node's NotReady cause on /metrics
   );
   assert.equal(metricValue(metrics, 'node_auditor_pod_sandboxes', { state: 'ok' }), FORMS.length);
   await agent.stop();
+});
+
+test('check with a kubeconfig names the pod and container of a process as run does (one list of the pods on this node); a failed list leaves the UID, with a warning', async (t) => {
+  const root = await tempDir(t);
+  await writeProcTree(root, { processes: inotifyHost(), maxUserWatches: 64 });
+  const h = await harness(t);
+  // the inotify hog's pod, and one with the same container elsewhere that must not be asked for
+  h.fake.addPod({
+    namespace: 'ci',
+    name: 'builder-0',
+    nodeName: 'k1-node01',
+    uid: uidOf(1),
+    containers: [{ name: 'webpack', containerID: `containerd://${hex(99)}` }],
+  });
+  h.fake.addPod({ namespace: 'ci', name: 'elsewhere', nodeName: 'k1-node02' });
+  const args = [
+    'check',
+    '--host-root',
+    root,
+    '--only',
+    'inotify',
+    '--output',
+    'json',
+    '--kubeconfig',
+    h.kubeconfig,
+    '--node-name',
+    'k1-node01',
+  ];
+  const exhausted = (stdout: string) =>
+    (
+      JSON.parse(stdout) as { findings: { id: string; message: string; evidence: string[] }[] }
+    ).findings.find((f) => f.id === 'InotifyWatchesExhausted:uid=0');
+
+  const named = await runCli(args);
+  assert.equal(named.code, 1, named.stderr);
+  const finding = exhausted(named.stdout);
+  assert.match(
+    finding?.message ?? '',
+    /Most are held by node \(pid 1012\) in pod ci\/builder-0 container webpack/,
+  );
+  assert.equal(
+    finding?.evidence[1],
+    '50 watches (2 instances): node (pid 1012), uid 0, pod ci/builder-0 container webpack',
+  );
+  // one list, of this node's pods only, and nothing else of pods (no watch in a one-shot run)
+  const podCalls = h.fake.requests.filter((r) => r.path === '/api/v1/pods');
+  assert.deepEqual(
+    podCalls.map((r) => `${r.method} ${r.query.toString()} ${r.status}`),
+    [
+      `GET ${new URLSearchParams({ fieldSelector: 'spec.nodeName=k1-node01', resourceVersion: '0' }).toString()} 200`,
+    ],
+  );
+
+  // the API fails the list: the check still runs, the pod is its UID, and stderr says why
+  h.fake.failNext(1, 500, { match: (_method, path) => path.startsWith('/api/v1/pods') });
+  const unnamed = await runCli(args);
+  assert.equal(unnamed.code, 1, unnamed.stderr);
+  assert.match(
+    exhausted(unnamed.stdout)?.message ?? '',
+    new RegExp(
+      `Most are held by node \\(pid 1012\\) in pod ${uidOf(1)} container ${hex(99).slice(0, 12)}`,
+    ),
+  );
+  assert.match(unnamed.stderr, /cannot list the pods on node k1-node01 \(.*500/);
+  assert.match(unnamed.stderr, /processes are named by pod UID/);
 });
 
 test("zombies moved to the root cgroup (cgroup v1) are counted for their parent's container; a non-reaping container PID 1 is called out", async (t) => {
