@@ -164,6 +164,39 @@ test('drift: not persisted, persisted out of profile, and harmless differences a
   );
 });
 
+test('a bridge key out of profile is critical; a key that cannot be read is a warning naming its path, with no compliance sample; a file only in /lib/sysctl.d is read', async (t) => {
+  const root = await copyFixtureHost(t, 'compliant');
+  await writeFiles(root, {
+    // br_netfilter loaded, but bridged traffic bypasses iptables: Services break
+    'proc/sys/net/bridge/bridge-nf-call-iptables': '0\n',
+    'lib/sysctl.d/50-vendor-only.conf': 'net.core.somaxconn = 4096\n',
+  });
+  // a /proc/sys entry the agent cannot read (root reads any mode: a directory in its place)
+  await fs.rm(path.join(root, 'proc/sys/vm/panic_on_oom'));
+  await fs.mkdir(path.join(root, 'proc/sys/vm/panic_on_oom'));
+  const outcome = await runOn(root);
+  assert.deepEqual(ids(outcome), [
+    'critical SysctlOutOfProfile:net.bridge.bridge-nf-call-iptables',
+    'warning SysctlUnreadable:vm.panic_on_oom',
+  ]);
+  const bridge = finding(outcome, 'SysctlOutOfProfile:net.bridge.bridge-nf-call-iptables');
+  assert.deepEqual(bridge.evidence[0], '/proc/sys/net/bridge/bridge-nf-call-iptables = 0');
+  assert.equal(
+    sample(outcome, 'node_auditor_sysctl_compliant', 'net.bridge.bridge-nf-call-iptables'),
+    0,
+  );
+  const unreadable = finding(outcome, 'SysctlUnreadable:vm.panic_on_oom');
+  assert.match(unreadable.evidence[0] ?? '', /\/proc\/sys\/vm\/panic_on_oom/);
+  assert.equal(sample(outcome, 'node_auditor_sysctl_compliant', 'vm.panic_on_oom'), undefined);
+  assert.equal(sample(outcome, 'node_auditor_sysctl', 'vm.panic_on_oom'), undefined);
+  // the sixth place, with a file of a name no other place has
+  const persisted = await readPersistedSysctls(new HostRoot(root));
+  assert.deepEqual(
+    persisted.assignmentsOf('net.core.somaxconn').map((a) => `${a.file}=${a.value}`),
+    ['/lib/sysctl.d/50-vendor-only.conf=4096'],
+  );
+});
+
 test('precedence across the six places sysctl --system reads', async () => {
   const persisted = await readPersistedSysctls(new HostRoot(fixtureHost('precedence')));
   assert.equal(persisted.bootApplier, 'sysctl --system', 'no systemd-sysctl on this host');
