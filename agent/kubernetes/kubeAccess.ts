@@ -2,7 +2,7 @@
 //
 // From @kubernetes/client-node we take the parts that carry knowledge (kubeconfig parsing,
 // exec-plugin and token-file authentication) and leave the generated API client: importing
-// it costs about 70 MiB of RSS and 0.5 s on every node (bench/RESULTS.md). Requests go through
+// it costs about 80 MiB of RSS and 0.4 s on every node (bench/RESULTS.md). Requests go through
 // node:https (kubeApi.ts).
 import { spawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';

@@ -1,6 +1,6 @@
 // Is there a Kubernetes API to talk to, and where are its credentials? Only file and variable
 // checks here, no client: a node without a cluster never loads the Kubernetes code (about
-// 6 MiB of RSS; bench/RESULTS.md). Order (DESIGN.md): an explicit kubeconfig (--kubeconfig or
+// 9 MiB of RSS; bench/RESULTS.md). Order (DESIGN.md): an explicit kubeconfig (--kubeconfig or
 // `kubeconfig` in the config), else in-cluster (the pod's ServiceAccount), else $KUBECONFIG.
 import * as fs from '../host/asyncFs.ts';
 import path from 'node:path';

@@ -92,7 +92,6 @@ export class KubernetesSession {
     };
   }
 
-  /** The first pass is done: the findings are current, so Events and conditions can catch up. */
   /** A result of the agent's kubelet healthz probe (readiness while the Node watch fails). */
   observeKubelet(healthy: boolean): void {
     this.fallback?.observe(healthy);

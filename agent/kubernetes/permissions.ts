@@ -1,12 +1,13 @@
-// Every Kubernetes permission the agent uses, in one place, least privilege. The chart renders
-// its RBAC from this table, and the tests' API server authorizes the agent's ServiceAccount
+// Every Kubernetes permission the agent uses, in one place, least privilege. The chart's RBAC
+// (chart/templates/rbac.yaml, written by hand) is tested equal to this table
+// (test/chart/chart.test.ts), and the tests' API server authorizes the agent's ServiceAccount
 // with it, so a call the table does not allow fails in the tests exactly as in a cluster.
 
 export interface PolicyRule {
   apiGroups: string[];
   resources: string[];
   verbs: string[];
-  /** Why the agent needs it (rendered into the chart as a comment). */
+  /** Why the agent needs it (the chart's rbac.yaml says it in a comment). */
   why: string;
 }
 
