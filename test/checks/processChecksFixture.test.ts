@@ -159,6 +159,11 @@ function inotifyHost(): FixtureProcess[] {
   return processes;
 }
 
+/** `node-auditor check` of the inotify check alone on a fixture host, as JSON. */
+function inotifyCheckArgs(root: string, ...more: string[]): string[] {
+  return ['check', '--host-root', root, '--only', 'inotify', '--output', 'json', ...more];
+}
+
 test('inotify: watches and instances per uid against the limits; exhausted is critical with the cause and names the pod that holds most', async (t) => {
   const root = await tempDir(t);
   await writeProcTree(root, {
@@ -214,15 +219,7 @@ test('inotify: watches and instances per uid against the limits; exhausted is cr
 test("agent: an exhausted inotify limit is the node's NotReady cause on /metrics, with the top holders", async (t) => {
   const root = await tempDir(t);
   await writeProcTree(root, { processes: inotifyHost(), maxUserWatches: 64 });
-  const check = await runCli([
-    'check',
-    '--host-root',
-    root,
-    '--only',
-    'inotify',
-    '--output',
-    'json',
-  ]);
+  const check = await runCli(inotifyCheckArgs(root));
   assert.equal(check.code, 1, check.stderr);
   const report = JSON.parse(check.stdout) as { findings: { id: string; cause?: string }[] };
   assert.equal(
@@ -266,19 +263,7 @@ test('check with a kubeconfig names the pod and container of a process as run do
     containers: [{ name: 'webpack', containerID: `containerd://${hex(99)}` }],
   });
   h.fake.addPod({ namespace: 'ci', name: 'elsewhere', nodeName: 'k1-node02' });
-  const args = [
-    'check',
-    '--host-root',
-    root,
-    '--only',
-    'inotify',
-    '--output',
-    'json',
-    '--kubeconfig',
-    h.kubeconfig,
-    '--node-name',
-    'k1-node01',
-  ];
+  const args = inotifyCheckArgs(root, '--kubeconfig', h.kubeconfig, '--node-name', 'k1-node01');
   const exhausted = (stdout: string) =>
     (
       JSON.parse(stdout) as { findings: { id: string; message: string; evidence: string[] }[] }
