@@ -1,7 +1,9 @@
 // List, then watch from the list's resourceVersion, forever (client-go's reflector, small):
 // - the server ends a watch at its timeoutSeconds: watch again from the last resourceVersion
 //   (BOOKMARK events keep it fresh even when nothing changes);
-// - 410 Expired (the resourceVersion was compacted away): list again;
+// - 410 Expired (the resourceVersion was compacted away): list again, as the reflector does: at
+//   once and from the cache but no older than what we had seen; if the list's own position is
+//   already gone (a stale cache), back off and read etcd itself;
 // - any failure (API down, 5xx, 429): back off with jitter, then resume.
 import type { Logger } from 'pino';
 import { Backoff, sleep } from './backoff.ts';
@@ -43,20 +45,30 @@ export async function runWatchedCollection<T extends KubeObject>(
     options.watchTimeoutSeconds ?? (() => 300 + Math.floor(Math.random() * 300));
   const health = (healthy: boolean) => options.onHealth?.(healthy);
   let resourceVersion: string | undefined;
+  // What the next list asks for (client-go's relistResourceVersion):
+  // - "0": whatever the API server's cache holds, not a read of etcd, so a fleet of agents
+  //   starting or relisting at once does not load etcd;
+  // - the last resourceVersion seen, after a watch expired: still from the cache, but never
+  //   older than what we had (a "0" list could be, and its position expire again at once);
+  // - undefined (no parameter, client-go's ""): a consistent read from etcd, when the cache
+  //   could not give a position to watch from.
+  let listFrom: string | undefined = '0';
+  // a watch from the last list's position delivered or lasted: a later 410 is ordinary expiry
+  let followed = false;
   let failing = false;
 
   while (!signal.aborted) {
     try {
       if (resourceVersion === undefined) {
-        const list = await api.request<{ metadata?: { resourceVersion?: string }; items?: T[] }>({
+        const list: { metadata?: { resourceVersion?: string }; items?: T[] } = await api.request({
           verb: 'list',
           path,
-          // "0": served from the API server's cache, not a full read of etcd, so a fleet of
-          // agents starting or relisting at once does not load etcd (as the reflector lists)
-          query: { fieldSelector: options.fieldSelector, resourceVersion: '0' },
+          query: { fieldSelector: options.fieldSelector, resourceVersion: listFrom },
           signal,
         });
         resourceVersion = list.metadata?.resourceVersion;
+        listFrom = '0';
+        followed = false;
         options.onSync(list.items ?? []);
       }
       // set by the event callback below
@@ -86,6 +98,7 @@ export async function runWatchedCollection<T extends KubeObject>(
             return;
           }
           ended.delivered++;
+          followed = true; // the server streams from the listed position: a real one
           if (event.type !== 'BOOKMARK') {
             try {
               options.onEvent(event.type, event.object);
@@ -107,21 +120,51 @@ export async function runWatchedCollection<T extends KubeObject>(
           failing = false;
         },
       );
+      const short = ended.delivered === 0 && performance.now() - opened < SHORT_WATCH_MS;
+      if (!short) followed = true;
       if (ended.expired) {
-        log.info({ event: 'kube.watch.expired', path }, `watch of ${path} expired; listing again`);
+        const last: string | undefined = resourceVersion;
         resourceVersion = undefined;
+        if (followed) {
+          log.info(
+            { event: 'kube.watch.expired', path },
+            `watch of ${path} expired; listing again`,
+          );
+          if (!short) backoff.reset(); // a healthy stream, ended as at its timeout
+          listFrom = last;
+          continue;
+        }
+        // the position the list gave was gone before anything came: its cache is stale, and
+        // listing from it again would loop. Read etcd, after a pause that grows if it repeats.
+        log.info(
+          { event: 'kube.watch.expired', path },
+          `watch of ${path} expired at once; listing again from etcd`,
+        );
+        listFrom = undefined;
+        await sleep(backoff.next(), signal);
         continue;
       }
       if (ended.error !== undefined)
         throw new Error(`watch error: ${ended.error.message ?? 'unknown'}`);
-      if (ended.delivered === 0 && performance.now() - opened < SHORT_WATCH_MS) {
+      if (short) {
         // something between us and the API ends streams at once: without this, a tight loop
         throw new Error('the watch ended at once without an event');
       }
       backoff.reset(); // the server ended the stream at its timeout: watch again at once
     } catch (error) {
       if (aborted(signal)) return; // stopping, not failing
-      if (error instanceof KubeApiError && error.status === 410) resourceVersion = undefined;
+      if (error instanceof KubeApiError && error.status === 410) {
+        // that position is gone: list from etcd, as client-go falls back to ""
+        resourceVersion = undefined;
+        listFrom = undefined;
+      } else if (
+        resourceVersion === undefined &&
+        error instanceof KubeApiError &&
+        tooLarge(error)
+      ) {
+        // the cache did not catch up with the version the list asked for: etcd has it
+        listFrom = undefined;
+      }
       health(false);
       const delay = backoff.next(
         (error instanceof KubeApiError ? (error.retryAfterSeconds ?? 0) : 0) * 1000,
@@ -141,4 +184,9 @@ export async function runWatchedCollection<T extends KubeObject>(
 /** Read afresh: the signal may abort while a request is awaited. */
 function aborted(signal: AbortSignal): boolean {
   return signal.aborted;
+}
+
+/** 504 "Too large resource version: X, current: Y" (client-go's isTooLargeResourceVersionError). */
+function tooLarge(error: KubeApiError): boolean {
+  return error.status === 504 && /too large resource version/i.test(error.message);
 }

@@ -468,6 +468,42 @@ describe('watch', () => {
     );
   });
 
+  test('expireWatches: an open watch gets one ERROR 410 Expired and ends; its position is gone', async () => {
+    const rv = api.resourceVersion();
+    let ended = 0;
+    setTimeout(() => {
+      ended = api.expireWatches();
+    }, 200);
+    const result = await watchLines(
+      `/api/v1/nodes?watch=1&resourceVersion=${rv}&timeoutSeconds=30`,
+      'sa',
+    );
+    assert.equal(ended, 1);
+    assert.equal(result.status, 200);
+    assert.ok(result.ms < 5000, `ended after ${String(result.ms)} ms`);
+    assert.deepEqual(
+      result.lines.map((l) => l.type),
+      ['ERROR'],
+    );
+    // the recorded Status, key order included; the message is the etcd3 watcher's
+    const expected = obj(
+      fixture('admin-watch-nodes-expired-rv-200.json').response.stream?.[0]?.parsed.object,
+    );
+    const status = result.lines[0]!.object;
+    assert.deepEqual({ ...status, message: '' }, { ...expected, message: '' });
+    assert.deepEqual(Object.keys(status), Object.keys(expected));
+    assert.equal(status.message, 'The resourceVersion for the provided watch is too old.');
+    const record = api.requests.filter((r) => r.query.get('watch') === '1').at(-1);
+    assert.equal(record?.watchError, 410);
+    // watching again from there is refused, as from any compacted resourceVersion
+    const resumed = await watchLines(
+      `/api/v1/nodes?watch=1&resourceVersion=${rv}&timeoutSeconds=3`,
+      'sa',
+    );
+    assert.equal(resumed.lines.length, 1);
+    assert.match(String(resumed.lines[0]?.object.message), /^too old resource version: /);
+  });
+
   test('synthetic ADDED, a MODIFIED, BOOKMARKs, a clean end at timeoutSeconds', async () => {
     let patched = false;
     const result = await watchLines(

@@ -72,6 +72,8 @@ export interface RecordedRequest {
   status: number;
   /** Date.now() when the request arrived. */
   at: number;
+  /** The code of the ERROR event a watch stream carried (410 Expired), if it carried one. */
+  watchError?: number;
 }
 
 export type IdentityName = 'sa' | 'admin' | 'node';
@@ -230,6 +232,12 @@ export interface FakeKubeApi {
   failNext(count: number, status: 429 | 500 | 503, opts?: FailNextOptions): void;
   /** Every resourceVersion so far becomes too old for a watch (410 Expired in the stream). */
   compactAll(): void;
+  /**
+   * compactAll while watches are open, overtaking them as an etcd compaction overtakes a watch
+   * served from etcd: each open watch gets one ERROR 410 Expired event and ends. Returns how
+   * many watches were ended.
+   */
+  expireWatches(): number;
   setLatency(ms: number): void;
   /** What GET /version reports (major, minor and gitVersion; default the recorded v1.26.0). */
   setVersion(gitVersion: string): void;
@@ -2254,6 +2262,8 @@ interface Watcher {
   fields: FieldTerm[];
   labels: LabelTerm[];
   send(type: string, obj: JsonObj): void;
+  /** Ends an open watch with ERROR 410 Expired (absent for a list's matcher). */
+  expire?(): void;
 }
 
 interface PendingFailure {
@@ -2546,6 +2556,17 @@ class FakeKubeApiServer implements FakeKubeApi {
     this.rv += 1;
     this.compactedBelow = this.rv;
     this.history = [];
+  }
+
+  expireWatches(): number {
+    this.compactAll();
+    let ended = 0;
+    for (const w of [...this.watchers]) {
+      if (w.expire === undefined) continue;
+      w.expire();
+      ended++;
+    }
+    return ended;
   }
 
   resourceVersion(): string {
@@ -3310,10 +3331,27 @@ class FakeKubeApiServer implements FakeKubeApi {
           `too old resource version: ${String(from)} (${String(this.compactedBelow)})`,
         ),
       );
+      ex.record.watchError = 410;
       res.end();
       return;
     }
-    const watcher: Watcher = { def, namespace, ...sel, send: write };
+    const watcher: Watcher = {
+      def,
+      namespace,
+      ...sel,
+      send: write,
+      // the recorded Status shape; the message is the one the apiserver's etcd3 watcher gives
+      // a watch that a compaction overtook (interpretWatchError), which was not recorded
+      expire: () => {
+        write(
+          'ERROR',
+          failure(410, 'Expired', 'The resourceVersion for the provided watch is too old.'),
+        );
+        ex.record.watchError = 410;
+        this.watchers.delete(watcher);
+        res.end();
+      },
+    };
     if (from === undefined) {
       for (const o of this.sorted(def)) if (this.matches(watcher, o)) write('ADDED', o);
     } else {

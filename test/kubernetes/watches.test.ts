@@ -3,10 +3,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { OwnNode } from '../../agent/kubernetes/ownNode.ts';
 import { PodsOnNode } from '../../agent/kubernetes/podsOnNode.ts';
-import type { KubeApi } from '../../agent/kubernetes/kubeApi.ts';
+import { KubeApiError } from '../../agent/kubernetes/kubeApi.ts';
+import type { KubeApi, RequestOptions, WatchEvent } from '../../agent/kubernetes/kubeApi.ts';
 import { runWatchedCollection } from '../../agent/kubernetes/watchedCollection.ts';
 import { eventually, sleep } from '../helpers.ts';
 import { clientVia, forbidden, harness, silent } from './kubeHarness.ts';
+import type { Harness } from './kubeHarness.ts';
 import { startTcpProxy } from './tcpProxy.ts';
 
 test('the own Node is followed; after an outage and compaction it lists again and catches up', async (t) => {
@@ -48,6 +50,17 @@ test('the own Node is followed; after an outage and compaction it lists again an
     (r) => r.path === '/api/v1/nodes' && r.query.get('watch') === null,
   );
   assert.ok(lists.length >= 2, 'listed again after 410 Expired');
+  // the watch resumed after the outage was answered 410, and a list followed it at once, from
+  // the cache but no older than the last resourceVersion seen (client-go's relist)
+  const nodeCalls = h.fake.requests.filter((r) => r.path === '/api/v1/nodes');
+  const expired = nodeCalls.findIndex((r) => r.watchError === 410);
+  assert.ok(expired > 0, 'a watch was answered 410 Expired');
+  const relist = nodeCalls[expired + 1];
+  assert.equal(relist?.query.get('watch'), null, 'a list right after the 410');
+  assert.equal(
+    relist?.query.get('resourceVersion'),
+    nodeCalls[expired]?.query.get('resourceVersion'),
+  );
   const watches = h.fake.requests.filter(
     (r) => r.path === '/api/v1/nodes' && r.query.get('watch') === '1',
   );
@@ -161,4 +174,151 @@ test('a watch that ends at once backs off instead of looping', async () => {
   abort.abort();
   await done;
   assert.ok(watches <= 4, `${watches} watches in 2.5 s`);
+});
+
+/** The fake's list and watch calls on a path: [verb, resourceVersion asked for, ERROR code]. */
+function listsAndWatches(h: Harness, path: string): [string, string | null, number | null][] {
+  return h.fake.requests
+    .filter((r) => r.path === path)
+    .map((r) => [
+      r.query.get('watch') === '1' ? 'watch' : 'list',
+      r.query.get('resourceVersion'),
+      r.watchError ?? null,
+    ]);
+}
+
+test('a live watch ended by ERROR 410 lists again at once, no older than it had seen, and keeps following', async (t) => {
+  const h = await harness(t);
+  const node = new OwnNode();
+  const abort = new AbortController();
+  const health: boolean[] = [];
+  void node.run(h.api, 'k1-node01', silent, abort.signal, (ok) => health.push(ok));
+  t.after(() => {
+    abort.abort();
+  });
+  await eventually(() => (node.ready === true ? true : undefined), 5000, 'Ready');
+  const listed = h.fake.resourceVersion();
+  h.fake.setNodeReady('k1-node01', false);
+  await eventually(() => (node.ready === false ? true : undefined), 5000, 'NotReady');
+  const seen = h.fake.resourceVersion();
+
+  // etcd compacts past the open watch: ERROR 410 Expired on the stream, which then ends
+  const expiredAt = Date.now();
+  assert.equal(h.fake.expireWatches(), 1);
+  const compacted = h.fake.resourceVersion();
+  await eventually(
+    () => (listsAndWatches(h, '/api/v1/nodes').length === 4 ? true : undefined),
+    5000,
+    'a list and a new watch',
+  );
+  // a change after the relist arrives through the new watch
+  h.fake.setNodeReady('k1-node01', true);
+  await eventually(() => (node.ready === true ? true : undefined), 5000, 'Ready again');
+
+  assert.deepEqual(listsAndWatches(h, '/api/v1/nodes'), [
+    ['list', '0', null], // the first list: whatever the API server's cache holds
+    ['watch', listed, 410],
+    ['list', seen, null], // the relist: from the cache, but not older than what was seen
+    ['watch', compacted, null],
+  ]);
+  const relist = h.fake.requests.filter((r) => r.path === '/api/v1/nodes')[2];
+  // a healthy watch that expires is not a failure: no backoff, no unhealthy blip
+  assert.ok((relist?.at ?? Infinity) - expiredAt < 400, 'listed again at once');
+  assert.ok(!health.includes(false), 'never unhealthy');
+});
+
+/** A client whose every watch opens, says ERROR 410 Expired and ends, as a stale cache would. */
+function alwaysExpired(lists: (string | undefined)[]) {
+  return {
+    request: (options: RequestOptions) => {
+      lists.push(options.query?.resourceVersion);
+      return Promise.resolve({ metadata: { resourceVersion: '5' }, items: [] });
+    },
+    watch: (_options: unknown, onEvent: (event: WatchEvent) => void, onOpen?: () => void) => {
+      onOpen?.();
+      // the event and the end come on the next turn of the event loop, as from a socket
+      return new Promise<void>((resolve) =>
+        setImmediate(() => {
+          onEvent({
+            type: 'ERROR',
+            object: {
+              kind: 'Status',
+              apiVersion: 'v1',
+              metadata: {},
+              status: 'Failure',
+              message: 'too old resource version: 5 (9)',
+              reason: 'Expired',
+              code: 410,
+            },
+          });
+          resolve();
+        }),
+      );
+    },
+  } as unknown as KubeApi;
+}
+
+test('watches that expire at once (a stale cache) back off and list from etcd instead of looping', async () => {
+  const lists: (string | undefined)[] = [];
+  const abort = new AbortController();
+  const done = runWatchedCollection({
+    api: alwaysExpired(lists),
+    path: '/api/v1/nodes',
+    log: silent,
+    signal: abort.signal,
+    onSync: () => undefined,
+    onEvent: () => undefined,
+  });
+  await sleep(3000);
+  abort.abort();
+  await done;
+  // backoff from 1 s with jitter: lists at 0, 0.5-1 s, 1.5-3 s; without it, thousands
+  assert.ok(lists.length >= 2 && lists.length <= 4, `${lists.length} lists in 3 s`);
+  // the first from the cache ("0"); once its position proved gone, consistent reads (no
+  // resourceVersion parameter, as client-go sends "")
+  assert.deepEqual(lists.slice(0, 2), ['0', undefined]);
+  assert.ok(lists.slice(1).every((rv) => rv === undefined));
+});
+
+test('a relist the cache cannot serve yet (504 Too large resource version) is retried from etcd', async () => {
+  const lists: (string | undefined)[] = [];
+  const abort = new AbortController();
+  let watches = 0;
+  const base = alwaysExpired(lists);
+  const api = {
+    request: (options: RequestOptions) => {
+      if (options.query?.resourceVersion === '7') {
+        lists.push('7');
+        return Promise.reject(
+          new KubeApiError(
+            'list',
+            '/api/v1/nodes',
+            504,
+            'Timeout',
+            'Too large resource version: 7, current: 6',
+          ),
+        );
+      }
+      return base.request(options);
+    },
+    // the first watch works for a while (a BOOKMARK at 7), then expires: a relist from 7
+    watch: (options: unknown, onEvent: (event: WatchEvent) => void, onOpen?: () => void) => {
+      if (++watches > 1) return base.watch(options as never, onEvent, onOpen);
+      onOpen?.();
+      onEvent({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '7' } } });
+      return base.watch(options as never, onEvent, () => undefined);
+    },
+  } as unknown as KubeApi;
+  const done = runWatchedCollection({
+    api,
+    path: '/api/v1/nodes',
+    log: silent,
+    signal: abort.signal,
+    onSync: () => undefined,
+    onEvent: () => undefined,
+  });
+  await eventually(() => (lists.length >= 3 ? true : undefined), 5000, 'three lists');
+  abort.abort();
+  await done;
+  assert.deepEqual(lists.slice(0, 3), ['0', '7', undefined]);
 });
