@@ -321,3 +321,132 @@ test('before the Node is known its name stands in for the uid, as the kubelet do
   await eventually(() => (h.fake.events().length === 1 ? true : undefined), 5000, 'the Event');
   assert.equal(h.fake.events()[0]?.involvedObject.uid, 'k1-node01');
 });
+
+test('a new Event the spam filter dropped was never reported: no Resolved for it, and reported again with a token it goes out', async (t) => {
+  const h = await harness(t);
+  const dropped: string[] = [];
+  let clock = 0; // the spam filter's clock, moved by hand
+  const r = recorder(h, {
+    burst: 2,
+    refillMs: 300_000,
+    monotonic: () => clock,
+    onDropped: (why) => dropped.push(why),
+  });
+  t.after(() => r.stop());
+  r.report('finding/a', 'KubeletCrashLoop', 'Warning', 'a');
+  r.report('finding/b', 'ContainerRuntimeDown', 'Warning', 'b');
+  r.report('finding/c', 'PLEGUnhealthy', 'Warning', 'PLEG is not healthy'); // no token left
+  assert.deepEqual(dropped, ['rate_limited']);
+  await eventually(
+    () => (r.pending === 0 && h.fake.events().length === 2 ? true : undefined),
+    5000,
+    'the two Events with a token',
+  );
+  assert.deepEqual(r.reportedIncidents('finding/'), ['finding/a', 'finding/b']);
+
+  clock += 300_000; // one token back
+  // the cluster never saw PLEGUnhealthy: saying it is resolved would be news from nowhere
+  r.resolve('finding/c', 'resolved: PLEG is not healthy');
+  await sleep(300);
+  assert.deepEqual(
+    h.fake
+      .events()
+      .map((e) => e.reason)
+      .sort(),
+    ['ContainerRuntimeDown', 'KubeletCrashLoop'],
+  );
+  // the same incident reported again (its finding raised or changed) now goes out
+  r.report('finding/c', 'PLEGUnhealthy', 'Warning', 'PLEG is not healthy');
+  await eventually(
+    () => (r.pending === 0 && h.fake.events().length === 3 ? true : undefined),
+    5000,
+    'the Event once a token came back',
+  );
+  const pleg = h.fake.events().find((e) => e.reason === 'PLEGUnhealthy');
+  assert.equal(pleg?.count, 1);
+  assert.deepEqual(dropped, ['rate_limited'], 'counted once, when it was dropped');
+});
+
+test('what a full queue dropped stays dropped: not sent after a restart, not counted, never resolved', async (t) => {
+  const h = await harness(t);
+  const dropped: string[] = [];
+  const first = recorder(h, { queueLimit: 2, onDropped: (why) => dropped.push(why) });
+  first.record('KubeletDown', 'Warning', 'X');
+  await eventually(
+    () => (first.pending === 0 && h.fake.events().length === 1 ? true : undefined),
+    5000,
+    'X',
+  );
+  await h.fake.goDown();
+  first.record('KubeletDown', 'Warning', 'X'); // a repeat of a sent Event: queued (X)
+  first.report('finding/logs/a', 'KubeletCrashLoop', 'Warning', 'A'); // queued (X, A)
+  first.record('ContainerRuntimeDown', 'Warning', 'B'); // full: X's repeat dropped (A, B)
+  first.record('ContainerRuntimeDown', 'Warning', 'C'); // full: A dropped (B, C)
+  assert.deepEqual(dropped, ['queue_full', 'queue_full']);
+  await first.stop();
+  await h.fake.comeBack();
+
+  const second = recorder(h, { onDropped: (why) => dropped.push(why) });
+  t.after(() => second.stop());
+  await second.load();
+  await eventually(
+    () => (second.pending === 0 && h.fake.events().length >= 3 ? true : undefined),
+    10_000,
+    'what was still pending',
+  );
+  await sleep(300);
+  const byMessage = new Map(h.fake.events().map((e) => [e.message, e]));
+  assert.deepEqual([...byMessage.keys()].sort(), ['B', 'C', 'X'], 'A was dropped, not replayed');
+  assert.equal(byMessage.get('X')?.count, 1, "X's dropped repeat was not sent either");
+  assert.deepEqual(
+    eventCalls(h)
+      .filter((c) => c.method === 'PATCH')
+      .map((c) => c.path),
+    [],
+  );
+  // A never reached the cluster: no "Resolved" for it
+  second.resolve('finding/logs/a', 'resolved: A');
+  await sleep(300);
+  assert.equal(h.fake.events().length, 3);
+  // the next occurrence of X counts on from what the API server has
+  second.record('KubeletDown', 'Warning', 'X');
+  await eventually(
+    () => (second.pending === 0 && byMessageOf(h, 'X')?.count === 2 ? true : undefined),
+    5000,
+    'X patched',
+  );
+  assert.deepEqual(dropped, ['queue_full', 'queue_full']);
+});
+
+test('a crash before the state file is written: the same incident reported again patches its Event, never a second one', async (t) => {
+  const h = await harness(t);
+  // no state file at all: what a crash within the 500 ms before it is written leaves
+  const first = recorder(h, { statePath: undefined });
+  first.report('finding/logs/incident:node', 'KubeletDown', 'Warning', 'kubelet is down');
+  await eventually(
+    () => (first.pending === 0 && h.fake.events().length === 1 ? true : undefined),
+    5000,
+    'the Event',
+  );
+  await first.stop();
+  const second = recorder(h);
+  t.after(() => second.stop());
+  await second.load();
+  second.report('finding/logs/incident:node', 'KubeletDown', 'Warning', 'kubelet is down');
+  await eventually(
+    () => (second.pending === 0 && eventCalls(h).length >= 2 ? true : undefined),
+    5000,
+    'the report after the restart',
+  );
+  // the Event's fixed name: the create is refused as existing and becomes a patch
+  assert.deepEqual(
+    eventCalls(h).map((c) => `${c.method} ${c.status}`),
+    ['POST 201', 'POST 409', 'PATCH 200'],
+  );
+  assert.equal(h.fake.events().length, 1);
+  assert.equal(h.fake.events()[0]?.count, 1, 'the same report, not a second occurrence');
+});
+
+function byMessageOf(h: Harness, message: string) {
+  return h.fake.events().find((e) => e.message === message);
+}

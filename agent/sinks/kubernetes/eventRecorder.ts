@@ -4,7 +4,10 @@
 //   identity may not GET events);
 // - client-go's spam filter, a token bucket per object (burst 25, one more every 5 min): a new
 //   Event without a token is dropped and counted; repeats of a known Event coalesce into its
-//   next call, so a storm of 10,000 identical lines is one call and an exact count;
+//   next call, so 10,000 occurrences recorded at once are one call and an exact count;
+// - dropped means dropped: an incident whose new Event was dropped (no token, a full queue, a
+//   refusal) was never reported, so it gets no "Resolved" and a later report of it may go out;
+//   a dropped send is not made after a restart either;
 // - while the API is down (or asks us to wait with 429/Retry-After) nothing is sent before the
 //   backoff allows; pending sends wait in a bounded FIFO queue (oldest dropped, counted) and go
 //   out in order when it returns. The one being sent is held apart: drops never touch it;
@@ -133,8 +136,9 @@ export class EventRecorder {
   report(incident: string, reason: string, type: EventType, message: string): void {
     const key = eventKey(reason, type, clip(message));
     if (this.incidents.get(incident) === key) return;
-    this.incidents.set(incident, key);
-    this.record(reason, type, message);
+    // reported once its Event is on its way: one the spam filter dropped never reached the
+    // cluster (no "Resolved" for it; reported again, it goes out if a token has come back)
+    if (this.record(reason, type, message)) this.incidents.set(incident, key);
   }
 
   /** An incident is over: a Normal "<Reason>Resolved" Event, if it had been reported. */
@@ -150,9 +154,9 @@ export class EventRecorder {
     return [...this.incidents.keys()].filter((k) => k.startsWith(prefix));
   }
 
-  /** One occurrence. */
-  record(reason: string, type: EventType, message: string): void {
-    if (this.stopped) return;
+  /** One occurrence. False: dropped (the spam filter, or stopped), it will never be sent. */
+  record(reason: string, type: EventType, message: string): boolean {
+    if (this.stopped) return false;
     const text = clip(message);
     const key = eventKey(reason, type, text);
     const at = kubeTime(this.now());
@@ -161,7 +165,7 @@ export class EventRecorder {
       // the spam filter: a new Event needs a token
       if (!this.bucket.take()) {
         this.options.onDropped?.('rate_limited');
-        return;
+        return false;
       }
       this.evictIfFull();
       record = {
@@ -193,6 +197,7 @@ export class EventRecorder {
     }
     this.saveSoon();
     this.schedule(0);
+    return true;
   }
 
   /** Pending sends (queued, in flight or waiting for a token). */
@@ -218,9 +223,34 @@ export class EventRecorder {
     if (this.queue.size >= this.options.queueLimit) {
       const oldest = this.queue.values().next().value as string;
       this.queue.delete(oldest);
+      this.discard(oldest);
       this.options.onDropped?.('queue_full');
     }
     this.queue.add(key);
+  }
+
+  /**
+   * A queued send given up: what it carried is dropped for good, in memory and in the state
+   * file (load() sends again only what is still owed, count > sentCount). As in client-go,
+   * whose full queue drops an Event before its correlator counts it, a later occurrence counts
+   * on from what the API server has.
+   */
+  private discard(key: string): void {
+    const record = this.records.get(key);
+    if (record === undefined) return;
+    if (record.created) {
+      record.count = record.sentCount;
+      return;
+    }
+    // the cluster never saw it: as if never recorded
+    this.records.delete(key);
+    this.unreport(key);
+  }
+
+  /** Incidents whose Event never reached the cluster are not reported: no "Resolved" for them. */
+  private unreport(key: string): void {
+    for (const [incident, reported] of this.incidents)
+      if (reported === key) this.incidents.delete(incident);
   }
 
   private evictIfFull(): void {
@@ -277,6 +307,7 @@ export class EventRecorder {
           );
           this.options.onDropped?.('rejected');
           this.records.delete(key);
+          if (!record.created) this.unreport(key);
         } finally {
           this.inFlight = undefined;
         }
