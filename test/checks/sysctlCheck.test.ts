@@ -197,6 +197,57 @@ test('a bridge key out of profile is critical; a key that cannot be read is a wa
   );
 });
 
+test('br_netfilter loaded by hand but not at boot: the bridge keys are not persisted, until a modules-load.d file, /etc/modules or the kernel itself loads it', async (t) => {
+  const root = await copyFixtureHost(t, 'compliant');
+  // in the profile's order
+  const bridgeKeys = [
+    'net.bridge.bridge-nf-call-iptables',
+    'net.bridge.bridge-nf-call-ip6tables',
+    'net.bridge.bridge-nf-call-arptables',
+  ];
+  const notPersisted = async () => {
+    const outcome = await runOn(root);
+    const found = outcome.findings.filter((f) => f.id === 'BrNetfilterNotPersisted');
+    return { outcome, found: found[0], ids: ids(outcome) };
+  };
+  // the compliant node lists it in /etc/modules-load.d/k8s.conf
+  assert.deepEqual((await notPersisted()).ids, []);
+
+  await fs.rm(path.join(root, 'etc/modules-load.d/k8s.conf'));
+  // a vendor file lists it, but a /dev/null link of the same name in /etc masks it
+  await writeFiles(root, { 'usr/lib/modules-load.d/vendor.conf': '# vendor\nbr-netfilter\n' });
+  await fs.symlink('/dev/null', path.join(root, 'etc/modules-load.d/vendor.conf'));
+  const { outcome, found, ids: raised } = await notPersisted();
+  assert.deepEqual(raised, ['warning BrNetfilterNotPersisted']);
+  assert.equal(found?.title, 'br_netfilter is loaded now but not at boot');
+  assert.match(found?.message ?? '', new RegExp(bridgeKeys.join(', ').replaceAll('.', '\\.')));
+  assert.match(found?.message ?? '', /after a reboot those keys are gone/);
+  assert.match(
+    found?.remediation?.summary ?? '',
+    /echo br_netfilter > \/etc\/modules-load\.d\/br_netfilter\.conf/,
+  );
+  for (const key of bridgeKeys) {
+    assert.equal(sample(outcome, 'node_auditor_sysctl_persisted', key), 0, key);
+    assert.equal(sample(outcome, 'node_auditor_sysctl_compliant', key), 1, key);
+  }
+  assert.equal(sample(outcome, 'node_auditor_sysctl_persisted', 'net.ipv4.ip_forward'), 1);
+
+  // each of the three ways it does load at boot clears it
+  await fs.rm(path.join(root, 'etc/modules-load.d/vendor.conf'));
+  assert.deepEqual((await notPersisted()).ids, [], 'the vendor file, unmasked ("-" is "_")');
+  await fs.rm(path.join(root, 'usr/lib/modules-load.d/vendor.conf'));
+  await writeFiles(root, { 'etc/modules': '# /etc/modules\nloop\nbr_netfilter\n' });
+  assert.deepEqual((await notPersisted()).ids, [], "Debian's /etc/modules");
+  await fs.rm(path.join(root, 'etc/modules'));
+  assert.deepEqual((await notPersisted()).ids, ['warning BrNetfilterNotPersisted']);
+  await writeFiles(root, {
+    'proc/sys/kernel/osrelease': '6.1.0-test\n',
+    'lib/modules/6.1.0-test/modules.builtin':
+      'kernel/net/bridge/bridge.ko\nkernel/net/bridge/br_netfilter.ko\n',
+  });
+  assert.deepEqual((await notPersisted()).ids, [], 'built into the running kernel');
+});
+
 test('precedence across the six places sysctl --system reads', async () => {
   const persisted = await readPersistedSysctls(new HostRoot(fixtureHost('precedence')));
   assert.equal(persisted.bootApplier, 'sysctl --system', 'no systemd-sysctl on this host');

@@ -14,9 +14,11 @@ import {
 } from '../../parsers/sysctlExpectation.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { Check, CheckOutcome } from '../check.ts';
+import { MODULES_LOAD_DIRS, bootModuleSource, isBuiltinModule } from './persistedModules.ts';
 import { readPersistedSysctls } from './persistedSysctls.ts';
 import {
   brNetfilterFinding,
+  brNetfilterNotPersistedFinding,
   configFileFindings,
   judgeViews,
   missingKeyFinding,
@@ -132,6 +134,19 @@ export const sysctlCheck: Check<typeof options> = {
 
     if (bridgeMissing.length > 0)
       findings.push(brNetfilterFinding(bridgeMissing, opts.persistFile));
+    // The bridge keys that exist now come back after a reboot only if br_netfilter does.
+    const bridgePresent = entries
+      .filter(([key], i) => key.startsWith('net.bridge.') && runtime[i]?.kind === 'value')
+      .map(([key]) => key);
+    if (bridgePresent.length > 0 && !(await brNetfilterAtBoot(host))) {
+      findings.push(brNetfilterNotPersistedFinding(bridgePresent, MODULES_LOAD_DIRS));
+      for (const sample of samples)
+        if (
+          sample.metric === 'node_auditor_sysctl_persisted' &&
+          bridgePresent.includes(sample.labels.key ?? '')
+        )
+          sample.value = 0;
+    }
     findings.push(
       ...configFileFindings(
         persisted,
@@ -141,6 +156,13 @@ export const sysctlCheck: Check<typeof options> = {
     return { findings, samples };
   },
 };
+
+async function brNetfilterAtBoot(host: HostRoot): Promise<boolean> {
+  return (
+    (await bootModuleSource(host, 'br_netfilter')) !== undefined ||
+    (await isBuiltinModule(host, 'br_netfilter'))
+  );
+}
 
 async function readRuntime(host: HostRoot, key: string): Promise<RuntimeValue> {
   const procPath = sysctlProcPath(key);

@@ -197,6 +197,32 @@ export function brNetfilterFinding(
   });
 }
 
+/**
+ * br_netfilter is loaded (the net.bridge.* keys exist) but nothing loads it at boot: after a
+ * reboot the keys are gone, and bridged pod traffic bypasses iptables, until something loads it.
+ */
+export function brNetfilterNotPersistedFinding(
+  keys: string[],
+  dirs: readonly string[],
+): FindingDraft {
+  return draft('BrNetfilterNotPersisted', undefined, {
+    severity: 'warning',
+    title: 'br_netfilter is loaded now but not at boot',
+    message: `br_netfilter is loaded (${keys.join(', ')} exist), but no modules-load.d file or /etc/modules loads it at boot and the kernel does not have it built in: after a reboot ${keys.length === 1 ? 'that key is' : 'those keys are'} gone and bridged pod traffic bypasses iptables (kube-proxy Services, NetworkPolicies) until something loads it again (dockerd does when it starts; containerd and CRI-O do not).`,
+    evidence: [
+      `br_netfilter listed in none of ${dirs.join(', ')}, /etc/modules`,
+      "not in the running kernel's modules.builtin",
+    ],
+    remediation: {
+      summary: [
+        'Load br_netfilter at every boot:',
+        '    echo br_netfilter > /etc/modules-load.d/br_netfilter.conf',
+      ].join('\n'),
+      automatic: false,
+    },
+  });
+}
+
 export function configFileFindings(
   persisted: PersistedSysctls,
   profiledKeys: string[],

@@ -17,6 +17,7 @@
 // and left alone: the agent never edits a file it does not own.
 import path from 'node:path';
 import { SYSCTL_CONF, readPersistedSysctls } from '../../checks/sysctl/persistedSysctls.ts';
+import { bootModuleSource } from '../../checks/sysctl/persistedModules.ts';
 import type { Applier, PersistedSysctls } from '../../checks/sysctl/persistedSysctls.ts';
 import { AuditorError, ErrorCode, describeError } from '../../errors.ts';
 import { byCodeUnit } from '../../findings/finding.ts';
@@ -45,14 +46,6 @@ export const KERNEL_NETWORKING_SYSCTLS = [
 ] as const;
 export const BR_NETFILTER = 'br_netfilter';
 
-/** systemd-modules-load's directories, in precedence order (a name in /etc hides the same name later). */
-const MODULES_LOAD_DIRS = [
-  '/etc/modules-load.d',
-  '/run/modules-load.d',
-  '/usr/local/lib/modules-load.d',
-  '/usr/lib/modules-load.d',
-  '/lib/modules-load.d',
-] as const;
 const MANAGED = '# Managed by node-auditor';
 const FILE_MODE = 0o644;
 /** How long the module may take to appear after loadModule (systemd runs modprobe for it). */
@@ -198,7 +191,7 @@ export async function planKernelNetworking(
   const modules = loaded || builtIn ? [] : [BR_NETFILTER];
 
   const ownModules = parseOwnedModules(modulesFile);
-  const listedElsewhere = await modulesLoadListsElsewhere(host, BR_NETFILTER, owned.modules);
+  const listedElsewhere = (await bootModuleSource(host, BR_NETFILTER, owned.modules)) !== undefined;
   const now = (options.now ?? (() => new Date()))().toISOString();
   let moduleLine: { name: string; comment: string } | undefined;
   if (modules.length > 0 && (ownModules.has(BR_NETFILTER) || !listedElsewhere)) {
@@ -488,39 +481,6 @@ function parseOwnedModules(text: string | null): Map<string, string> {
       owned.set(name, comment);
   });
   return owned;
-}
-
-/**
- * Whether a modules-load.d file other than ours already names the module (as systemd-modules-load
- * reads them: the first directory holding a name wins, a link to /dev/null masks it, "#" and ";"
- * start comments, "-" and "_" are the same in module names).
- */
-async function modulesLoadListsElsewhere(
-  host: HostRoot,
-  module: string,
-  ours: string,
-): Promise<boolean> {
-  const wanted = module.replace(/-/g, '_');
-  const seen = new Set<string>([path.posix.basename(ours)]);
-  for (const dir of MODULES_LOAD_DIRS) {
-    const entries = (await host.listDir(dir)) ?? [];
-    for (const entry of entries) {
-      if (!entry.name.endsWith('.conf') || entry.isDirectory || seen.has(entry.name)) continue;
-      seen.add(entry.name);
-      const resolved = await host.resolve(`${dir}/${entry.name}`);
-      if (resolved === '/dev/null') continue;
-      const text = await host.readText(resolved, { alreadyResolved: true }).catch(() => null);
-      const names = (text ?? '').split('\n').map((l) => l.trim());
-      if (
-        names.some(
-          (n) =>
-            n !== '' && !n.startsWith('#') && !n.startsWith(';') && n.replace(/-/g, '_') === wanted,
-        )
-      )
-        return true;
-    }
-  }
-  return false;
 }
 
 /**
