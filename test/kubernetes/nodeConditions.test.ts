@@ -5,6 +5,7 @@ import { draft } from '../../agent/findings/finding.ts';
 import { FindingStore } from '../../agent/findings/findingStore.ts';
 import { OwnNode } from '../../agent/kubernetes/ownNode.ts';
 import { NodeConditions } from '../../agent/sinks/kubernetes/nodeConditions.ts';
+import type { NodeConditionsOptions } from '../../agent/sinks/kubernetes/nodeConditions.ts';
 import { eventually, sleep } from '../helpers.ts';
 import { forbidden, harness, silent } from './kubeHarness.ts';
 import type { Harness } from './kubeHarness.ts';
@@ -37,6 +38,7 @@ function sinkFor(
   node: OwnNode,
   store: FindingStore,
   checks: readonly string[] | (() => ReadonlySet<string>) = ['inotify', 'logs'],
+  overrides: Partial<NodeConditionsOptions> = {},
 ): NodeConditions {
   const ran = typeof checks === 'function' ? undefined : new Set(checks);
   return new NodeConditions({
@@ -48,6 +50,7 @@ function sinkFor(
     heartbeatMs: 60_000,
     log: silent,
     ruleProblems: () => RULE_PROBLEMS,
+    ...overrides,
   });
 }
 
@@ -61,8 +64,9 @@ function wiredSink(
   node: OwnNode,
   store: FindingStore,
   checks?: readonly string[] | (() => ReadonlySet<string>),
+  overrides?: Partial<NodeConditionsOptions>,
 ): NodeConditions {
-  const sink = sinkFor(h, node, store, checks);
+  const sink = sinkFor(h, node, store, checks, overrides);
   t.after(() => {
     sink.stop();
   });
@@ -278,4 +282,123 @@ test('transition times come from what was last written, not from a Node the watc
     'the new message',
   );
   assert.equal(condition(h, 'InotifyPressure')?.lastTransitionTime, since);
+});
+
+/** The PATCHes of nodes/status so far, and InotifyPressure as each of them wrote it. */
+function statusPatches(h: Harness) {
+  return h.fake.requests
+    .filter((r) => r.method === 'PATCH' && r.path === '/api/v1/nodes/k1-node01/status')
+    .map((r) => ({
+      at: r.at,
+      status: r.status,
+      inotify: (
+        r.body as { status?: { conditions?: { type: string; [k: string]: unknown }[] } }
+      ).status?.conditions?.find((c) => c.type === 'InotifyPressure'),
+    }));
+}
+
+test('an unchanged True condition is heartbeaten on its period, and keeps going when the wall clock steps back', async (t) => {
+  const h = await harness(t);
+  const node = await watching(t, h);
+  const store = new FindingStore();
+  // the wall clock as the sink sees it: NTP may step it back at any time
+  let stepBackMs = 0;
+  const sink = wiredSink(t, h, node, store, ['inotify'], {
+    // the kubelet's and NPD's period is minutes; times are whole seconds; 2 s leaves a loaded CI
+    // machine a second of timer lateness while a stretched heartbeat (3.5 s) still shows
+    heartbeatMs: 2000,
+    now: () => new Date(Date.now() - stepBackMs),
+  });
+  store.reconcile('inotify', [exhausted]);
+  sink.start();
+  await eventually(
+    () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
+    5000,
+    'raised',
+  );
+  const since = condition(h, 'InotifyPressure')?.lastTransitionTime;
+  const raisedAt = statusPatches(h).length;
+
+  // nothing changes for the sink: the same condition is written again on the period, with a fresh
+  // heartbeat. Another writer touching the Node in between asks the sink to sync; that must not
+  // push the heartbeat back a whole period.
+  await sleep(1500);
+  h.fake.updateNode('k1-node01', (n) => {
+    n.metadata.labels = { ...n.metadata.labels, 'example.com/touched': 'true' };
+  });
+  await eventually(
+    () => (statusPatches(h).length >= raisedAt + 2 ? true : undefined),
+    7000,
+    'two heartbeats',
+  );
+  const beats = statusPatches(h).slice(raisedAt - 1);
+  for (const [i, beat] of beats.entries()) {
+    assert.equal(beat.status, 200);
+    assert.equal(beat.inotify?.status, 'True');
+    assert.equal(beat.inotify?.lastTransitionTime, since, 'the transition time stays');
+    const previous = beats[i - 1];
+    if (previous === undefined) continue;
+    assert.ok(
+      String(beat.inotify?.lastHeartbeatTime) > String(previous.inotify?.lastHeartbeatTime),
+      'each heartbeat a later time',
+    );
+    const gap = beat.at - previous.at;
+    assert.ok(gap >= 1800 && gap < 3000, `a heartbeat a period after the last write (${gap}ms)`);
+  }
+  assert.equal(
+    condition(h, 'InotifyPressure')?.lastHeartbeatTime,
+    beats.at(-1)?.inotify?.lastHeartbeatTime,
+  );
+  assert.equal(condition(h, 'InotifyPressure')?.lastTransitionTime, since);
+
+  // the wall clock steps back an hour: the period is not measured on it, so heartbeats go on
+  // (stamped with the time the clock now says), and the transition time is still the one written
+  await sleep(400); // between two heartbeats, not while one is on its way
+  stepBackMs = 3_600_000;
+  const steppedAt = statusPatches(h).length;
+  await eventually(
+    () => (statusPatches(h).length >= steppedAt + 2 ? true : undefined),
+    7000,
+    'heartbeats after the clock stepped back',
+  );
+  const after = statusPatches(h).slice(steppedAt);
+  assert.ok(after.every((b) => b.status === 200 && b.inotify?.status === 'True'));
+  assert.ok(
+    after.every((b) => String(b.inotify?.lastHeartbeatTime) < String(since)),
+    'stamped with the stepped-back wall time',
+  );
+  assert.equal(condition(h, 'InotifyPressure')?.lastTransitionTime, since);
+});
+
+test('a failed write is retried after its backoff even if the wall clock steps back meanwhile', async (t) => {
+  const h = await harness(t);
+  const node = await watching(t, h);
+  const store = new FindingStore();
+  let stepBackMs = 0;
+  const sink = wiredSink(t, h, node, store, ['inotify'], {
+    now: () => new Date(Date.now() - stepBackMs),
+  });
+  // the first write meets an API server that is shutting down (503, Retry-After: 1)
+  h.fake.failNext(1, 503, {
+    retryAfterSeconds: 1,
+    match: (method, path) => method === 'PATCH' && path === '/api/v1/nodes/k1-node01/status',
+  });
+  store.reconcile('inotify', [exhausted]);
+  sink.start();
+  await eventually(
+    () => (statusPatches(h).some((p) => p.status === 503) ? true : undefined),
+    5000,
+    'the refused write',
+  );
+  await sleep(100); // the sink has set its backoff (a second or two) by now
+  stepBackMs = 3_600_000;
+  await eventually(
+    () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
+    5000,
+    'the retried write',
+  );
+  assert.deepEqual(
+    statusPatches(h).map((p) => p.status),
+    [503, 200],
+  );
 });

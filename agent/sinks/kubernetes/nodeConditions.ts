@@ -10,6 +10,11 @@
 // status does. A condition is written only when a check that can raise it has run (saying
 // "kubelet is healthy" needs something that looked), and never over another writer's: if
 // node-problem-detector already sets KernelDeadlock, it keeps it.
+//
+// The heartbeat period and the retry backoff are measured on a monotonic clock, as the leader
+// Lease's are: a wall clock stepped back (NTP, a fixed RTC) would otherwise stall heartbeats
+// until it caught up again, and the node would look unmonitored. Wall time only goes into the
+// condition's lastHeartbeatTime and lastTransitionTime.
 import type { Logger } from 'pino';
 import type { Cause } from '../../findings/causes.ts';
 import { compareFindings } from '../../findings/finding.ts';
@@ -101,7 +106,10 @@ export interface NodeConditionsOptions {
   heartbeatMs: number;
   log: Logger;
   onWritten?: () => void;
+  /** Wall time, for the timestamps written into the conditions only. */
   now?: () => Date;
+  /** Monotonic milliseconds, for the heartbeat period and the backoff (tests may drive it). */
+  monotonic?: () => number;
   rules?: readonly ConditionRule[];
   /**
    * Problems that set a condition because a log rule says so (its `condition`, as
@@ -116,6 +124,7 @@ export class NodeConditions {
   private readonly options: NodeConditionsOptions;
   private readonly rules: readonly ConditionRule[];
   private readonly now: () => Date;
+  private readonly monotonic: () => number;
   private readonly retry = new Backoff({ baseMs: 1000, maxMs: 60_000 });
   private started = false;
   private stopped = false;
@@ -127,14 +136,16 @@ export class NodeConditions {
   /** Status and transition time we last wrote (fresher than the watched Node right after a write). */
   private ours = new Map<string, { status: string; since: string }>();
   private readonly warnedForeign = new Set<string>();
-  /** No write before this (epoch ms): the backoff after a failure, or a Retry-After. */
-  private notBefore = 0;
-  private lastWriteAt = 0;
+  /** No write before this (monotonic ms): the backoff after a failure, or a Retry-After. */
+  private notBefore = -Infinity;
+  /** When the last write succeeded (monotonic ms). */
+  private lastWriteAt = -Infinity;
 
   constructor(options: NodeConditionsOptions) {
     this.options = options;
     this.rules = options.rules ?? NODE_CONDITIONS;
     this.now = options.now ?? (() => new Date());
+    this.monotonic = options.monotonic ?? (() => performance.now());
   }
 
   /** Call once the first pass is done: from now on the conditions are kept current. */
@@ -150,7 +161,7 @@ export class NodeConditions {
       this.again = true;
       return;
     }
-    const wait = this.notBefore - this.now().getTime();
+    const wait = this.notBefore - this.monotonic();
     if (wait > 0) {
       this.schedule(wait); // a finding change does not cut a backoff short
       return;
@@ -234,7 +245,7 @@ export class NodeConditions {
         return;
       }
       const changed = conditions.some((c) => this.written.get(c.type) !== signature(c));
-      const heartbeatDue = this.now().getTime() - this.lastWriteAt >= this.options.heartbeatMs;
+      const heartbeatDue = this.monotonic() - this.lastWriteAt >= this.options.heartbeatMs;
       if (changed || heartbeatDue) {
         await this.options.api.request({
           verb: 'patch',
@@ -245,11 +256,14 @@ export class NodeConditions {
         this.written = new Map(conditions.map((c) => [c.type, signature(c)]));
         for (const c of conditions)
           this.ours.set(c.type, { status: c.status, since: c.lastTransitionTime ?? '' });
-        this.lastWriteAt = this.now().getTime();
+        this.lastWriteAt = this.monotonic();
         this.retry.reset();
         this.options.onWritten?.();
       }
-      this.schedule(this.options.heartbeatMs);
+      // the next heartbeat is due a period after the last write, however often we were asked
+      // in between (every change of the Node asks): waiting a whole period from each would
+      // stretch it
+      this.schedule(Math.max(0, this.lastWriteAt + this.options.heartbeatMs - this.monotonic()));
     } catch (error) {
       if (error instanceof KubeApiError && !error.transient) {
         this.options.log.error(
@@ -260,7 +274,7 @@ export class NodeConditions {
       const delay = this.retry.next(
         error instanceof KubeApiError ? (error.retryAfterSeconds ?? 0) * 1000 : 0,
       );
-      this.notBefore = this.now().getTime() + delay;
+      this.notBefore = this.monotonic() + delay;
       this.schedule(delay);
     } finally {
       this.writing = false;
