@@ -171,3 +171,60 @@ test('the agent in a cluster: Events, metrics, conditions, an outage and a resta
     new RegExp(`^Kubernetes: ${fake.url.replace(/[.]/g, '\\.')} \\(`, 'm'),
   );
 });
+
+test('no cluster: one log line says why Kubernetes features are off, and every local check still runs', async (t) => {
+  // no --kubeconfig, no KUBECONFIG (startAgent's environment drops it), not in a pod
+  const env = {
+    KUBERNETES_SERVICE_HOST: '',
+    KUBERNETES_SERVICE_PORT: '',
+    NODE_AUDITOR_CHECKS__SYSCTL__INTERVAL: '1s',
+  };
+  const args = ['--node-name', 'k1-node01', '--host-root', fixtureHost('bad-runtime')];
+  const agent = await startAgent(t, args, { env });
+  const metrics = async () => (await httpGet(`${agent.url}/metrics`)).body;
+  // a few passes of the checks later, still one line: it is not repeated per pass or per part
+  await eventually(
+    async () =>
+      (metricValue(await metrics(), 'node_auditor_check_runs_total', {
+        check: 'sysctl',
+        result: 'problem',
+      }) ?? 0) >= 3
+        ? true
+        : undefined,
+    10_000,
+    'three passes of the sysctl check',
+  );
+  const off = agent.logs.filter((l) => l.event === 'kube.off');
+  assert.equal(off.length, 1, 'exactly one kube.off line');
+  assert.equal(off[0]?.level, 'info', 'a normal way to run, not a warning');
+  assert.equal(
+    off[0]?.msg,
+    'Kubernetes features off: not in a cluster (no ServiceAccount token), no --kubeconfig and no KUBECONFIG',
+  );
+  assert.deepEqual(
+    agent.logs.filter((l) => l.event?.startsWith('kube.') === true && l.event !== 'kube.off'),
+    [],
+    'nothing else about Kubernetes: no client, no retries',
+  );
+  assert.match(agent.stderr(), /^Kubernetes: off \(not in a cluster /m);
+
+  // the local checks run and are served as with a cluster
+  assert.equal((await httpGet(`${agent.url}/readyz`)).status, 200);
+  const served = await httpGet(`${agent.url}/api/v1/findings`);
+  assert.equal(served.status, 200);
+  const report = JSON.parse(served.body) as {
+    node: string;
+    checks: { id: string; status: string }[];
+    findings: { check: string; id: string }[];
+  };
+  assert.equal(report.node, 'k1-node01');
+  assert.equal(report.checks.find((c) => c.id === 'sysctl')?.status, 'problem');
+  assert.equal(
+    report.findings.filter((f) => f.check === 'sysctl').length,
+    7,
+    'the seven sysctl findings of the bad-runtime host',
+  );
+  const m = await metrics();
+  assert.equal(metricValue(m, 'node_auditor_kube_api_errors_total', { verb: 'get' }) ?? 0, 0);
+  assert.equal(metricValue(m, 'node_auditor_leader'), 0, 'no leader election, so not the leader');
+});
