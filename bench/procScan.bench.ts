@@ -6,7 +6,7 @@
 // allows). bench/procScanWorker.ts, run with the V8 flags `run` sets, scans this host's /proc
 // once cold (the scanner's fd-classification cache empty: a readlink per fd) and STEADY_SCANS
 // times steady. The budgets judge the steady scans; the cold one is recorded, next to its floor:
-// the same reads in C cost about 0.34 s of CPU here, more than the 0.3 s budget on their own.
+// the same reads in C cost 0.3-0.36 s of CPU here, the whole 0.3 s budget on their own.
 // Baseline: GNU find doing the same per-fd work (a readlink per fd, looking for inotify) over the
 // same processes, median of FIND_RUNS, for wall and CPU; for the block and RSS, the worker itself
 // before scanning (idle event loop; RSS). For the cold scan, bench/procScanFloor.c: every read
