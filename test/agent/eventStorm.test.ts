@@ -17,30 +17,13 @@ import {
   tempDir,
 } from '../helpers.ts';
 import type { RunningAgent } from '../helpers.ts';
+import { syslogStamp } from '../syslogStamp.ts';
 
 const ZONE = 'Asia/Seoul';
 const LINES = 10_000;
 const BURSTS = 10;
 const SOURCE = { source: '/var/log/syslog' };
 const RULE = 'kubelet-inotify-watches-exhausted';
-
-/** "Nov 22 14:05:09" for now in the host's zone: how rsyslog stamps lines. */
-function syslogStamp(time = new Date()): string {
-  const parts = Object.fromEntries(
-    new Intl.DateTimeFormat('en-US', {
-      timeZone: ZONE,
-      month: 'short',
-      day: 'numeric',
-      hour: '2-digit',
-      minute: '2-digit',
-      second: '2-digit',
-      hourCycle: 'h23',
-    })
-      .formatToParts(time)
-      .map((p) => [p.type, p.value]),
-  );
-  return `${parts.month} ${String(parts.day).padStart(2, ' ')} ${parts.hour}:${parts.minute}:${parts.second}`;
-}
 
 /** The seed's first line (kubelet cannot add an inotify watch), as if logged now. */
 async function stormLine(): Promise<string> {
@@ -50,7 +33,7 @@ async function stormLine(): Promise<string> {
   );
   const line = seed.split('\n')[0] ?? '';
   assert.match(line, /inotify_add_watch .*: no space left on device$/);
-  return line.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/, syslogStamp());
+  return line.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/, syslogStamp(ZONE));
 }
 
 async function metrics(agent: RunningAgent): Promise<string> {

@@ -21,33 +21,16 @@ import {
   tempDir,
 } from '../helpers.ts';
 import type { RunningAgent } from '../helpers.ts';
+import { syslogStamp } from '../syslogStamp.ts';
 import { journalWriter } from '../journalFiles.ts';
 
 const ZONE = 'Asia/Seoul';
 const SEED = path.join(REPO, 'test', 'fixtures', 'logs', 'seed-notready.log');
 
-/** "Nov 22 14:05:09" for now in the host's zone: how rsyslog stamps lines. */
-function syslogStamp(time = new Date()): string {
-  const parts = Object.fromEntries(
-    new Intl.DateTimeFormat('en-US', {
-      timeZone: ZONE,
-      month: 'short',
-      day: 'numeric',
-      hour: '2-digit',
-      minute: '2-digit',
-      second: '2-digit',
-      hourCycle: 'h23',
-    })
-      .formatToParts(time)
-      .map((p) => [p.type, p.value]),
-  );
-  return `${parts.month} ${String(parts.day).padStart(2, ' ')} ${parts.hour}:${parts.minute}:${parts.second}`;
-}
-
 /** The seed's lines as if logged now. */
 async function seedLinesNow(): Promise<string> {
   const text = await fs.readFile(SEED, 'utf8');
-  return text.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/gm, syslogStamp());
+  return text.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/gm, syslogStamp(ZONE));
 }
 
 /** A port nothing listens on: kubelet's healthz refused, the node NotReady. */
@@ -195,7 +178,7 @@ test('kubelet down: the seed lines appended to syslog name InotifyWatchesExhaust
   assert.equal(restored?.cause, 'InotifyWatchesExhausted');
   await fs.appendFile(
     node.syslog,
-    `${syslogStamp()} k1-node01 systemd[1]: Started Session 42 of user root.\n`,
+    `${syslogStamp(ZONE)} k1-node01 systemd[1]: Started Session 42 of user root.\n`,
   );
   await eventually(
     async () =>
@@ -225,7 +208,7 @@ test('kubelet healthy: the same lines are a finding, but no NotReady cause', asy
 test('an operator’s rule added to the configuration applies on reload; nothing is read twice', async (t) => {
   const node = await host(t, await healthyKubelet(t));
   const agent = await node.start();
-  const panic = `${syslogStamp()} k1-node01 billing[4242]: panic: runtime error: invalid memory address\n`;
+  const panic = `${syslogStamp(ZONE)} k1-node01 billing[4242]: panic: runtime error: invalid memory address\n`;
   await fs.appendFile(node.syslog, panic);
   await eventually(
     async () =>

@@ -24,18 +24,11 @@ import {
   tempDir,
 } from '../helpers.ts';
 import { freePort, spawnDaemon, waitReady } from '../realDaemons.ts';
+import { syslogStamp } from '../syslogStamp.ts';
 import { RULES_FILE, RUNBOOK_BASE, loadAlertRules } from './alertRules.ts';
 
 const SEED_LINES = path.join(REPO, 'test', 'fixtures', 'logs', 'seed-notready.log');
 const NODE = 'e2e-node';
-
-/** "Nov  2 14:05:09": rsyslog's stamp for now, in UTC (the host's zone in this test). */
-function syslogStampUtc(now = new Date()): string {
-  const month = now.toLocaleString('en-US', { month: 'short', timeZone: 'UTC' });
-  const day = String(now.getUTCDate()).padStart(2, ' ');
-  const time = now.toISOString().slice(11, 19);
-  return `${month} ${day} ${time}`;
-}
 
 /** The shipped rules with every `for: Nm` as `for: Ns`; nothing else changes. */
 function withShortFor(rules: string): { text: string; changed: number } {
@@ -85,7 +78,7 @@ test(
     const seed = await fs.readFile(SEED_LINES, 'utf8');
     await fs.writeFile(
       path.join(root, 'var', 'log', 'syslog'),
-      seed.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/gm, syslogStampUtc()),
+      seed.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/gm, syslogStamp('UTC')),
     );
     const agent = await startAgent(t, ['--host-root', root, '--node-name', NODE], {
       env: {
