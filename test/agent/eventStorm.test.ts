@@ -40,6 +40,18 @@ async function metrics(agent: RunningAgent): Promise<string> {
   return (await httpGet(`${agent.url}/metrics`)).body;
 }
 
+/** Until the agent has no Event waiting to be sent (its queue is empty), 10 s at most. */
+async function noEventPending(agent: RunningAgent, what: string): Promise<void> {
+  await eventually(
+    async () =>
+      metricValue(await metrics(agent), 'node_auditor_kube_events_pending') === 0
+        ? true
+        : undefined,
+    10_000,
+    what,
+  );
+}
+
 interface Finding {
   check: string;
   cause?: string;
@@ -89,14 +101,7 @@ test('a storm of 10,000 matching log lines in a running agent is one Event on th
   ]);
   await agent.waitForLog((l) => l.event === 'kube.on');
   // whatever the first pass had to say has been said before the storm begins
-  await eventually(
-    async () =>
-      metricValue(await metrics(agent), 'node_auditor_kube_events_pending') === 0
-        ? true
-        : undefined,
-    10_000,
-    'the first pass to settle',
-  );
+  await noEventPending(agent, 'the first pass to settle');
   await sleep(500);
   const before = fake.requests.length;
   const logsBefore = agent.logs.length;
@@ -123,14 +128,7 @@ test('a storm of 10,000 matching log lines in a running agent is one Event on th
     30_000,
     'the storm to be read and reported',
   );
-  await eventually(
-    async () =>
-      metricValue(await metrics(agent), 'node_auditor_kube_events_pending') === 0
-        ? true
-        : undefined,
-    10_000,
-    'the Event to be sent',
-  );
+  await noEventPending(agent, 'the Event to be sent');
   await sleep(1000);
 
   // The bound is one call: the storm is one incident (its lines join the open incident of their

@@ -1,6 +1,7 @@
 // The own-Node and pods-on-this-node watches: follow changes, survive outages and 410 Expired.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import { OwnNode } from '../../agent/kubernetes/ownNode.ts';
 import { PodsOnNode } from '../../agent/kubernetes/podsOnNode.ts';
 import { KubeApiError } from '../../agent/kubernetes/kubeApi.ts';
@@ -11,8 +12,11 @@ import { clientVia, forbidden, harness, silent } from './kubeHarness.ts';
 import type { Harness } from './kubeHarness.ts';
 import { startTcpProxy } from './tcpProxy.ts';
 
-test('the own Node is followed; after an outage and compaction it lists again and catches up', async (t) => {
-  const h = await harness(t);
+/** The own Node followed through h's client until the test ends, once it has been seen Ready. */
+async function followOwnNode(
+  t: TestContext,
+  h: Harness,
+): Promise<{ node: OwnNode; health: boolean[] }> {
   const node = new OwnNode();
   const abort = new AbortController();
   const health: boolean[] = [];
@@ -21,6 +25,12 @@ test('the own Node is followed; after an outage and compaction it lists again an
     abort.abort();
   });
   await eventually(() => (node.ready === true ? true : undefined), 5000, 'Ready');
+  return { node, health };
+}
+
+test('the own Node is followed; after an outage and compaction it lists again and catches up', async (t) => {
+  const h = await harness(t);
+  const { node, health } = await followOwnNode(t, h);
   assert.equal(node.uid, h.fake.getNode('k1-node01').metadata.uid);
 
   h.fake.setNodeReady('k1-node01', false);
@@ -189,14 +199,7 @@ function listsAndWatches(h: Harness, path: string): [string, string | null, numb
 
 test('a live watch ended by ERROR 410 lists again at once, no older than it had seen, and keeps following', async (t) => {
   const h = await harness(t);
-  const node = new OwnNode();
-  const abort = new AbortController();
-  const health: boolean[] = [];
-  void node.run(h.api, 'k1-node01', silent, abort.signal, (ok) => health.push(ok));
-  t.after(() => {
-    abort.abort();
-  });
-  await eventually(() => (node.ready === true ? true : undefined), 5000, 'Ready');
+  const { node, health } = await followOwnNode(t, h);
   const listed = h.fake.resourceVersion();
   h.fake.setNodeReady('k1-node01', false);
   await eventually(() => (node.ready === false ? true : undefined), 5000, 'NotReady');
