@@ -4,6 +4,8 @@
 #
 #   sudo bash bench/image.sh [WORKDIR]        (npm run bench:image; root: debootstrap, chroot)
 #
+# Without WORKDIR it works in a temporary directory removed at the end (KEEP=1 keeps it).
+#
 # The stage is debian:bookworm-slim + the Dockerfile's RUN (journalctl, the user node) + the node
 # binary of the build stage (node:24-bookworm-slim's /usr/local/bin/node) + the bundle. Without
 # a registry for images, each piece comes from the registries this machine has:
@@ -29,6 +31,8 @@ set -euo pipefail
 [[ $(id -u) == 0 ]] || { echo "bench/image.sh: run as root (debootstrap, chroot, mounts)" >&2; exit 2; }
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-$(mktemp -d /tmp/node-auditor-image.XXXXXX)}
+# A work directory of its own (about 500 MB) goes when the script ends, unless KEEP=1.
+if [[ -z ${1:-} && -z ${KEEP:-} ]]; then trap 'rm -rf "$WORK"' EXIT; fi
 ROOT=$WORK/rootfs
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 NODE=$REPO/node_modules/.bin/node
@@ -189,6 +193,6 @@ row "start to --version printed" "median $(median version) ms (range $(range ver
 row "start to /readyz 200 (first pass of every check)" "median $(median ready) ms (range $(range ready) ms)"
 row "peak RSS in run (VmHWM)" "median $(median rss) KiB"
 row "check, as $IMAGE_USER in the image" "$CHECKS"
-echo "rootfs and logs: $WORK (delete it when done)"
+if [[ -n ${1:-} || -n ${KEEP:-} ]]; then echo "rootfs and logs: $WORK (delete it when done)"; fi
 # a check that fails in the image lacks something the image should hold: CI goes red
 [[ $CHECKS != *FAILED* ]] || exit 1
