@@ -418,6 +418,30 @@ test('what a full queue dropped stays dropped: not sent after a restart, not cou
   assert.deepEqual(dropped, ['queue_full', 'queue_full']);
 });
 
+test('an incident raised and resolved while the API is down, whose Event the full queue then drops: its Resolved goes with it', async (t) => {
+  const h = await harness(t);
+  const dropped: string[] = [];
+  const r = recorder(h, { queueLimit: 2, onDropped: (why) => dropped.push(why) });
+  t.after(() => r.stop());
+  await h.fake.goDown();
+  r.report('finding/logs/a', 'KubeletCrashLoop', 'Warning', 'A'); // queued (A)
+  r.resolve('finding/logs/a', 'resolved: A'); // queued (A, A resolved)
+  r.record('ContainerRuntimeDown', 'Warning', 'B'); // full: A dropped, and its Resolved with it
+  await h.fake.comeBack();
+  await eventually(
+    () => (r.pending === 0 && h.fake.events().length >= 1 ? true : undefined),
+    10_000,
+    'the flush',
+  );
+  await sleep(300);
+  assert.deepEqual(
+    h.fake.events().map((e) => `${e.reason} ${e.message}`),
+    ['ContainerRuntimeDown B'],
+    'no Resolved for an Event the cluster never saw',
+  );
+  assert.deepEqual(dropped, ['queue_full']);
+});
+
 test('a crash before the state file is written: the same incident reported again patches its Event, never a second one', async (t) => {
   const h = await harness(t);
   // no state file at all: what a crash within the 500 ms before it is written leaves

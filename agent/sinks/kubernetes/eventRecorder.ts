@@ -79,6 +79,8 @@ export class EventRecorder {
   private readonly queue = new Set<string>();
   /** Repeats of a sent Event waiting for a token of the spam filter. */
   private readonly deferred = new Set<string>();
+  /** An Event not created yet -> the "Resolved" Event recorded after it (withdrawn with it). */
+  private readonly resolutions = new Map<string, string>();
   private inFlight: string | undefined;
   private readonly bucket: TokenBucket;
   private readonly retry: Backoff;
@@ -146,7 +148,9 @@ export class EventRecorder {
     const key = this.incidents.get(incident);
     if (key === undefined) return;
     this.incidents.delete(incident);
-    this.record(`${reasonOfKey(key)}Resolved`, 'Normal', message);
+    const reason = `${reasonOfKey(key)}Resolved`;
+    if (this.record(reason, 'Normal', message) && this.records.get(key)?.created === false)
+      this.resolutions.set(key, eventKey(reason, 'Normal', clip(message)));
   }
 
   /** Incidents reported so far whose key starts with prefix (to resolve those gone while down). */
@@ -247,10 +251,26 @@ export class EventRecorder {
     this.unreport(key);
   }
 
-  /** Incidents whose Event never reached the cluster are not reported: no "Resolved" for them. */
+  /**
+   * Incidents whose Event never reached the cluster are not reported: no "Resolved" for them,
+   * neither one still to be recorded nor one already waiting behind it.
+   */
   private unreport(key: string): void {
     for (const [incident, reported] of this.incidents)
       if (reported === key) this.incidents.delete(incident);
+    const resolution = this.resolutions.get(key);
+    this.resolutions.delete(key);
+    const waiting = resolution === undefined ? undefined : this.records.get(resolution);
+    if (resolution === undefined || waiting === undefined || waiting.created) return;
+    if (this.inFlight === resolution) return;
+    // one occurrence of it is this incident's; others (the same words) stay
+    if (waiting.count - waiting.sentCount > 1) {
+      waiting.count -= 1;
+      return;
+    }
+    this.queue.delete(resolution);
+    this.deferred.delete(resolution);
+    this.records.delete(resolution);
   }
 
   private evictIfFull(): void {
@@ -356,6 +376,7 @@ export class EventRecorder {
     }
     record.created = true;
     record.sentCount = count;
+    this.resolutions.delete(record.key);
   }
 
   private async create(record: EventRecord, count: number, lastTimestamp: string): Promise<void> {
