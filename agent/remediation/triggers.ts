@@ -16,6 +16,13 @@ export const ACTION_KEYS = {
 /** Problems of the sysctl check an action fixes: a value out of profile, missing or not persisted. */
 const SYSCTL_PROBLEMS = new Set(['SysctlOutOfProfile', 'SysctlKeyMissing', 'SysctlNotPersisted']);
 
+/** Sysctl-check problems about a module rather than a key (their ids name no key). */
+const MODULE_PROBLEMS: Record<'inotify-limits' | 'kernel-networking', readonly string[]> = {
+  'inotify-limits': [],
+  // br_netfilter not loaded (the bridge keys are missing), or loaded but not at boot
+  'kernel-networking': ['BrNetfilterNotLoaded', 'BrNetfilterNotPersisted'],
+};
+
 /** Causes an action removes; the kubelet must then be restarted to recover from them. */
 export const CAUSES_FIXED_BY: Record<'inotify-limits' | 'kernel-networking', readonly string[]> = {
   'inotify-limits': ['InotifyWatchesExhausted', 'InotifyInstancesExhausted'],
@@ -37,7 +44,9 @@ export function hostActionTriggers(active: readonly Finding[]): Trigger[] {
     const fixes = CAUSES_FIXED_BY[action];
     const matched = active.filter((finding) => {
       if (finding.cause !== undefined && fixes.includes(finding.cause)) return true;
-      if (finding.check !== 'sysctl' || !SYSCTL_PROBLEMS.has(finding.problem)) return false;
+      if (finding.check !== 'sysctl') return false;
+      if (MODULE_PROBLEMS[action].includes(finding.problem)) return true;
+      if (!SYSCTL_PROBLEMS.has(finding.problem)) return false;
       const key = finding.id.slice(finding.id.indexOf(':') + 1);
       return keys.includes(key);
     });

@@ -238,8 +238,20 @@ test('br_netfilter loaded by hand but not at boot: the bridge keys are not persi
   await fs.rm(path.join(root, 'usr/lib/modules-load.d/vendor.conf'));
   await writeFiles(root, { 'etc/modules': '# /etc/modules\nloop\nbr_netfilter\n' });
   assert.deepEqual((await notPersisted()).ids, [], "Debian's /etc/modules");
+  // ... unless systemd's link to it is masked: then it is not loaded at boot
+  await fs.symlink('/dev/null', path.join(root, 'etc/modules-load.d/modules.conf'));
+  assert.deepEqual((await notPersisted()).ids, ['warning BrNetfilterNotPersisted']);
+  await fs.rm(path.join(root, 'etc/modules-load.d/modules.conf'));
+  await fs.symlink('../modules', path.join(root, 'etc/modules-load.d/modules.conf'));
+  assert.deepEqual((await notPersisted()).ids, [], 'the link to /etc/modules');
   await fs.rm(path.join(root, 'etc/modules'));
   assert.deepEqual((await notPersisted()).ids, ['warning BrNetfilterNotPersisted']);
+  // sysfs: loaded as a module (initstate), not built in; no initstate: built in
+  await writeFiles(root, { 'sys/module/br_netfilter/initstate': 'live\n' });
+  assert.deepEqual((await notPersisted()).ids, ['warning BrNetfilterNotPersisted']);
+  await fs.rm(path.join(root, 'sys/module/br_netfilter/initstate'));
+  assert.deepEqual((await notPersisted()).ids, [], 'built in, as sysfs shows it');
+  await writeFiles(root, { 'sys/module/br_netfilter/initstate': 'live\n' });
   await writeFiles(root, {
     'proc/sys/kernel/osrelease': '6.1.0-test\n',
     'lib/modules/6.1.0-test/modules.builtin':

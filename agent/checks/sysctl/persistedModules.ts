@@ -14,6 +14,8 @@ export const MODULES_LOAD_DIRS = [
 ] as const;
 /** Debian's own list, loaded at boot by kmod's init script (and by systemd through a link). */
 const ETC_MODULES = '/etc/modules';
+/** The name Debian gives that link in /etc/modules-load.d. */
+const DEBIAN_MODULES_LINK = 'modules.conf';
 
 /** "-" and "_" are the same in module names. */
 const canonical = (module: string) => module.replace(/-/g, '_');
@@ -45,7 +47,8 @@ export async function bootModuleSource(
 ): Promise<string | undefined> {
   const seen = new Set<string>(except === undefined ? [] : [baseName(except)]);
   for (const dir of MODULES_LOAD_DIRS) {
-    for (const entry of (await host.listDir(dir)) ?? []) {
+    // a directory that cannot be read counts as listing nothing (the finding names the places)
+    for (const entry of (await host.listDir(dir).catch(() => null)) ?? []) {
       if (!entry.name.endsWith('.conf') || entry.isDirectory || seen.has(entry.name)) continue;
       seen.add(entry.name);
       const file = `${dir}/${entry.name}`;
@@ -55,26 +58,40 @@ export async function bootModuleSource(
       if (text !== null && lists(text, module)) return file;
     }
   }
+  // On a systemd host /etc/modules comes in as modules-load.d/modules.conf (a link to it), read
+  // above, or masked there with /dev/null: then it is not read again on its own.
+  if (seen.has(DEBIAN_MODULES_LINK)) return undefined;
   const text = await host.readText(ETC_MODULES).catch(() => null);
   return text !== null && lists(text, module) ? ETC_MODULES : undefined;
 }
 
 /**
- * Whether the running kernel has the module built in (modules.builtin of its release): then
- * nothing needs to load it.
+ * Whether the running kernel has the module built in, for a module whose sysctls exist (it is
+ * in the kernel one way or the other): modules.builtin of the running release says so; without
+ * that file (images that ship no modules tree), sysfs does: a loaded module has
+ * /sys/module/<name>/initstate, a built-in one does not. Then nothing needs to load it.
  */
 export async function isBuiltinModule(host: HostRoot, module: string): Promise<boolean> {
+  const listed = await builtinListed(host, module);
+  if (listed !== undefined) return listed;
+  const sysModule = '/sys/module';
+  if (!(await host.exists(sysModule).catch(() => false))) return false;
+  return !(await host.exists(`${sysModule}/${canonical(module)}/initstate`).catch(() => true));
+}
+
+/** What modules.builtin of the running release says, or undefined without one. */
+async function builtinListed(host: HostRoot, module: string): Promise<boolean | undefined> {
   const release = (
     await host.readText('/proc/sys/kernel/osrelease', { resolveLinks: false }).catch(() => null)
   )?.trim();
-  if (release === undefined || release === '' || release.includes('/')) return false;
+  if (release === undefined || release === '' || release.includes('/')) return undefined;
   const wanted = `${canonical(module)}.ko`;
   for (const dir of ['/lib/modules', '/usr/lib/modules']) {
     const text = await host.readText(`${dir}/${release}/modules.builtin`).catch(() => null);
     if (text === null) continue;
     return text.split('\n').some((line) => canonical(baseName(line.trim())) === wanted);
   }
-  return false;
+  return undefined;
 }
 
 function baseName(file: string): string {

@@ -211,7 +211,7 @@ export function brNetfilterNotPersistedFinding(
     message: `br_netfilter is loaded (${keys.join(', ')} exist), but no modules-load.d file or /etc/modules loads it at boot and the kernel does not have it built in: after a reboot ${keys.length === 1 ? 'that key is' : 'those keys are'} gone and bridged pod traffic bypasses iptables (kube-proxy Services, NetworkPolicies) until something loads it again (dockerd does when it starts; containerd and CRI-O do not).`,
     evidence: [
       `br_netfilter listed in none of ${dirs.join(', ')}, /etc/modules`,
-      "not in the running kernel's modules.builtin",
+      'not built into the running kernel (not in its modules.builtin; /sys/module/br_netfilter/initstate exists, or sysfs cannot be read)',
     ],
     remediation: {
       summary: [
