@@ -77,7 +77,9 @@ export async function runWatchedCollection<T extends KubeObject>(
         delivered: 0,
       };
       const seconds = timeoutSeconds();
-      const opened = performance.now();
+      // from the stream's opening, not the request's: a slow connect (TLS, an exec credential
+      // plugin) is not a stream that lasted
+      let opened = performance.now();
       await api.watch<T & KubeStatus>(
         {
           path,
@@ -114,6 +116,7 @@ export async function runWatchedCollection<T extends KubeObject>(
           if (rv !== undefined) resourceVersion = rv;
         },
         () => {
+          opened = performance.now();
           // healthy once the stream is open, not merely because a retry is under way
           health(true);
           if (failing) log.info({ event: 'kube.watch.recovered', path }, `watching ${path} again`);

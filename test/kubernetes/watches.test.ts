@@ -231,13 +231,15 @@ test('a live watch ended by ERROR 410 lists again at once, no older than it had 
 });
 
 /** A client whose every watch opens, says ERROR 410 Expired and ends, as a stale cache would. */
-function alwaysExpired(lists: (string | undefined)[]) {
+function alwaysExpired(lists: (string | undefined)[], connectMs = 0) {
   return {
     request: (options: RequestOptions) => {
       lists.push(options.query?.resourceVersion);
       return Promise.resolve({ metadata: { resourceVersion: '5' }, items: [] });
     },
-    watch: (_options: unknown, onEvent: (event: WatchEvent) => void, onOpen?: () => void) => {
+    watch: async (_options: unknown, onEvent: (event: WatchEvent) => void, onOpen?: () => void) => {
+      // a slow connect (TLS, an exec credential plugin) before the stream opens
+      if (connectMs > 0) await sleep(connectMs);
       onOpen?.();
       // the event and the end come on the next turn of the event loop, as from a socket
       return new Promise<void>((resolve) =>
@@ -281,6 +283,26 @@ test('watches that expire at once (a stale cache) back off and list from etcd in
   // resourceVersion parameter, as client-go sends "")
   assert.deepEqual(lists.slice(0, 2), ['0', undefined]);
   assert.ok(lists.slice(1).every((rv) => rv === undefined));
+});
+
+test('a watch slow to open and then expired at once still backs off: the stream did not last', async () => {
+  const lists: (string | undefined)[] = [];
+  const abort = new AbortController();
+  const done = runWatchedCollection({
+    api: alwaysExpired(lists, 1200),
+    path: '/api/v1/nodes',
+    log: silent,
+    signal: abort.signal,
+    onSync: () => undefined,
+    onEvent: () => undefined,
+  });
+  await sleep(6500);
+  abort.abort();
+  await done;
+  // each round is 1.2 s of connecting plus a growing backoff (0.5-1, 1-2, 2-4 s): 3 or 4 lists
+  // by 6.5 s; counted from the request, the 1.2 s would pass for a stream that lasted, and it
+  // would list again at once every 1.2 s (6)
+  assert.ok(lists.length >= 2 && lists.length <= 4, `${lists.length} lists in 6.5 s`);
 });
 
 test('a relist the cache cannot serve yet (504 Too large resource version) is retried from etcd', async () => {
