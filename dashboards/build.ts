@@ -271,6 +271,31 @@ const NODE_DRILL_DOWN: dashboard.DynamicConfigValue = {
   ],
 };
 
+/** Failed check runs by check, and errors that escaped every handler: in both dashboards. */
+function checkErrorsPanel(ids: PanelIds, description: string): timeseries.PanelBuilder {
+  return timeSeriesPanel(
+    ids,
+    {
+      title: 'Check errors',
+      description,
+      unit: 'short',
+      queries: [
+        {
+          expr: `sum by (check) (increase(node_auditor_check_runs_total${selector('result="error"')}[$__rate_interval]))`,
+          legend: '{{check}}',
+        },
+        {
+          expr: `sum by (kind) (increase(node_auditor_internal_errors_total${selector()}[$__rate_interval]))`,
+          legend: 'internal: {{kind}}',
+        },
+      ],
+      w: 12,
+      h: 8,
+    },
+    { bars: true },
+  );
+}
+
 function row(ids: PanelIds, title: string): dashboard.RowBuilder {
   return new dashboard.RowBuilder(title).id(ids.next());
 }
@@ -678,27 +703,9 @@ export function fleetDashboard(): dashboard.Dashboard {
       ),
     )
     .withPanel(
-      timeSeriesPanel(
+      checkErrorsPanel(
         ids,
-        {
-          title: 'Check errors',
-          description:
-            'Check runs that failed or timed out per interval, by check (node_auditor_check_runs_total{result="error"}); such a run keeps the last good values, so the panels above may be stale for it. The CheckFailed finding and the agent log say why.',
-          unit: 'short',
-          queries: [
-            {
-              expr: `sum by (check) (increase(node_auditor_check_runs_total${s('result="error"')}[$__rate_interval]))`,
-              legend: '{{check}}',
-            },
-            {
-              expr: `sum by (kind) (increase(node_auditor_internal_errors_total${s()}[$__rate_interval]))`,
-              legend: 'internal: {{kind}}',
-            },
-          ],
-          w: 12,
-          h: 8,
-        },
-        { bars: true },
+        'Check runs that failed or timed out per interval, by check (node_auditor_check_runs_total{result="error"}); such a run keeps the last good values, so the panels above may be stale for it. The CheckFailed finding and the agent log say why.',
       ),
     )
     .build();
@@ -1061,27 +1068,9 @@ export function nodeDashboard(): dashboard.Dashboard {
       }),
     )
     .withPanel(
-      timeSeriesPanel(
+      checkErrorsPanel(
         ids,
-        {
-          title: 'Check errors',
-          description:
-            'Check runs that failed or timed out per interval (node_auditor_check_runs_total{result="error"}), and errors that escaped every handler (node_auditor_internal_errors_total: a bug, please report it). The CheckFailed finding and the log say why.',
-          unit: 'short',
-          queries: [
-            {
-              expr: `sum by (check) (increase(node_auditor_check_runs_total${s('result="error"')}[$__rate_interval]))`,
-              legend: '{{check}}',
-            },
-            {
-              expr: `sum by (kind) (increase(node_auditor_internal_errors_total${s()}[$__rate_interval]))`,
-              legend: 'internal: {{kind}}',
-            },
-          ],
-          w: 12,
-          h: 8,
-        },
-        { bars: true },
+        'Check runs that failed or timed out per interval (node_auditor_check_runs_total{result="error"}), and errors that escaped every handler (node_auditor_internal_errors_total: a bug, please report it). The CheckFailed finding and the log say why.',
       ),
     )
     .withPanel(
