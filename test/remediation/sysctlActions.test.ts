@@ -351,8 +351,9 @@ function fakeModprobe(root: string, calls: string[], seen: { modulesFile?: strin
       calls.push(name);
       // systemd-modules-load reads the file: it must be there before loading
       seen.modulesFile = await fs.readFile(path.join(root, MODULES_FILE), 'utf8').catch(() => null);
-      await fs.mkdir(path.join(root, 'sys/module', name), { recursive: true });
       await writeFiles(root, {
+        // a module, not built in: it has an initstate, as the kernel shows one
+        [`sys/module/${name}/initstate`]: 'live\n',
         'proc/sys/net/bridge/bridge-nf-call-iptables': '0\n',
         'proc/sys/net/bridge/bridge-nf-call-ip6tables': '0\n',
         'proc/sys/net/bridge/bridge-nf-call-arptables': '1\n',
@@ -495,6 +496,42 @@ test('a module another file already loads at boot is loaded but not persisted ag
     'sysctl.d',
     'sysctl.d/zz-node-auditor-kernel-networking.conf',
   ]);
+});
+
+test('br_netfilter already in the kernel: persisted when loaded as a module, left alone when built in', async (t) => {
+  const bridge = {
+    'net.bridge.bridge-nf-call-iptables': '1',
+    'net.bridge.bridge-nf-call-ip6tables': '1',
+  };
+  // loaded by hand (sysfs shows a module's initstate), nothing loads it at boot: persist it
+  const loaded = await host(
+    t,
+    { ...NET_LOW, ...bridge },
+    { 'sys/module/br_netfilter/initstate': 'live\n' },
+  );
+  const persist = await planKernelNetworking(loaded.host, { now: () => T1 });
+  assert.deepEqual(persist.modules, []);
+  assert.match(persist.files.find((f) => f.path === MODULES_FILE)?.after ?? '', /^br_netfilter$/m);
+  // built in (no initstate, no modules.builtin to say otherwise): nothing to load or persist
+  const builtIn = await host(t, { ...NET_LOW, ...bridge });
+  const none = await planKernelNetworking(builtIn.host, { now: () => T1 });
+  assert.deepEqual(none.modules, []);
+  assert.deepEqual(
+    none.files.map((f) => f.path),
+    [NET_FILE],
+  );
+  // built in with a /sys/module entry of its own (built-ins with parameters have one), still
+  // no initstate: not a module to persist either
+  const withEntry = await host(
+    t,
+    { ...NET_LOW, ...bridge },
+    { 'sys/module/br_netfilter/uevent': '' },
+  );
+  const alsoNone = await planKernelNetworking(withEntry.host, { now: () => T1 });
+  assert.deepEqual(
+    alsoNone.files.map((f) => f.path),
+    [NET_FILE],
+  );
 });
 
 test('real kernel: kernel-networking in a new network and mount namespace, read back with sysctl -n', async (t) => {

@@ -17,7 +17,7 @@
 // and left alone: the agent never edits a file it does not own.
 import path from 'node:path';
 import { SYSCTL_CONF, readPersistedSysctls } from '../../checks/sysctl/persistedSysctls.ts';
-import { bootModuleSource } from '../../checks/sysctl/persistedModules.ts';
+import { bootModuleSource, isBuiltinModule } from '../../checks/sysctl/persistedModules.ts';
 import type { Applier, PersistedSysctls } from '../../checks/sysctl/persistedSysctls.ts';
 import { AuditorError, ErrorCode, describeError } from '../../errors.ts';
 import { byCodeUnit } from '../../findings/finding.ts';
@@ -178,17 +178,17 @@ export async function planKernelNetworking(
 ): Promise<ActionPlan> {
   const owned = OWNED_FILES['kernel-networking'];
   const specs = KERNEL_NETWORKING_SYSCTLS.map((key) => equalTo(key, '1'));
-  const [sysctl, modulesFile, loaded] = await Promise.all([
+  const [sysctl, modulesFile] = await Promise.all([
     planSysctls(host, 'kernel-networking', owned.sysctl, specs, options),
     readOwned(host, owned.modules),
-    host.exists(`/sys/module/${BR_NETFILTER}`),
   ]);
+  // The keys exist: br_netfilter is in the kernel, loaded or built in (then nothing to load or
+  // persist; the sysctl check judges it the same way).
   const bridgeKeysExist = sysctl.runtime
     .filter(({ key }) => key.startsWith('net.bridge.'))
     .every(({ value }) => value !== undefined);
-  // Built into the kernel: the keys exist with no /sys/module entry, nothing to load or persist.
-  const builtIn = !loaded && bridgeKeysExist;
-  const modules = loaded || builtIn ? [] : [BR_NETFILTER];
+  const builtIn = bridgeKeysExist && (await isBuiltinModule(host, BR_NETFILTER));
+  const modules = bridgeKeysExist ? [] : [BR_NETFILTER];
 
   const ownModules = parseOwnedModules(modulesFile);
   const listedElsewhere = (await bootModuleSource(host, BR_NETFILTER, owned.modules)) !== undefined;
