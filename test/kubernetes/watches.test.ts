@@ -159,6 +159,31 @@ test('a watch that goes silent (a black hole between us and the API) is noticed 
   );
 });
 
+/** /api/v1/nodes followed through a stub client, the loop's own logic alone, until stopped. */
+function followNodes(api: KubeApi): { stop: () => Promise<void> } {
+  const abort = new AbortController();
+  const done = runWatchedCollection({
+    api,
+    path: '/api/v1/nodes',
+    log: silent,
+    signal: abort.signal,
+    onSync: () => undefined,
+    onEvent: () => undefined,
+  });
+  return {
+    stop: async () => {
+      abort.abort();
+      await done;
+    },
+  };
+}
+
+async function followNodesFor(api: KubeApi, ms: number): Promise<void> {
+  const following = followNodes(api);
+  await sleep(ms);
+  await following.stop();
+}
+
 test('a watch that ends at once backs off instead of looping', async () => {
   let watches = 0;
   // a client whose every watch is answered and closed at once (an intermediary with a short
@@ -171,18 +196,7 @@ test('a watch that ends at once backs off instead of looping', async () => {
       return new Promise((resolve) => setImmediate(resolve));
     },
   } as unknown as KubeApi;
-  const abort = new AbortController();
-  const done = runWatchedCollection({
-    api,
-    path: '/api/v1/nodes',
-    log: silent,
-    signal: abort.signal,
-    onSync: () => undefined,
-    onEvent: () => undefined,
-  });
-  await sleep(2500);
-  abort.abort();
-  await done;
+  await followNodesFor(api, 2500);
   assert.ok(watches <= 4, `${watches} watches in 2.5 s`);
 });
 
@@ -265,18 +279,7 @@ function alwaysExpired(lists: (string | undefined)[], connectMs = 0) {
 
 test('watches that expire at once (a stale cache) back off and list from etcd instead of looping', async () => {
   const lists: (string | undefined)[] = [];
-  const abort = new AbortController();
-  const done = runWatchedCollection({
-    api: alwaysExpired(lists),
-    path: '/api/v1/nodes',
-    log: silent,
-    signal: abort.signal,
-    onSync: () => undefined,
-    onEvent: () => undefined,
-  });
-  await sleep(3000);
-  abort.abort();
-  await done;
+  await followNodesFor(alwaysExpired(lists), 3000);
   // backoff from 1 s with jitter: lists at 0, 0.5-1 s, 1.5-3 s; without it, thousands
   assert.ok(lists.length >= 2 && lists.length <= 4, `${lists.length} lists in 3 s`);
   // the first from the cache ("0"); once its position proved gone, consistent reads (no
@@ -287,18 +290,7 @@ test('watches that expire at once (a stale cache) back off and list from etcd in
 
 test('a watch slow to open and then expired at once still backs off: the stream did not last', async () => {
   const lists: (string | undefined)[] = [];
-  const abort = new AbortController();
-  const done = runWatchedCollection({
-    api: alwaysExpired(lists, 1200),
-    path: '/api/v1/nodes',
-    log: silent,
-    signal: abort.signal,
-    onSync: () => undefined,
-    onEvent: () => undefined,
-  });
-  await sleep(6500);
-  abort.abort();
-  await done;
+  await followNodesFor(alwaysExpired(lists, 1200), 6500);
   // each round is 1.2 s of connecting plus a growing backoff (0.5-1, 1-2, 2-4 s): 3 or 4 lists
   // by 6.5 s; counted from the request, the 1.2 s would pass for a stream that lasted, and it
   // would list again at once every 1.2 s (6)
@@ -307,7 +299,6 @@ test('a watch slow to open and then expired at once still backs off: the stream 
 
 test('a relist the cache cannot serve yet (504 Too large resource version) is retried from etcd', async () => {
   const lists: (string | undefined)[] = [];
-  const abort = new AbortController();
   let watches = 0;
   const base = alwaysExpired(lists);
   const api = {
@@ -334,16 +325,8 @@ test('a relist the cache cannot serve yet (504 Too large resource version) is re
       return base.watch(options as never, onEvent, () => undefined);
     },
   } as unknown as KubeApi;
-  const done = runWatchedCollection({
-    api,
-    path: '/api/v1/nodes',
-    log: silent,
-    signal: abort.signal,
-    onSync: () => undefined,
-    onEvent: () => undefined,
-  });
+  const following = followNodes(api);
   await eventually(() => (lists.length >= 3 ? true : undefined), 5000, 'three lists');
-  abort.abort();
-  await done;
+  await following.stop();
   assert.deepEqual(lists.slice(0, 3), ['0', '7', undefined]);
 });
