@@ -73,18 +73,26 @@ async function rejection(promise: Promise<unknown>): Promise<DbusError> {
   assert.fail('did not reject');
 }
 
-function timers(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-}
-
-test('systemd: a restart that completes resolves "done", and the unit shows its new start', async (t) => {
+/** A real bus with the systemd stand-in on it (kubeletUnits), and the agent's client to it. */
+async function systemdOnBus(t: TestContext) {
   const bus = await startBus(t);
-  if (bus === undefined) return;
+  if (bus === undefined) return undefined;
   const { calls } = await startFakeSystemd(t, bus.socket, kubeletUnits());
   const systemd = await connectSystemd(bus.socket);
   t.after(() => {
     systemd.close();
   });
+  return { bus, calls, systemd };
+}
+
+function timers(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+}
+
+test('systemd: a restart that completes resolves "done", and the unit shows its new start', async (t) => {
+  const on = await systemdOnBus(t);
+  if (on === undefined) return;
+  const { calls, systemd } = on;
 
   const before = await systemd.unitState('kubelet.service');
   assert.deepEqual(before, {
@@ -109,13 +117,9 @@ test('systemd: a restart that completes resolves "done", and the unit shows its 
 });
 
 test('systemd: job results are told apart, also when JobRemoved comes before the reply', async (t) => {
-  const bus = await startBus(t);
-  if (bus === undefined) return;
-  await startFakeSystemd(t, bus.socket, kubeletUnits());
-  const systemd = await connectSystemd(bus.socket);
-  t.after(() => {
-    systemd.close();
-  });
+  const on = await systemdOnBus(t);
+  if (on === undefined) return;
+  const { systemd } = on;
   const [failed, done, quick] = await Promise.all([
     systemd.restartUnit('broken.service'),
     systemd.restartUnit('kubelet.service'),
@@ -128,13 +132,9 @@ test('systemd: job results are told apart, also when JobRemoved comes before the
 });
 
 test('systemd: an unknown unit rejects with the NoSuchUnit error name', async (t) => {
-  const bus = await startBus(t);
-  if (bus === undefined) return;
-  await startFakeSystemd(t, bus.socket, kubeletUnits());
-  const systemd = await connectSystemd(bus.socket);
-  t.after(() => {
-    systemd.close();
-  });
+  const on = await systemdOnBus(t);
+  if (on === undefined) return;
+  const { systemd } = on;
   const error = await rejection(systemd.restartUnit('ghost.service'));
   assert.equal(error.failure, 'remote');
   assert.equal(error.dbusName, 'org.freedesktop.systemd1.NoSuchUnit');
@@ -152,13 +152,9 @@ test('systemd: an unknown unit rejects with the NoSuchUnit error name', async (t
 });
 
 test('systemd: a service that never answers times out clearly and leaves nothing behind', async (t) => {
-  const bus = await startBus(t);
-  if (bus === undefined) return;
-  await startFakeSystemd(t, bus.socket, kubeletUnits());
-  const systemd = await connectSystemd(bus.socket);
-  t.after(() => {
-    systemd.close();
-  });
+  const on = await systemdOnBus(t);
+  if (on === undefined) return;
+  const { systemd } = on;
   const timersBefore = timers();
   for (const unit of ['hung.service', 'stuck.service']) {
     const started = Date.now();
@@ -179,13 +175,9 @@ test('systemd: a service that never answers times out clearly and leaves nothing
 });
 
 test('systemd: the daemon going away mid-call rejects at once; a dead bus is named', async (t) => {
-  const bus = await startBus(t);
-  if (bus === undefined) return;
-  const { calls } = await startFakeSystemd(t, bus.socket, kubeletUnits());
-  const systemd = await connectSystemd(bus.socket);
-  t.after(() => {
-    systemd.close();
-  });
+  const on = await systemdOnBus(t);
+  if (on === undefined) return;
+  const { bus, calls, systemd } = on;
   const started = Date.now();
   const pending = rejection(systemd.restartUnit('hung.service', { timeoutMs: 30_000 }));
   await eventually(() => (calls.some((c) => c.member === 'RestartUnit') ? true : undefined));
