@@ -311,6 +311,8 @@ export class FileSource {
     // was stopped), read after them: older lines first.
     if (current === undefined && atPath?.isFile() === true) {
       current = this.current = await this.openAtPath(atPath);
+      // Following from now on: said before its lines are handed over, not after the pass.
+      this.publishStatus();
     }
     for (const old of [...this.draining]) {
       if (this.stopped) return;
@@ -330,6 +332,10 @@ export class FileSource {
         this.options.consumer.event('deleted', `${this.hostPath} was deleted`);
       }
     }
+    this.publishStatus();
+  }
+
+  private publishStatus(): void {
     const followed = this.current;
     this.status = {
       state: followed === undefined ? 'waiting' : 'following',
