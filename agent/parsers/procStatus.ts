@@ -24,6 +24,25 @@ function numbers(value: string | undefined): number[] {
   return value.split(/\s+/).map(Number).filter(Number.isInteger);
 }
 
+/**
+ * Signal masks seen, each stored once: a mask sliced out of the status text would keep the whole
+ * text (about 1.4 KB) alive for as long as the process's status is kept, and a node's thousands
+ * of processes share a few dozen masks. Bounded against a host that shows ever new ones.
+ */
+const MASKS = new Map<string, string>();
+const MAX_MASKS = 4096;
+
+function mask(value: string | undefined): string {
+  if (value === undefined) return '0000000000000000';
+  const known = MASKS.get(value);
+  if (known !== undefined) return known;
+  if (MASKS.size >= MAX_MASKS) MASKS.clear();
+  // a copy of its own, not a slice of the status text
+  const own = Buffer.from(value, 'latin1').toString('latin1');
+  MASKS.set(own, own);
+  return own;
+}
+
 /** undefined when the text has no Uid line (not a status file). */
 export function parseProcStatus(text: string): ProcStatus | undefined {
   const uids = numbers(field(text, 'Uid:'));
@@ -33,8 +52,8 @@ export function parseProcStatus(text: string): ProcStatus | undefined {
   return {
     uids,
     nspid,
-    sigCgt: field(text, 'SigCgt:') ?? '0000000000000000',
-    sigIgn: field(text, 'SigIgn:') ?? '0000000000000000',
+    sigCgt: mask(field(text, 'SigCgt:')),
+    sigIgn: mask(field(text, 'SigIgn:')),
   };
 }
 
