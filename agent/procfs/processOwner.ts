@@ -28,7 +28,7 @@ export function ownerOf(
   infra: ReadonlySet<string>,
 ): ProcessOwner {
   const cgroup = p.cgroup;
-  if (cgroup === undefined || cgroup === null || cgroup.podUid === undefined) {
+  if (cgroup === null || cgroup.podUid === undefined) {
     if (cgroup?.containerId !== undefined)
       return { ...HOST_OWNER, container: cgroup.containerId.slice(0, 12) };
     return HOST_OWNER;

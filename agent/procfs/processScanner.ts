@@ -1,21 +1,26 @@
 // One pass over /proc that the pause, zombies and inotify checks all read from: every process's
-// stat (state, parent, name, threads, start time) and file descriptors (inotify instances and
-// their watches); and for the processes a check names (zombies and their parents, inotify
-// holders, pod infra processes such as pause) its status (UIDs, NSpid, signal masks), cgroup
-// (-> pod and container) and PID namespace. Each file is read at most once per scan.
+// stat (state, parent, name, threads, start time), file descriptors (inotify instances and their
+// watches), status (UIDs, NSpid, signal masks), cgroup (-> pod and container) and PID namespace.
+// Each file is read at most once per scan.
 //
 // Cost decides the shape (bench/procScan.bench.ts: 5,000 processes holding 50,000 fds):
 // - Files are read synchronously in slices of at most SLICE_MS, with a yield to the event loop
 //   between slices: /proc is in memory, and one async round trip per file would cost more CPU
 //   than the kernel's own work.
-// - Telling an inotify fd from any other takes one readlink per fd, the most expensive part of
-//   the scan for the kernel (a C loop doing only those readlinks takes about 0.2 s of CPU here).
-//   So a process's fds are classified once and the result kept while the process (pid and start
-//   time) and its fd count (stat of /proc/<pid>/fd, Linux 6.2+) stay the same; each scan still
-//   re-classifies every REVALIDATE_EVERY-th (16th) process, so an inotify instance opened on a
-//   just-closed fd number (same count) is seen within that many scans. Known inotify fds are
-//   checked and their fdinfo re-read every scan.
-// - status costs the kernel as much as stat and nothing needs it for the other processes.
+// - What a scan learns about a process is remembered while the process lives (pid and start
+//   time), and each scan re-reads every REVALIDATE_EVERY-th (16th) process in full:
+//   - Telling an inotify fd from any other takes one readlink per fd, the most expensive part
+//     of the scan for the kernel. A process's fds are classified again only when its fd count
+//     (stat of /proc/<pid>/fd, Linux 6.2+) changes, so an inotify instance opened on a
+//     just-closed fd number (same count) is seen within 16 scans. Known inotify fds are checked
+//     and their fdinfo re-read every scan.
+//   - status costs the kernel about as much as stat. It and cgroup are read again within 16
+//     scans (handlers installed, UIDs changed, a process moved to another cgroup), and every
+//     scan for the processes a check judges on them: zombies and their parents, inotify
+//     holders, pod infra processes such as pause. ns/pid cannot change in a process's life.
+// - A process whose every field is unchanged is handed out as the same (frozen) ProcessInfo as
+//   in the last scan, and the processes of one container share one parsed cgroup: a steady
+//   scan allocates little that outlives it, which keeps the agent's RSS flat.
 import fs from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { HostRoot } from '../host/hostRoot.ts';
@@ -44,26 +49,26 @@ export interface InotifyInstance {
 }
 
 export interface ProcessInfo {
-  pid: number;
-  ppid: number;
-  comm: string;
+  readonly pid: number;
+  readonly ppid: number;
+  readonly comm: string;
   /** stat's state letter: "Z" is a zombie. */
-  state: string;
-  startTicks: number;
-  threads: number;
-  kernelThread: boolean;
+  readonly state: string;
+  readonly startTicks: number;
+  readonly threads: number;
+  readonly kernelThread: boolean;
   /**
-   * From /proc/<pid>/status (UIDs, NSpid, SigCgt, SigIgn), read for the processes a check names
-   * (see the file comment); null when it could not be read.
+   * From /proc/<pid>/status (UIDs, NSpid, SigCgt, SigIgn); null when it could not be read. At
+   * most REVALIDATE_EVERY scans old, and of this scan for the processes a check judges.
    */
-  status?: ProcStatus | null;
-  /** Read for the processes a check names (see the file comment). */
-  cgroup?: CgroupIdentity | null;
-  /** Inode number of its PID namespace (ns/pid), read with cgroup. */
-  pidNs?: number;
+  readonly status: ProcStatus | null;
+  /** Pod and container from /proc/<pid>/cgroup, as old as status; null outside a pod or unread. */
+  readonly cgroup: CgroupIdentity | null;
+  /** Inode number of its PID namespace (ns/pid), when it could be read. */
+  readonly pidNs?: number;
   /** Open fds, when they could be counted. */
-  fds?: number;
-  inotify: readonly InotifyInstance[];
+  readonly fds?: number;
+  readonly inotify: readonly InotifyInstance[];
 }
 
 export interface ProcessScan {
@@ -88,10 +93,23 @@ export interface ProcessScan {
   classified: number;
 }
 
-interface FdCacheEntry {
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** What the scans know of one process (pid and start time) between them. */
+interface Remembered {
   startTicks: number;
-  fds: number;
+  /** The last scan that saw it: the others are forgotten once a scan ends. */
+  seenIn: number;
+  /** Its fds as last classified; undefined when they could not be (gone, denied). */
+  fds: number | undefined;
   inotifyFds: readonly number[];
+  /** The scan that last read status and cgroup. */
+  detailsReadIn: number;
+  status: ProcStatus | null;
+  cgroup: CgroupIdentity | null;
+  pidNs: number | undefined;
+  /** What the last scan handed out, to hand out again while nothing in it changed. */
+  info: ProcessInfo | undefined;
 }
 
 /** PID 1 of a PID namespace other than the scan's own (needs status). */
@@ -109,7 +127,7 @@ export function startedAtMs(scan: ProcessScan, p: ProcessInfo): number | undefin
 
 export interface ScanOptions {
   signal?: AbortSignal;
-  /** comm names of pod infra processes, whose cgroup is always read. */
+  /** comm names of pod infra processes, whose status and cgroup are read every scan. */
   infraCommands: ReadonlySet<string>;
 }
 
@@ -132,11 +150,57 @@ class Slicer {
   }
 }
 
+function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameStatus(a: ProcStatus | null, b: ProcStatus | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null) return false;
+  return (
+    a.sigCgt === b.sigCgt &&
+    a.sigIgn === b.sigIgn &&
+    sameNumbers(a.uids, b.uids) &&
+    sameNumbers(a.nspid, b.nspid)
+  );
+}
+
+function sameInstances(a: readonly InotifyInstance[], b: readonly InotifyInstance[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as InotifyInstance;
+    const y = b[i] as InotifyInstance;
+    if (x.fd !== y.fd || x.watches !== y.watches || x.fingerprint !== y.fingerprint) return false;
+  }
+  return true;
+}
+
+function sameProcess(a: ProcessInfo, b: ProcessInfo): boolean {
+  return (
+    a.ppid === b.ppid &&
+    a.comm === b.comm &&
+    a.state === b.state &&
+    a.threads === b.threads &&
+    a.kernelThread === b.kernelThread &&
+    a.status === b.status &&
+    a.cgroup === b.cgroup &&
+    a.pidNs === b.pidNs &&
+    a.fds === b.fds &&
+    sameInstances(a.inotify, b.inotify)
+  );
+}
+
 export class ProcessScanner {
   private readonly proc: string;
   private readonly reader = new ProcReader();
   private bootTimeMs: number | undefined;
-  private fdCache = new Map<number, FdCacheEntry>();
+  /** By pid; updated in place, so a steady scan makes no new map or entry per process. */
+  private readonly memory = new Map<number, Remembered>();
+  /** Parsed cgroup files by their text: the processes of a container share one. */
+  private cgroups = new Map<string, CgroupIdentity | null>();
   private scans = 0;
   /** stat of /proc/<pid>/fd gives the fd count (Linux 6.2+); false once seen not to. */
   private fdCountFromStat = true;
@@ -151,7 +215,7 @@ export class ProcessScanner {
     const cpu0 = process.cpuUsage();
     const slicer = new Slicer(options.signal);
     const infra = options.infraCommands;
-    const scanNumber = this.scans++;
+    const scanNumber = ++this.scans;
     let names: string[];
     try {
       names = fs.readdirSync(this.proc);
@@ -160,57 +224,95 @@ export class ProcessScanner {
     }
     const processes: ProcessInfo[] = [];
     const byPid = new Map<number, ProcessInfo>();
-    const nextCache = new Map<number, FdCacheEntry>();
+    const cgroups = new Map<string, CgroupIdentity | null>();
     let tasks = 0;
     let fdsDenied = 0;
     let classified = 0;
-    for (const name of names) {
-      const first = name.charCodeAt(0);
-      if (first < 48 || first > 57) continue;
-      if (slicer.due) await slicer.yield();
-      const pid = Number(name);
-      const dir = `${this.proc}/${name}`;
-      const statText = this.reader.text(`${dir}/stat`);
-      const stat = statText === undefined ? undefined : parseProcStat(statText);
-      if (stat === undefined) continue;
-      const info: ProcessInfo = {
-        pid,
-        ppid: stat.ppid,
-        comm: stat.comm,
-        state: stat.state,
-        startTicks: stat.startTicks,
-        threads: stat.threads,
-        kernelThread: (stat.flags & PF_KTHREAD) !== 0,
-        inotify: NO_INSTANCES,
-      };
-      tasks += info.threads;
-      if (!info.kernelThread && info.state !== 'Z') {
-        const result = await this.readFds(dir, info, scanNumber, slicer);
-        if (result === 'denied') {
-          fdsDenied++;
-        } else if (result !== undefined) {
-          nextCache.set(pid, result.entry);
-          if (result.classified) classified++;
+    try {
+      for (const name of names) {
+        const first = name.charCodeAt(0);
+        if (first < 48 || first > 57) continue;
+        if (slicer.due) await slicer.yield();
+        const pid = Number(name);
+        const dir = `${this.proc}/${name}`;
+        const statText = this.reader.text(`${dir}/stat`);
+        const stat = statText === undefined ? undefined : parseProcStat(statText);
+        if (stat === undefined) continue;
+        let mem = this.memory.get(pid);
+        if (mem === undefined || mem.startTicks !== stat.startTicks) {
+          mem = {
+            startTicks: stat.startTicks,
+            seenIn: scanNumber,
+            fds: undefined,
+            inotifyFds: NO_FDS,
+            detailsReadIn: 0,
+            status: null,
+            cgroup: null,
+            pidNs: undefined,
+            info: undefined,
+          };
+          this.memory.set(pid, mem);
         }
+        mem.seenIn = scanNumber;
+        const due = (pid + scanNumber) % REVALIDATE_EVERY === 0;
+        const kernelThread = (stat.flags & PF_KTHREAD) !== 0;
+        let fds: number | undefined;
+        let inotify = NO_INSTANCES;
+        if (!kernelThread && stat.state !== 'Z') {
+          const result = await this.readFds(dir, mem, due, slicer);
+          if (result === 'denied') fdsDenied++;
+          else if (result !== undefined) {
+            if (result) classified++;
+            fds = mem.fds;
+            inotify = this.readInstances(dir, mem.inotifyFds);
+          }
+        }
+        const judged = stat.state === 'Z' || inotify.length > 0 || infra.has(stat.comm);
+        if (judged || due || mem.detailsReadIn === 0)
+          this.readDetails(dir, mem, scanNumber, cgroups);
+        const info: Writable<ProcessInfo> = {
+          pid,
+          ppid: stat.ppid,
+          comm: stat.comm,
+          state: stat.state,
+          startTicks: stat.startTicks,
+          threads: stat.threads,
+          kernelThread,
+          status: mem.status,
+          cgroup: mem.cgroup,
+          inotify,
+        };
+        if (mem.pidNs !== undefined) info.pidNs = mem.pidNs;
+        if (fds !== undefined) info.fds = fds;
+        const handedOut = mem.info !== undefined && sameProcess(mem.info, info) ? mem.info : info;
+        mem.info = Object.freeze(handedOut);
+        tasks += handedOut.threads;
+        processes.push(handedOut);
+        byPid.set(pid, handedOut);
       }
-      if (info.state === 'Z' || info.inotify.length > 0 || infra.has(info.comm))
-        this.readDetails(dir, info);
-      processes.push(info);
-      byPid.set(pid, info);
+    } finally {
+      // Forget what is gone (or was not reached: a scan given up on). Entries of this scan stay.
+      for (const [pid, mem] of this.memory) if (mem.seenIn !== scanNumber) this.memory.delete(pid);
     }
-    // Zombies by parent; the parents are named with their pod too (most come before their
-    // children, so their details are read here).
+    // Zombies by parent; the parents are judged on their signal masks, so their status is of
+    // this scan too (most come before their children, so it is read here).
     const zombiesByParent = new Map<number, ProcessInfo[]>();
     for (const p of processes) {
       if (p.state !== 'Z') continue;
       const siblings = zombiesByParent.get(p.ppid);
       if (siblings === undefined) zombiesByParent.set(p.ppid, [p]);
       else siblings.push(p);
+      const mem = this.memory.get(p.ppid);
       const parent = byPid.get(p.ppid);
-      if (parent !== undefined && parent.status === undefined)
-        this.readDetails(`${this.proc}/${parent.pid}`, parent);
+      if (mem === undefined || parent === undefined || mem.detailsReadIn === scanNumber) continue;
+      this.readDetails(`${this.proc}/${parent.pid}`, mem, scanNumber, cgroups);
+      if (mem.status === parent.status && mem.cgroup === parent.cgroup) continue;
+      const fresh = Object.freeze({ ...parent, status: mem.status, cgroup: mem.cgroup });
+      mem.info = fresh;
+      byPid.set(parent.pid, fresh);
+      processes[processes.indexOf(parent)] = fresh;
     }
-    this.fdCache = nextCache;
+    this.cgroups = cgroups;
     const cpu = process.cpuUsage(cpu0);
     return {
       at,
@@ -233,83 +335,104 @@ export class ProcessScanner {
     return this.bootTimeMs === undefined ? {} : { bootTimeMs: this.bootTimeMs };
   }
 
-  /** status, cgroup and PID namespace, for a process a check names. */
-  private readDetails(dir: string, info: ProcessInfo): void {
+  /**
+   * status and cgroup, read now; the PID namespace once in a process's life. A status equal to
+   * the one remembered keeps the remembered object (so the process can be handed out as before).
+   */
+  private readDetails(
+    dir: string,
+    mem: Remembered,
+    scanNumber: number,
+    cgroups: Map<string, CgroupIdentity | null>,
+  ): void {
     const statusText = this.reader.text(`${dir}/status`);
-    info.status = (statusText === undefined ? undefined : parseProcStatus(statusText)) ?? null;
-    const text = this.reader.text(`${dir}/cgroup`);
-    info.cgroup = text === undefined ? null : (parseCgroup(text) ?? null);
-    const ns = this.reader.link(`${dir}/ns/pid`);
-    const inode = ns === undefined ? null : /^pid:\[(\d+)\]$/.exec(ns);
-    if (inode !== null) info.pidNs = Number(inode[1]);
+    const status = (statusText === undefined ? undefined : parseProcStatus(statusText)) ?? null;
+    if (!sameStatus(status, mem.status)) mem.status = status;
+    const cgroupText = this.reader.text(`${dir}/cgroup`);
+    mem.cgroup = cgroupText === undefined ? null : this.cgroupOf(cgroupText, cgroups);
+    if (mem.pidNs === undefined) {
+      const ns = this.reader.link(`${dir}/ns/pid`);
+      const inode = ns === undefined ? null : /^pid:\[(\d+)\]$/.exec(ns);
+      if (inode !== null) mem.pidNs = Number(inode[1]);
+    }
+    mem.detailsReadIn = scanNumber;
   }
 
-  /** The process's inotify instances; its fd classification for the cache. */
+  /** The parsed cgroup file, shared by every process with the same text. */
+  private cgroupOf(
+    text: string,
+    cgroups: Map<string, CgroupIdentity | null>,
+  ): CgroupIdentity | null {
+    let parsed = cgroups.get(text);
+    if (parsed === undefined && !cgroups.has(text)) {
+      const known = this.cgroups.get(text);
+      parsed = known !== undefined || this.cgroups.has(text) ? known : parseCgroup(text);
+      parsed = parsed === undefined ? null : Object.freeze(parsed);
+      cgroups.set(text, parsed);
+    }
+    return parsed ?? null;
+  }
+
+  /** The watches of each inotify fd, from its fdinfo (read every scan: watches come and go). */
+  private readInstances(dir: string, inotifyFds: readonly number[]): readonly InotifyInstance[] {
+    if (inotifyFds.length === 0) return NO_INSTANCES;
+    const instances: InotifyInstance[] = [];
+    for (const fd of inotifyFds) {
+      const read = this.reader.inotifyWatches(`${dir}/fdinfo/${fd}`);
+      if (read !== undefined) instances.push({ fd, ...read });
+    }
+    return instances;
+  }
+
+  /**
+   * The process's fd count and inotify fds, into `mem`: kept from the last scan while the count
+   * is the same and no revalidation is `due`, else classified fd by fd (returns true then).
+   */
   private async readFds(
     dir: string,
-    info: ProcessInfo,
-    scanNumber: number,
+    mem: Remembered,
+    due: boolean,
     slicer: Slicer,
-  ): Promise<{ entry: FdCacheEntry; classified: boolean } | 'denied' | undefined> {
+  ): Promise<boolean | 'denied' | undefined> {
     const fdDir = `${dir}/fd`;
     let count: number | undefined;
     if (this.fdCountFromStat) {
       const stat = fs.statSync(fdDir, { throwIfNoEntry: false });
-      if (stat === undefined) return undefined;
+      if (stat === undefined) {
+        mem.fds = undefined;
+        return undefined;
+      }
       count = stat.size;
     }
-    const cached = this.fdCache.get(info.pid);
-    const reuse =
-      count !== undefined &&
-      cached !== undefined &&
-      cached.startTicks === info.startTicks &&
-      cached.fds === count &&
-      (info.pid + scanNumber) % REVALIDATE_EVERY !== 0;
-    let inotifyFds: readonly number[];
-    if (reuse) {
-      inotifyFds = cached.inotifyFds;
+    if (count !== undefined && mem.fds === count && !due) {
       // Known inotify fds are checked every scan: still open, still inotify.
-      for (const fd of cached.inotifyFds) {
+      for (const fd of mem.inotifyFds) {
         if (this.reader.link(`${fdDir}/${fd}`) !== INOTIFY_LINK) {
-          inotifyFds = cached.inotifyFds.filter(
+          mem.inotifyFds = mem.inotifyFds.filter(
             (known) => this.reader.link(`${fdDir}/${known}`) === INOTIFY_LINK,
           );
           break;
         }
       }
-    } else {
-      let entries: string[];
-      try {
-        entries = fs.readdirSync(fdDir);
-      } catch (error) {
-        return isDenied(error) ? 'denied' : undefined;
-      }
-      if (count === 0 && entries.length > 0) this.fdCountFromStat = false;
-      count = entries.length;
-      let found: number[] | undefined;
-      for (let i = 0; i < entries.length; i++) {
-        if ((i & 255) === 255 && slicer.due) await slicer.yield();
-        const name = entries[i] as string;
-        if (this.reader.link(`${fdDir}/${name}`) === INOTIFY_LINK)
-          (found ??= []).push(Number(name));
-      }
-      inotifyFds = found ?? NO_FDS;
+      return false;
     }
-    const fds = count ?? 0;
-    info.fds = fds;
-    if (inotifyFds.length > 0) {
-      const instances: InotifyInstance[] = [];
-      for (const fd of inotifyFds) {
-        const read = this.reader.inotifyWatches(`${dir}/fdinfo/${fd}`);
-        if (read !== undefined) instances.push({ fd, ...read });
-      }
-      info.inotify = instances;
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(fdDir);
+    } catch (error) {
+      mem.fds = undefined;
+      return isDenied(error) ? 'denied' : undefined;
     }
-    // Unchanged: keep the entry (no new object per process per scan).
-    const entry =
-      reuse && inotifyFds === cached.inotifyFds
-        ? cached
-        : { startTicks: info.startTicks, fds, inotifyFds };
-    return { entry, classified: !reuse };
+    if (count === 0 && entries.length > 0) this.fdCountFromStat = false;
+    let found: number[] | undefined;
+    for (let i = 0; i < entries.length; i++) {
+      if ((i & 255) === 255 && slicer.due) await slicer.yield();
+      const name = entries[i] as string;
+      if (this.reader.link(`${fdDir}/${name}`) === INOTIFY_LINK) (found ??= []).push(Number(name));
+    }
+    mem.fds = entries.length;
+    const inotifyFds = found ?? NO_FDS;
+    if (!sameNumbers(inotifyFds, mem.inotifyFds)) mem.inotifyFds = inotifyFds;
+    return true;
   }
 }

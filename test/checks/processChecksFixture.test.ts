@@ -389,3 +389,36 @@ test("PID headroom: tasks against kernel.pid_max, and a pod's pids.current again
   assert.equal(sampleValue(zombies, 'node_auditor_pid_usage_ratio', { pod: '' }), 0.813);
   assert.equal(sampleValue(zombies, 'node_auditor_pid_usage_ratio', { pod: uidOf(3) }), 0.9);
 });
+
+test('PID headroom of a pod with no pause process (CRI-O drop_infra_ctr): found from its containers', async (t) => {
+  const root = await tempDir(t);
+  const pod = (n: number) =>
+    `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${systemd(n)}.slice/crio-${hex(n)}.scope\n`;
+  const slice = (n: number) =>
+    `sys/fs/cgroup/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${systemd(n)}.slice`;
+  await writeProcTree(root, {
+    processes: [
+      { pid: 1, ppid: 0, comm: 'systemd' },
+      { pid: 90, ppid: 1, comm: 'conmon', cgroup: '0::/system.slice/crio.service\n' },
+      // ordinary container processes: no zombie, no inotify, not an infra command
+      { pid: 2001, ppid: 90, comm: 'nginx', cgroup: pod(21) },
+      { pid: 2002, ppid: 2001, comm: 'nginx', cgroup: pod(21) },
+      { pid: 3001, ppid: 90, comm: 'redis-server', cgroup: pod(22) },
+    ],
+    files: {
+      [`${slice(21)}/pids.max`]: '20\n',
+      [`${slice(21)}/pids.current`]: '19\n',
+      [`${slice(22)}/pids.max`]: '100\n',
+      [`${slice(22)}/pids.current`]: '2\n',
+    },
+  });
+  const { zombies, pause } = await runProcessChecks(root);
+  assert.equal(sampleValue(pause, 'node_auditor_pod_sandboxes', { state: 'ok' }), 0);
+  const near = zombies.findings.filter((f) => f.id.startsWith('PodPidsNearLimit:'));
+  assert.deepEqual(
+    near.map((f) => [f.id, f.severity]),
+    [[`PodPidsNearLimit:${uidOf(21)}`, 'critical']],
+  );
+  assert.equal(sampleValue(zombies, 'node_auditor_pid_usage_ratio', { pod: uidOf(21) }), 0.95);
+  assert.equal(sampleValue(zombies, 'node_auditor_pid_usage_ratio', { pod: uidOf(22) }), 0.02);
+});

@@ -1,7 +1,7 @@
 // The process checks share one /proc pass, and remember just enough between passes to say how
 // fast inotify use grows and how long a zombie has been one.
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { configuredInfraCommands } from '../../agent/checks/processChecks.ts';
 import { loadConfig } from '../../agent/config/loadConfig.ts';
@@ -85,24 +85,33 @@ test('first seen: kept while present, forgotten once gone', () => {
   );
 });
 
-test('the configured pod infra commands decide whose cgroup the shared pass reads, whichever checks run', async (t) => {
+test('the configured pod infra commands are judged on what this scan read, whichever checks run', async (t) => {
   const root = await tempDir(t);
   const podCgroup = `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1a2b3c4d_0000_4000_8000_000000000001.slice/cri-containerd-${'ab'.repeat(32)}.scope\n`;
-  await writeProcTree(root, {
-    processes: [
-      { pid: 1, ppid: 0, comm: 'init' },
-      { pid: 40, ppid: 1, comm: 'sandbox-init', cgroup: podCgroup },
-    ],
-  });
+  const tree = (sigCgt: string) =>
+    writeProcTree(root, {
+      processes: [
+        { pid: 1, ppid: 0, comm: 'init' },
+        { pid: 40, ppid: 1, comm: 'sandbox-init', cgroup: podCgroup, sigCgt },
+      ],
+    });
+  await tree('0000000000000000');
   const configFile = `${root}/node-auditor.yaml`;
   await writeFile(configFile, 'checks:\n  pause:\n    infraCommands: [sandbox-init]\n');
   const { config } = await loadConfig({ file: configFile, env: {} });
   // as the agent and `check` set it up when the configuration loads, before any check runs
-  const scans = new ProcessScans(new HostRoot(root));
-  scans.setInfraCommands(configuredInfraCommands(config));
-  const scan = await scans.get();
-  assert.equal(scan.byPid.get(40)?.cgroup?.podUid, '1a2b3c4d-0000-4000-8000-000000000001');
-  // with the default ("pause"), sandbox-init is an ordinary process: its cgroup is not read
-  const defaults = await new ProcessScans(new HostRoot(root)).get();
-  assert.equal(defaults.byPid.get(40)?.cgroup, undefined);
+  const configured = new ProcessScans(new HostRoot(root));
+  configured.setInfraCommands(configuredInfraCommands(config));
+  const defaults = new ProcessScans(new HostRoot(root));
+  for (const scans of [configured, defaults]) {
+    const scan = await scans.get();
+    assert.equal(scan.byPid.get(40)?.cgroup?.podUid, '1a2b3c4d-0000-4000-8000-000000000001');
+  }
+  // sandbox-init installs its handlers: the next scan judges it on them when it is configured
+  // as an infra process; with the default ("pause") it is an ordinary process, read again later
+  await rm(`${root}/proc`, { recursive: true });
+  await tree('0000000000014002');
+  t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 11_000 });
+  assert.equal((await configured.get()).byPid.get(40)?.status?.sigCgt, '0000000000014002');
+  assert.equal((await defaults.get()).byPid.get(40)?.status?.sigCgt, '0000000000000000');
 });
