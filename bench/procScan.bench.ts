@@ -4,9 +4,10 @@
 // 20 MiB. bench/procLoad.c (compiled with gcc here) forks the 5,000 processes, each holding 10 fds
 // (every 10th one an inotify instance with 2 watches, as far as fs.inotify.max_user_instances
 // allows). bench/procScanWorker.ts, run with the V8 flags `run` sets, scans this host's /proc
-// once cold (the scanner's fd-classification cache empty: a readlink per fd) and STEADY_SCANS
-// times steady. The budgets judge the steady scans; the cold one is recorded, next to its floor:
-// the same reads in C cost 0.3-0.36 s of CPU here, the whole 0.3 s budget on their own.
+// once cold (the scanner remembers nothing yet: a readlink per fd, and status, cgroup and ns/pid
+// of every process) and STEADY_SCANS times steady. The budgets judge the steady scans; the cold
+// one is recorded, next to its floor: the same reads in C cost about 0.4 s of CPU here, more
+// than the 0.3 s budget on their own.
 // Baseline: GNU find doing the same per-fd work (a readlink per fd, looking for inotify) over the
 // same processes, median of FIND_RUNS, for wall and CPU; for the block and RSS, the worker itself
 // before scanning (idle event loop; RSS). For the cold scan, bench/procScanFloor.c: every read
