@@ -8,7 +8,8 @@
 //   between slices: /proc is in memory, and one async round trip per file would cost more CPU
 //   than the kernel's own work.
 // - What a scan learns about a process is remembered while the process lives (pid and start
-//   time), and each scan re-reads every REVALIDATE_EVERY-th (16th) process in full:
+//   time), and each scan re-reads one process in REVALIDATE_EVERY (16) in full, staggered by
+//   pid, so every process is re-read at least once every 16 scans:
 //   - Telling an inotify fd from any other takes one readlink per fd, the most expensive part
 //     of the scan for the kernel. A process's fds are classified again only when its fd count
 //     (stat of /proc/<pid>/fd, Linux 6.2+) changes, so an inotify instance opened on a
@@ -19,8 +20,9 @@
 //     scan for the processes a check judges on them: zombies and their parents, inotify
 //     holders, pod infra processes such as pause. ns/pid cannot change in a process's life.
 // - A process whose every field is unchanged is handed out as the same (frozen) ProcessInfo as
-//   in the last scan, and the processes of one container share one parsed cgroup: a steady
-//   scan allocates little that outlives it, which keeps the agent's RSS flat.
+//   in the last scan, and the processes of one container share one parsed cgroup for as long
+//   as one of them lives: a steady scan allocates little that outlives it, which keeps the
+//   agent's RSS flat.
 import fs from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { HostRoot } from '../host/hostRoot.ts';
@@ -62,7 +64,10 @@ export interface ProcessInfo {
    * most REVALIDATE_EVERY scans old, and of this scan for the processes a check judges.
    */
   readonly status: ProcStatus | null;
-  /** Pod and container from /proc/<pid>/cgroup, as old as status; null outside a pod or unread. */
+  /**
+   * Pod and container read from /proc/<pid>/cgroup, as old as status; null when the path names
+   * neither (a host process) or could not be read.
+   */
   readonly cgroup: CgroupIdentity | null;
   /** Inode number of its PID namespace (ns/pid), when it could be read. */
   readonly pidNs?: number;
@@ -91,9 +96,17 @@ export interface ProcessScan {
   zombiesByParent: Map<number, ProcessInfo[]>;
   /** Processes re-classified fd by fd in this scan (the rest reused their classification). */
   classified: number;
+  /** comm names of pod infra processes this scan judged as such (read every scan). */
+  infraCommands: ReadonlySet<string>;
 }
 
 type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** A cgroup file's text and what it says, shared by the processes that have that text. */
+interface ParsedCgroup {
+  text: string;
+  identity: CgroupIdentity | null;
+}
 
 /** What the scans know of one process (pid and start time) between them. */
 interface Remembered {
@@ -106,7 +119,8 @@ interface Remembered {
   /** The scan that last read status and cgroup. */
   detailsReadIn: number;
   status: ProcStatus | null;
-  cgroup: CgroupIdentity | null;
+  /** Its cgroup file as last read, parsed; undefined when it could not be read. */
+  cgroup: ParsedCgroup | undefined;
   pidNs: number | undefined;
   /** What the last scan handed out, to hand out again while nothing in it changed. */
   info: ProcessInfo | undefined;
@@ -199,8 +213,8 @@ export class ProcessScanner {
   private bootTimeMs: number | undefined;
   /** By pid; updated in place, so a steady scan makes no new map or entry per process. */
   private readonly memory = new Map<number, Remembered>();
-  /** Parsed cgroup files by their text: the processes of a container share one. */
-  private cgroups = new Map<string, CgroupIdentity | null>();
+  /** Parsed cgroup files by their text, kept while a remembered process has that text. */
+  private cgroups = new Map<string, ParsedCgroup>();
   private scans = 0;
   /** stat of /proc/<pid>/fd gives the fd count (Linux 6.2+); false once seen not to. */
   private fdCountFromStat = true;
@@ -224,7 +238,6 @@ export class ProcessScanner {
     }
     const processes: ProcessInfo[] = [];
     const byPid = new Map<number, ProcessInfo>();
-    const cgroups = new Map<string, CgroupIdentity | null>();
     let tasks = 0;
     let fdsDenied = 0;
     let classified = 0;
@@ -247,7 +260,7 @@ export class ProcessScanner {
             inotifyFds: NO_FDS,
             detailsReadIn: 0,
             status: null,
-            cgroup: null,
+            cgroup: undefined,
             pidNs: undefined,
             info: undefined,
           };
@@ -268,8 +281,7 @@ export class ProcessScanner {
           }
         }
         const judged = stat.state === 'Z' || inotify.length > 0 || infra.has(stat.comm);
-        if (judged || due || mem.detailsReadIn === 0)
-          this.readDetails(dir, mem, scanNumber, cgroups);
+        if (judged || due || mem.detailsReadIn === 0) this.readDetails(dir, mem, scanNumber);
         const info: Writable<ProcessInfo> = {
           pid,
           ppid: stat.ppid,
@@ -279,7 +291,7 @@ export class ProcessScanner {
           threads: stat.threads,
           kernelThread,
           status: mem.status,
-          cgroup: mem.cgroup,
+          cgroup: mem.cgroup?.identity ?? null,
           inotify,
         };
         if (mem.pidNs !== undefined) info.pidNs = mem.pidNs;
@@ -291,12 +303,20 @@ export class ProcessScanner {
         byPid.set(pid, handedOut);
       }
     } finally {
-      // Forget what is gone (or was not reached: a scan given up on). Entries of this scan stay.
-      for (const [pid, mem] of this.memory) if (mem.seenIn !== scanNumber) this.memory.delete(pid);
+      // Forget what is gone (or was not reached: a scan given up on), and the cgroups no process
+      // remembered has any more.
+      const cgroups = new Map<string, ParsedCgroup>();
+      for (const [pid, mem] of this.memory) {
+        if (mem.seenIn !== scanNumber) this.memory.delete(pid);
+        else if (mem.cgroup !== undefined) cgroups.set(mem.cgroup.text, mem.cgroup);
+      }
+      this.cgroups = cgroups;
     }
     // Zombies by parent; the parents are judged on their signal masks, so their status is of
     // this scan too (most come before their children, so it is read here).
     const zombiesByParent = new Map<number, ProcessInfo[]>();
+    /** Where each process is in `processes`: built the first time a parent must be replaced. */
+    let indexByPid: Map<number, number> | undefined;
     for (const p of processes) {
       if (p.state !== 'Z') continue;
       const siblings = zombiesByParent.get(p.ppid);
@@ -305,14 +325,21 @@ export class ProcessScanner {
       const mem = this.memory.get(p.ppid);
       const parent = byPid.get(p.ppid);
       if (mem === undefined || parent === undefined || mem.detailsReadIn === scanNumber) continue;
-      this.readDetails(`${this.proc}/${parent.pid}`, mem, scanNumber, cgroups);
-      if (mem.status === parent.status && mem.cgroup === parent.cgroup) continue;
-      const fresh = Object.freeze({ ...parent, status: mem.status, cgroup: mem.cgroup });
-      mem.info = fresh;
-      byPid.set(parent.pid, fresh);
-      processes[processes.indexOf(parent)] = fresh;
+      this.readDetails(`${this.proc}/${parent.pid}`, mem, scanNumber);
+      const cgroup = mem.cgroup?.identity ?? null;
+      if (mem.status === parent.status && cgroup === parent.cgroup && mem.pidNs === parent.pidNs)
+        continue;
+      const fresh: Writable<ProcessInfo> = { ...parent, status: mem.status, cgroup };
+      if (mem.pidNs !== undefined) fresh.pidNs = mem.pidNs;
+      mem.info = Object.freeze(fresh);
+      byPid.set(parent.pid, mem.info);
+      if (indexByPid === undefined) {
+        indexByPid = new Map();
+        for (let i = 0; i < processes.length; i++)
+          indexByPid.set((processes[i] as ProcessInfo).pid, i);
+      }
+      processes[indexByPid.get(parent.pid) as number] = mem.info;
     }
-    this.cgroups = cgroups;
     const cpu = process.cpuUsage(cpu0);
     return {
       at,
@@ -326,6 +353,7 @@ export class ProcessScanner {
       fdsDenied,
       zombiesByParent,
       classified,
+      infraCommands: infra,
     };
   }
 
@@ -336,20 +364,17 @@ export class ProcessScanner {
   }
 
   /**
-   * status and cgroup, read now; the PID namespace once in a process's life. A status equal to
-   * the one remembered keeps the remembered object (so the process can be handed out as before).
+   * status and cgroup, read now; the PID namespace once in a process's life. What reads the same
+   * as what is remembered keeps the remembered object (so the process can be handed out as
+   * before).
    */
-  private readDetails(
-    dir: string,
-    mem: Remembered,
-    scanNumber: number,
-    cgroups: Map<string, CgroupIdentity | null>,
-  ): void {
+  private readDetails(dir: string, mem: Remembered, scanNumber: number): void {
     const statusText = this.reader.text(`${dir}/status`);
     const status = (statusText === undefined ? undefined : parseProcStatus(statusText)) ?? null;
     if (!sameStatus(status, mem.status)) mem.status = status;
     const cgroupText = this.reader.text(`${dir}/cgroup`);
-    mem.cgroup = cgroupText === undefined ? null : this.cgroupOf(cgroupText, cgroups);
+    if (cgroupText === undefined) mem.cgroup = undefined;
+    else if (cgroupText !== mem.cgroup?.text) mem.cgroup = this.parsedCgroup(cgroupText);
     if (mem.pidNs === undefined) {
       const ns = this.reader.link(`${dir}/ns/pid`);
       const inode = ns === undefined ? null : /^pid:\[(\d+)\]$/.exec(ns);
@@ -359,18 +384,14 @@ export class ProcessScanner {
   }
 
   /** The parsed cgroup file, shared by every process with the same text. */
-  private cgroupOf(
-    text: string,
-    cgroups: Map<string, CgroupIdentity | null>,
-  ): CgroupIdentity | null {
-    let parsed = cgroups.get(text);
-    if (parsed === undefined && !cgroups.has(text)) {
-      const known = this.cgroups.get(text);
-      parsed = known !== undefined || this.cgroups.has(text) ? known : parseCgroup(text);
-      parsed = parsed === undefined ? null : Object.freeze(parsed);
-      cgroups.set(text, parsed);
+  private parsedCgroup(text: string): ParsedCgroup {
+    let parsed = this.cgroups.get(text);
+    if (parsed === undefined) {
+      const identity = parseCgroup(text);
+      parsed = { text, identity: identity === undefined ? null : Object.freeze(identity) };
+      this.cgroups.set(text, parsed);
     }
-    return parsed ?? null;
+    return parsed;
   }
 
   /** The watches of each inotify fd, from its fdinfo (read every scan: watches come and go). */

@@ -26,15 +26,11 @@ export class ProcessScans {
     this.scanner = new ProcessScanner(host);
   }
 
-  /** comm names of pod infra processes. */
-  get infraCommands(): ReadonlySet<string> {
-    return this.infra;
-  }
-
   /**
-   * comm names of pod infra processes (checks.pause.infraCommands), read with their cgroup: set
-   * from the configuration when it is loaded, whichever process checks are enabled. A new set,
-   * so a scan under way keeps the one it started with.
+   * comm names of pod infra processes (checks.pause.infraCommands), whose status and cgroup
+   * every scan reads afresh: set from the configuration when it is loaded, whichever process
+   * checks are enabled. A new set, so a scan under way keeps the one it started with (and says
+   * which, in ProcessScan.infraCommands).
    */
   setInfraCommands(names: readonly string[]): void {
     this.infra = new Set(names);

@@ -96,14 +96,22 @@ test('kept from the last scan: a changed cgroup or status is seen within one cyc
   assert.deepEqual(next.status?.uids, [999, 999, 999, 999]);
 });
 
-test('an inotify instance opened on a just-closed fd number (same fd count) is seen within one cycle', async (t) => {
-  const { scan, write, scansUntil } = await host(t);
-  const init: FixtureProcess = { pid: 1, ppid: 0, comm: 'systemd' };
-  await write([init, { pid: 60, ppid: 1, comm: 'app', otherFds: 4 }]);
-  assert.equal((await scan()).byPid.get(60)?.fds, 4);
-  await write([init, { pid: 60, ppid: 1, comm: 'app', otherFds: 3, inotify: [25] }]);
-  const scans = await scansUntil((s) => s.byPid.get(60)?.inotify[0]?.watches === 25);
-  assert.ok(scans <= REVALIDATION_CYCLE, `${scans} scans`);
+test('an unchanged process is the same object scan after scan, a whole cycle long; one container shares one cgroup', async (t) => {
+  const { scan, write } = await host(t);
+  await write([
+    { pid: 1, ppid: 0, comm: 'systemd' },
+    { pid: 50, ppid: 1, comm: 'nginx', cgroup: cgroupOf(POD_A, 'ab') },
+    { pid: 51, ppid: 50, comm: 'nginx', cgroup: cgroupOf(POD_A, 'ab') },
+  ]);
+  const first = await scan();
+  for (let n = 2; n <= REVALIDATION_CYCLE + 2; n++) {
+    // each is read again in full once in the cycle, at a different scan: the same all the same
+    const next = await scan();
+    assert.equal(next.byPid.get(50), first.byPid.get(50), `scan ${n}`);
+    assert.equal(next.byPid.get(51), first.byPid.get(51), `scan ${n}`);
+  }
+  assert.equal(first.byPid.get(50)?.cgroup, first.byPid.get(51)?.cgroup);
+  assert.ok(Object.isFrozen(first.byPid.get(50)));
 });
 
 test('real kernel: an inotify instance opened on the fd number just closed is found within one cycle', async (t) => {

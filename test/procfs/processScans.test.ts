@@ -107,11 +107,12 @@ test('the configured pod infra commands are judged on what this scan read, which
     const scan = await scans.get();
     assert.equal(scan.byPid.get(40)?.cgroup?.podUid, '1a2b3c4d-0000-4000-8000-000000000001');
   }
-  // sandbox-init installs its handlers: the next scan judges it on them when it is configured
-  // as an infra process; with the default ("pause") it is an ordinary process, read again later
+  // sandbox-init installs its handlers: configured as an infra process, the next scan judges
+  // it on them (with the default, "pause", it is an ordinary process, read again within 16)
   await rm(`${root}/proc`, { recursive: true });
   await tree('0000000000014002');
   t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 11_000 });
-  assert.equal((await configured.get()).byPid.get(40)?.status?.sigCgt, '0000000000014002');
-  assert.equal((await defaults.get()).byPid.get(40)?.status?.sigCgt, '0000000000000000');
+  const next = await configured.get();
+  assert.equal(next.byPid.get(40)?.status?.sigCgt, '0000000000014002');
+  assert.deepEqual([...next.infraCommands], ['sandbox-init']);
 });

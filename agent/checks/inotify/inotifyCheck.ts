@@ -195,7 +195,7 @@ export const inotifyCheck: Check<typeof options> = {
     const scans: ProcessScans = processScans(context);
     const scan = await scans.get(context.signal);
     const pods = context.services.pods;
-    const usage = inotifyUsage(scan, pods, scans.infraCommands);
+    const usage = inotifyUsage(scan, pods, scan.infraCommands);
     const [maxWatches, maxInstances] = await Promise.all([
       readLimit(context, KINDS.watches.sysctl),
       readLimit(context, KINDS.instances.sysctl),

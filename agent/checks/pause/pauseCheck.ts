@@ -127,10 +127,10 @@ export const pauseCheck: Check<typeof options> = {
   defaults: { enabled: true, interval: '60s', timeout: '30s' },
   options,
   async run(context) {
-    // the shared pass reads the cgroup of these (set from this option when the config loads)
-    const scans = processScans(context, context.options.infraCommands);
-    const scan = await scans.get(context.signal);
-    const infra = scans.infraCommands;
+    // the shared pass reads the status and cgroup of these every scan (set from this option
+    // when the config loads); judged with the set the scan was made with
+    const scan = await processScans(context, context.options.infraCommands).get(context.signal);
+    const infra = scan.infraCommands;
     const zombieChildren = (pid: number) => scan.zombiesByParent.get(pid)?.length ?? 0;
     const sandboxes: Sandbox[] = [];
     for (const p of scan.processes) {
