@@ -211,8 +211,8 @@ export async function procScan(): Promise<Result[]> {
       `${seen}; ${median(steady.classified)} processes re-classified per scan (p50); ` +
       `scans ${ms(values)} ${unit}, p50 ${median(values).toFixed(0)} ${unit}`;
     const coldDetail =
-      `the first scan readlinks every fd of every process (${cold.classified.toLocaleString('en-US')} processes classified), ` +
-      `later scans only those whose pid, start time or fd count changed plus one in 16; ${seen}`;
+      `the first scan readlinks every fd of every process (${cold.classified.toLocaleString('en-US')} processes classified) and reads every status, cgroup and ns/pid, ` +
+      `later scans only those whose pid, start time or fd count changed plus one process in 16; ${seen}`;
     return [
       {
         name: '/proc scan, steady: wall',
