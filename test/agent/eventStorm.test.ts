@@ -7,7 +7,6 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { startFakeKubeApi } from '../kube/fakeKubeApi.ts';
 import {
-  REPO,
   copyFixtureHost,
   eventually,
   httpGet,
@@ -17,7 +16,7 @@ import {
   tempDir,
 } from '../helpers.ts';
 import type { RunningAgent } from '../helpers.ts';
-import { syslogStamp } from '../syslogStamp.ts';
+import { seedLinesNow } from '../syslogStamp.ts';
 
 const ZONE = 'Asia/Seoul';
 const LINES = 10_000;
@@ -27,13 +26,9 @@ const RULE = 'kubelet-inotify-watches-exhausted';
 
 /** The seed's first line (kubelet cannot add an inotify watch), as if logged now. */
 async function stormLine(): Promise<string> {
-  const seed = await fs.readFile(
-    path.join(REPO, 'test', 'fixtures', 'logs', 'seed-notready.log'),
-    'utf8',
-  );
-  const line = seed.split('\n')[0] ?? '';
+  const line = (await seedLinesNow(ZONE)).split('\n')[0] ?? '';
   assert.match(line, /inotify_add_watch .*: no space left on device$/);
-  return line.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/, syslogStamp(ZONE));
+  return line;
 }
 
 async function metrics(agent: RunningAgent): Promise<string> {

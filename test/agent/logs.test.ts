@@ -10,7 +10,6 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import {
-  REPO,
   copyFixtureHost,
   eventually,
   requireTool,
@@ -21,17 +20,10 @@ import {
   tempDir,
 } from '../helpers.ts';
 import type { RunningAgent } from '../helpers.ts';
-import { syslogStamp } from '../syslogStamp.ts';
+import { seedLinesNow, syslogStamp } from '../syslogStamp.ts';
 import { journalWriter } from '../journalFiles.ts';
 
 const ZONE = 'Asia/Seoul';
-const SEED = path.join(REPO, 'test', 'fixtures', 'logs', 'seed-notready.log');
-
-/** The seed's lines as if logged now. */
-async function seedLinesNow(): Promise<string> {
-  const text = await fs.readFile(SEED, 'utf8');
-  return text.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/gm, syslogStamp(ZONE));
-}
 
 /** A port nothing listens on: kubelet's healthz refused, the node NotReady. */
 async function closedPort(): Promise<number> {
@@ -118,7 +110,7 @@ test('kubelet down: the seed lines appended to syslog name InotifyWatchesExhaust
   assert.equal(metricValue(text, 'node_auditor_node_ready'), 0);
 
   const appendedAt = Date.now();
-  await fs.appendFile(node.syslog, await seedLinesNow());
+  await fs.appendFile(node.syslog, await seedLinesNow(ZONE));
   text = await eventually(
     async () => {
       const m = await metrics(agent);
@@ -191,7 +183,7 @@ test('kubelet down: the seed lines appended to syslog name InotifyWatchesExhaust
 test('kubelet healthy: the same lines are a finding, but no NotReady cause', async (t) => {
   const node = await host(t, await healthyKubelet(t));
   const agent = await node.start();
-  await fs.appendFile(node.syslog, await seedLinesNow());
+  await fs.appendFile(node.syslog, await seedLinesNow(ZONE));
   await eventually(
     async () => ((await logFindings(agent)).length === 1 ? true : undefined),
     10_000,

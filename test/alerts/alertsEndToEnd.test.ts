@@ -14,7 +14,6 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import {
-  REPO,
   copyFixtureHost,
   eventually,
   httpGet,
@@ -24,10 +23,9 @@ import {
   tempDir,
 } from '../helpers.ts';
 import { freePort, spawnDaemon, waitReady } from '../realDaemons.ts';
-import { syslogStamp } from '../syslogStamp.ts';
+import { seedLinesNow } from '../syslogStamp.ts';
 import { RULES_FILE, RUNBOOK_BASE, loadAlertRules } from './alertRules.ts';
 
-const SEED_LINES = path.join(REPO, 'test', 'fixtures', 'logs', 'seed-notready.log');
 const NODE = 'e2e-node';
 
 /** The shipped rules with every `for: Nm` as `for: Ns`; nothing else changes. */
@@ -75,11 +73,7 @@ test(
     // refused (a closed port), so the node is NotReady and the cause is attributed.
     const root = await copyFixtureHost(t, 'bad-runtime');
     await fs.writeFile(path.join(root, 'etc', 'timezone'), 'UTC\n');
-    const seed = await fs.readFile(SEED_LINES, 'utf8');
-    await fs.writeFile(
-      path.join(root, 'var', 'log', 'syslog'),
-      seed.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/gm, syslogStamp('UTC')),
-    );
+    await fs.writeFile(path.join(root, 'var', 'log', 'syslog'), await seedLinesNow('UTC'));
     const agent = await startAgent(t, ['--host-root', root, '--node-name', NODE], {
       env: {
         TZ: 'UTC',
