@@ -83,6 +83,15 @@ function condition(h: Harness, type: string) {
   return h.fake.getNode('k1-node01').status.conditions?.find((c) => c.type === type);
 }
 
+/** Until the Node says InotifyPressure True (5 s at most). */
+function inotifyPressureTrue(h: Harness, what: string): Promise<true> {
+  return eventually(
+    () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
+    5000,
+    what,
+  );
+}
+
 test('a condition is raised True while the problem lasts and set back to False when it clears', async (t) => {
   const h = await harness(t);
   const node = await watching(t, h);
@@ -91,11 +100,7 @@ test('a condition is raised True while the problem lasts and set back to False w
 
   store.reconcile('inotify', [exhausted]);
   sink.start();
-  await eventually(
-    () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
-    5000,
-    'InotifyPressure True',
-  );
+  await inotifyPressureTrue(h, 'InotifyPressure True');
   const raised = condition(h, 'InotifyPressure');
   assert.equal(raised?.reason, 'InotifyWatchesExhausted');
   assert.equal(raised?.message, 'inotify watches 8192/8192 used by uid 0');
@@ -166,11 +171,7 @@ test('after a restart a still-true condition stays True, with its transition tim
   before.reconcile('inotify', [exhausted]);
   const first = sinkFor(h, node, before);
   first.start();
-  await eventually(
-    () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
-    5000,
-    'raised',
-  );
+  await inotifyPressureTrue(h, 'raised');
   first.stop();
   const transition = condition(h, 'InotifyPressure')?.lastTransitionTime;
   const patchesBefore = h.fake.requests.filter((r) => r.method === 'PATCH').length;
@@ -265,11 +266,7 @@ test('transition times come from what was last written, not from a Node the watc
   const sink = wiredSink(t, h, node, store, ['inotify']);
   store.reconcile('inotify', [exhausted]);
   sink.start();
-  await eventually(
-    () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
-    5000,
-    'raised',
-  );
+  await inotifyPressureTrue(h, 'raised');
   const since = condition(h, 'InotifyPressure')?.lastTransitionTime;
   await sleep(1100);
   // the title changes; the status does not: same transition time, even if the watch lags
@@ -311,11 +308,7 @@ test('an unchanged True condition is heartbeaten on its period, and keeps going 
   });
   store.reconcile('inotify', [exhausted]);
   sink.start();
-  await eventually(
-    () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
-    5000,
-    'raised',
-  );
+  await inotifyPressureTrue(h, 'raised');
   const since = condition(h, 'InotifyPressure')?.lastTransitionTime;
   const raisedAt = statusPatches(h).length;
 
@@ -392,11 +385,7 @@ test('a failed write is retried after its backoff even if the wall clock steps b
   );
   await sleep(100); // the sink has set its backoff (a second or two) by now
   stepBackMs = 3_600_000;
-  await eventually(
-    () => (condition(h, 'InotifyPressure')?.status === 'True' ? true : undefined),
-    5000,
-    'the retried write',
-  );
+  await inotifyPressureTrue(h, 'the retried write');
   assert.deepEqual(
     statusPatches(h).map((p) => p.status),
     [503, 200],
