@@ -2,17 +2,16 @@
 // out of date: at most one revalidation cycle (16 scans) for an ordinary process, none for a
 // process in a reused PID or one a check judges.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
-import { once } from 'node:events';
+import { readlinkSync } from 'node:fs';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { test } from 'node:test';
 import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { ProcessScanner } from '../../agent/procfs/processScanner.ts';
 import type { ProcessInfo, ProcessScan } from '../../agent/procfs/processScanner.ts';
-import { tempDir } from '../helpers.ts';
+import { eventually, tempDir } from '../helpers.ts';
 import { writeProcTree } from './procTree.ts';
 import type { FixtureProcess } from './procTree.ts';
-import { buildPrograms } from './realProcesses.ts';
+import { Cleanup, buildPrograms, startIn } from './realProcesses.ts';
 
 const POD_A = '1a2b3c4d-0000-4000-8000-00000000000a';
 const POD_B = '1a2b3c4d-0000-4000-8000-00000000000b';
@@ -118,25 +117,33 @@ test('real kernel: an inotify instance opened on the fd number just closed is fo
   const programs = await buildPrograms(t);
   if (programs === undefined) return;
   const dirs = await tempDir(t);
-  const watcher = spawn(programs.watcher, [dirs, '9', 'later'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
+  const watcher = await startIn(new Cleanup(t), undefined, [programs.watcher, dirs, '9', 'later'], {
+    stdin: 'pipe',
+    waitFor: 'idle',
   });
-  t.after(() => watcher.kill('SIGKILL'));
-  let out = '';
-  watcher.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const printed = async (word: string) => {
-    while (!out.includes(word)) await once(watcher.stdout, 'data');
-    return Number(new RegExp(`${word} (\\d+)`).exec(out)?.[1]);
-  };
-  const placeholder = await printed('idle');
+  const fdDir = `/proc/${watcher.pid ?? 0}/fd`;
+  // the fd it holds /dev/null on, to close and reuse (the highest: stdio may be /dev/null too)
+  const placeholder = Math.max(
+    ...(await readdir(fdDir))
+      .filter((fd) => readlinkSync(`${fdDir}/${fd}`) === '/dev/null')
+      .map(Number),
+  );
   const scanner = new ProcessScanner(new HostRoot('/'));
   const scan = async () =>
     (await scanner.scan({ infraCommands: new Set() })).byPid.get(watcher.pid ?? 0);
   const before = await scan();
   assert.deepEqual(before?.inotify, []);
   const fds = before.fds;
-  watcher.stdin.write('go\n');
-  assert.equal(await printed('ready'), placeholder, 'the instance took the closed fd number');
+  watcher.stdin?.write('go\n');
+  // the kernel's word that the instance took that fd number and holds its 9 watches
+  await eventually(
+    async () => {
+      const info = await readFile(`/proc/${watcher.pid ?? 0}/fdinfo/${placeholder}`, 'utf8');
+      return info.match(/^inotify wd:/gm)?.length === 9 ? true : undefined;
+    },
+    10_000,
+    'the instance on the closed fd number',
+  );
   let scans = 0;
   let seen: ProcessInfo | undefined;
   do seen = await scan();
