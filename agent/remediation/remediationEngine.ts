@@ -9,7 +9,7 @@ import { durationMs } from '../config/duration.ts';
 import { describeError } from '../errors.ts';
 import type { Change, Decision, Outcome } from './decisions.ts';
 import { DecisionHistory, EVENT_REASON, eventMessage } from './decisions.ts';
-import { hostActionTriggers } from './triggers.ts';
+import { causesFixedBy, HOST_ACTIONS, hostActionTriggers } from './triggers.ts';
 import type { Trigger } from './triggers.ts';
 
 export type GateVerdict = { allowed: true } | { allowed: false; reason: string };
@@ -83,7 +83,7 @@ export class RemediationEngine {
     this.queue = this.queue.then(async () => {
       for (const trigger of hostTriggers) await this.decideSafely(trigger);
       // after the host actions: a fix made just now is what a restart may follow
-      const restart = this.restartTrigger();
+      const restart = this.restartTrigger(active);
       if (restart !== undefined) await this.decideSafely(restart);
     });
     return this.queue;
@@ -116,23 +116,31 @@ export class RemediationEngine {
   }
 
   /**
-   * restart-kubelet is called for only when the kubelet is unhealthy and another action just
-   * fixed a cause that leaves it so until restarted (inotify exhaustion: cAdvisor's watches
-   * fail at start-up). Restarting a kubelet for any other reason is not ours to do.
+   * restart-kubelet is called for only when the kubelet is unhealthy, a cause it does not
+   * recover from by itself is reported now (inotify exhaustion: cAdvisor's watches fail at
+   * start-up), and the action that removes that cause ran within recentFix. Whatever that run
+   * was called for by: the sysctl check's SysctlOutOfProfile usually reaches the engine before
+   * the logs or inotify finding carrying the exhaustion, and the fix it calls for is the same.
+   * Restarting a kubelet for any other reason is not ours to do.
    */
-  private restartTrigger(): Trigger | undefined {
+  private restartTrigger(active: readonly Finding[]): Trigger | undefined {
     const settings = this.ports.settings();
     const restart = settings.actions['restart-kubelet'];
     if (!restart.enabled || this.ports.kubeletHealthy() !== false) return undefined;
     const now = (this.ports.now?.() ?? new Date()).getTime();
     const outcomes: Outcome[] = settings.mode === 'dryRun' ? ['dry_run'] : ['applied'];
-    const fix = (['inotify-limits', 'kernel-networking'] as const)
-      .map((action) => this.history.lastAt(action, outcomes))
-      .filter((d): d is Decision => d !== undefined && d.causes.length > 0)
-      .filter((d) => now - Date.parse(d.at) <= durationMs(restart.recentFix))
-      .at(-1);
-    if (fix === undefined) return undefined;
-    return { action: 'restart-kubelet', findings: fix.trigger, causes: fix.causes };
+    let latest: { at: number; trigger: Trigger } | undefined;
+    for (const action of HOST_ACTIONS) {
+      const fix = this.history.lastAt(action, outcomes);
+      if (fix === undefined) continue;
+      const at = Date.parse(fix.at);
+      if (now - at > durationMs(restart.recentFix)) continue;
+      const { findings, causes } = causesFixedBy(active, action);
+      if (causes.length === 0) continue;
+      if (latest === undefined || at >= latest.at)
+        latest = { at, trigger: { action: 'restart-kubelet', findings, causes } };
+    }
+    return latest?.trigger;
   }
 
   async stop(): Promise<void> {

@@ -3,6 +3,9 @@
 import type { RemediationActionId } from '../config/remediationSchema.ts';
 import type { Finding } from '../findings/finding.ts';
 
+/** The actions that change the host (restart-kubelet follows one of them). */
+export const HOST_ACTIONS = ['inotify-limits', 'kernel-networking'] as const;
+
 /** The sysctl keys each host action sets (and persists). */
 export const ACTION_KEYS = {
   'inotify-limits': ['fs.inotify.max_user_watches', 'fs.inotify.max_user_instances'],
@@ -39,7 +42,7 @@ export interface Trigger {
 
 export function hostActionTriggers(active: readonly Finding[]): Trigger[] {
   const triggers: Trigger[] = [];
-  for (const action of ['inotify-limits', 'kernel-networking'] as const) {
+  for (const action of HOST_ACTIONS) {
     const keys: readonly string[] = ACTION_KEYS[action];
     const fixes = CAUSES_FIXED_BY[action];
     const matched = active.filter((finding) => {
@@ -54,14 +57,24 @@ export function hostActionTriggers(active: readonly Finding[]): Trigger[] {
     triggers.push({
       action,
       findings: matched.map((f) => `${f.check}/${f.id}`).sort(),
-      causes: [
-        ...new Set(
-          matched.flatMap((f) =>
-            f.cause !== undefined && fixes.includes(f.cause) ? [f.cause] : [],
-          ),
-        ),
-      ].sort(),
+      causes: causesFixedBy(matched, action).causes,
     });
   }
   return triggers;
+}
+
+/**
+ * The active findings carrying a cause `action` removes ("<check>/<id>"), and those causes:
+ * what a kubelet restart after that action would recover from.
+ */
+export function causesFixedBy(
+  active: readonly Finding[],
+  action: (typeof HOST_ACTIONS)[number],
+): { findings: string[]; causes: string[] } {
+  const fixes = CAUSES_FIXED_BY[action];
+  const carrying = active.filter((f) => f.cause !== undefined && fixes.includes(f.cause));
+  return {
+    findings: carrying.map((f) => `${f.check}/${f.id}`).sort(),
+    causes: [...new Set(carrying.map((f) => f.cause ?? ''))].sort(),
+  };
 }

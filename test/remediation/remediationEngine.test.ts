@@ -37,7 +37,24 @@ const EXHAUSTED: Finding = {
   lastSeen: '2026-11-22T03:00:00.000Z',
 };
 
-async function engineOn(t: TestContext, kubelet: { healthy: boolean | undefined }) {
+/** What the sysctl check reports on the same node: the limit below the profile, no cause. */
+const OUT_OF_PROFILE: Finding = {
+  check: 'sysctl',
+  id: 'SysctlOutOfProfile:fs.inotify.max_user_watches',
+  problem: 'SysctlOutOfProfile',
+  severity: 'critical',
+  title: 'fs.inotify.max_user_watches is 8192, below the node profile',
+  message: 'fs.inotify.max_user_watches is 8192, below the node profile',
+  evidence: ['/proc/sys/fs/inotify/max_user_watches: 8192'],
+  firstSeen: '2026-11-22T03:00:00.000Z',
+  lastSeen: '2026-11-22T03:00:00.000Z',
+};
+
+async function engineOn(
+  t: TestContext,
+  kubelet: { healthy: boolean | undefined },
+  clock?: { now: number },
+) {
   const bus = await startBus(t);
   if (bus === undefined) return undefined;
   const systemd = await startFakeSystemd(t, bus.socket, {
@@ -59,6 +76,7 @@ async function engineOn(t: TestContext, kubelet: { healthy: boolean | undefined 
   const counted: string[] = [];
   const host = new HostRoot(root);
   const engine = new RemediationEngine({
+    ...(clock === undefined ? {} : { now: () => new Date(clock.now) }),
     settings: () => settings,
     log: pino({ level: 'silent' }),
     count: (action, outcome) => {
@@ -131,20 +149,61 @@ test('engine: no restart while the kubelet is healthy, nor without a fix of its 
   // a sysctl finding alone (no NotReady cause) is fixed, but never restarts the kubelet
   const other = await engineOn(t, { healthy: false });
   if (other === undefined) return;
-  const outOfProfile: Finding = {
-    ...EXHAUSTED,
-    check: 'sysctl',
-    id: 'SysctlOutOfProfile:fs.inotify.max_user_watches',
-    problem: 'SysctlOutOfProfile',
-    severity: 'critical',
-  };
-  delete outOfProfile.cause;
-  await other.engine.evaluate([outOfProfile]);
+  await other.engine.evaluate([OUT_OF_PROFILE]);
   assert.deepEqual(
     other.engine.decisions().map((d) => [d.action, d.outcome, d.causes.length]),
     [['inotify-limits', 'applied', 0]],
   );
   assert.equal(other.restarts(), 0);
+});
+
+test('engine: the restart follows the inotify fix whichever finding reached the engine first', async (t) => {
+  const kubelet = { healthy: false as boolean | undefined };
+  const s = await engineOn(t, kubelet);
+  if (s === undefined) return;
+  const watcher = setInterval(() => {
+    if (s.restarts() > 0) kubelet.healthy = true;
+  }, 10);
+  t.after(() => {
+    clearInterval(watcher);
+  });
+  // a freshly started agent: the sysctl check's run ends first (the logs check does not replay
+  // old lines), so the fix is made for SysctlOutOfProfile, with no NotReady cause in sight
+  await s.engine.evaluate([OUT_OF_PROFILE]);
+  assert.deepEqual(
+    s.engine.decisions().map((d) => [d.action, d.outcome, d.causes]),
+    [['inotify-limits', 'applied', []]],
+  );
+  assert.equal(s.restarts(), 0, 'no exhaustion reported yet: nothing says the kubelet needs it');
+  // then the logs check reports the exhaustion: nothing left to raise, but the kubelet still
+  // has to be restarted to get its cAdvisor watches
+  await s.engine.evaluate([OUT_OF_PROFILE, EXHAUSTED]);
+  const decisions = s.engine.decisions();
+  assert.deepEqual(
+    decisions.map((d) => [d.action, d.outcome]),
+    [
+      ['inotify-limits', 'applied'],
+      ['restart-kubelet', 'applied'],
+    ],
+  );
+  assert.deepEqual(decisions[1]?.trigger, ['logs/InotifyWatchesExhausted']);
+  assert.deepEqual(decisions[1]?.causes, ['InotifyWatchesExhausted']);
+  assert.equal(s.restarts(), 1);
+  assert.deepEqual(s.counted, ['inotify-limits/applied', 'restart-kubelet/applied']);
+});
+
+test('engine: an exhaustion reported after recentFix has passed since the fix restarts nothing', async (t) => {
+  const clock = { now: Date.now() };
+  const s = await engineOn(t, { healthy: false }, clock);
+  if (s === undefined) return;
+  await s.engine.evaluate([OUT_OF_PROFILE]);
+  clock.now += 15 * 60_000 + 1000; // recentFix is 15 min
+  await s.engine.evaluate([OUT_OF_PROFILE, EXHAUSTED]);
+  assert.deepEqual(
+    s.engine.decisions().map((d) => [d.action, d.outcome]),
+    [['inotify-limits', 'applied']],
+  );
+  assert.equal(s.restarts(), 0);
 });
 
 test('engine: a gate that stays closed is one decision, one Event, counted each time; an unwritable history is a skip', async (t) => {

@@ -1,8 +1,8 @@
 // restart-kubelet: what the seeds do by hand after raising the inotify limits
 // (`systemctl restart kubelet`), through systemd's D-Bus API on the host's system bus; then
 // wait until the kubelet answers healthz and the Node is Ready again, and say how it went.
-// The engine calls for it only when the kubelet is unhealthy and another action just fixed a
-// cause it cannot recover from by itself (remediationEngine.ts restartTrigger).
+// The engine calls for it only when the kubelet is unhealthy, a cause it cannot recover from by
+// itself is reported, and the action that removes it just ran (remediationEngine.ts restartTrigger).
 import { durationMs } from '../../config/duration.ts';
 import type { RemediationSettings } from '../../config/remediationSchema.ts';
 import { describeError } from '../../errors.ts';
