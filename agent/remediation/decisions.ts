@@ -44,10 +44,13 @@ export function describeChanges(changes: readonly Change[]): string {
   return changes.map((c) => `${c.what} ${c.before} -> ${c.after}`).join(', ');
 }
 
+/** How every decision taken in dryRun mode ends its Event message, a skip as much as a dry run. */
+export const DRY_RUN_MARK = ' (dry run: nothing was changed)';
+
 /** The Event message: action, outcome, reason and the values, in one line. */
 export function eventMessage(decision: Decision): string {
   const values = describeChanges(decision.changes);
-  const mode = decision.outcome === 'dry_run' ? ' (dry run: nothing was changed)' : '';
+  const mode = decision.mode === 'dryRun' ? DRY_RUN_MARK : '';
   return `${decision.action}: ${decision.reason}${values === '' ? '' : `; ${values}`}${mode}`;
 }
 

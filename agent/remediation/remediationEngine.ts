@@ -12,7 +12,9 @@ import { DecisionHistory, EVENT_REASON, eventMessage } from './decisions.ts';
 import { causesFixedBy, HOST_ACTIONS, hostActionTriggers } from './triggers.ts';
 import type { Trigger } from './triggers.ts';
 
-export type GateVerdict = { allowed: true } | { allowed: false; reason: string };
+/** dryRunStands: the cooldown after the action's own dry run (gates/blockers.ts Denied). */
+export type GateVerdict =
+  { allowed: true } | { allowed: false; reason: string; dryRunStands?: true };
 
 /** Held while an action runs; `stillHeld` turns false if the lock could not be renewed. */
 export interface HeldLock {
@@ -175,6 +177,16 @@ export class RemediationEngine {
       reason: `cannot decide: ${describeError(error)}`,
     }));
     if (!verdict.allowed) {
+      // The dry run already said what enforce would do; in enforce its fix would have cleared
+      // the finding, which a dry run leaves, so the finding asks again every minute. Reporting
+      // that as a skip would be a Warning per node per hour about something that never ran.
+      if (verdict.dryRunStands === true) {
+        this.ports.log.debug(
+          { event: 'remediation.dry-run-stands', action, reason: verdict.reason },
+          `remediation ${action}: ${verdict.reason}; the dry run reported stands`,
+        );
+        return;
+      }
       this.report(trigger, 'skipped', verdict.reason, planned);
       return;
     }

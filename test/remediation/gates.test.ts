@@ -161,8 +161,20 @@ test('rate limit: a cooldown per action; dry runs are counted apart from real ac
     { allowed: true },
     'a real restart does not hold back the dry run',
   );
-  for (let i = 0; i < 3; i++) await limit.record('inotify-limits', { dryRun: true });
-  assert.match(reasonOf(await limit.check('inotify-limits', { dryRun: true })), /limit is 3/);
+  // the cooldown after a dry run says so, and that it is only the dry run standing
+  await limit.record('restart-kubelet', { dryRun: true });
+  clock.now += 2 * MIN;
+  assert.deepEqual(await limit.check('restart-kubelet', { dryRun: true }), {
+    allowed: false,
+    reason:
+      'restart-kubelet was dry-run 2 min ago and its cooldown is 30 min (allowed again in 28 min)',
+    dryRunStands: true,
+  });
+  for (let i = 0; i < 2; i++) await limit.record('inotify-limits', { dryRun: true });
+  assert.match(
+    reasonOf(await limit.check('inotify-limits', { dryRun: true })),
+    /^3 remediation actions were dry-run on this node in the last hour, the limit is 3 /,
+  );
   assert.deepEqual(await limit.check('inotify-limits'), { allowed: true }, 'dry runs do not count');
   clock.now = T0 + 30 * MIN;
   assert.deepEqual(await limit.check('restart-kubelet'), { allowed: true });

@@ -15,10 +15,11 @@ import type { RemediationSettings } from '../../agent/config/remediationSchema.t
 import type { Finding } from '../../agent/findings/finding.ts';
 import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { hostActionRunner } from '../../agent/remediation/actions/hostActionRunner.ts';
+import { RemediationRateLimit } from '../../agent/remediation/gates/rateLimit.ts';
 import { restartKubeletRunner } from '../../agent/remediation/actions/restartKubelet.ts';
 import { REDECIDE_MS, RemediationEngine } from '../../agent/remediation/remediationEngine.ts';
 import { connectSystemd } from '../../agent/remediation/systemd.ts';
-import { copyFixtureHost } from '../helpers.ts';
+import { copyFixtureHost, tempDir } from '../helpers.ts';
 import { startBus, startFakeSystemd } from './systemdStandIn.ts';
 
 /** What the logs check reports for the seed's NotReady node (cAdvisor out of inotify watches). */
@@ -272,4 +273,73 @@ test('engine: a gate that stays closed is one decision, one Event, counted each 
     '8192',
     'nothing written when the action could not be counted',
   );
+});
+
+test('engine: in dryRun, the dry run is reported once an hour and the cooldown after it is no skip; every decision is marked', async (t) => {
+  const root = await copyFixtureHost(t, 'bad-runtime');
+  const settings: RemediationSettings = await v.parseAsync(remediationSchema(), {
+    actions: { 'inotify-limits': { enabled: true } },
+  });
+  assert.equal(settings.mode, 'dryRun');
+  let clock = Date.parse('2026-11-22T03:00:00Z');
+  const limit = new RemediationRateLimit({
+    stateDir: await tempDir(t),
+    maxActionsPerHour: settings.rateLimit.maxActionsPerHour,
+    cooldownsMs: { 'inotify-limits': 3_600_000 },
+    now: () => clock,
+  });
+  const host = new HostRoot(root);
+  const events: string[] = [];
+  const counted: string[] = [];
+  let storm = false;
+  const engine = new RemediationEngine({
+    now: () => new Date(clock),
+    settings: () => settings,
+    log: pino({ level: 'silent' }),
+    count: (action, outcome) => {
+      counted.push(`${action}/${outcome}`);
+    },
+    event: (reason, type, message) => {
+      events.push(`${type} ${reason}: ${message}`);
+    },
+    gates: (action, dryRun) =>
+      storm
+        ? Promise.resolve({ allowed: false, reason: '3 of 10 nodes are NotReady' })
+        : limit.check(action, { dryRun }),
+    lock: () => Promise.reject(new Error('a dry run takes no lock')),
+    spend: (action, dryRun) => limit.record(action, { dryRun }),
+    runner: () => hostActionRunner('inotify-limits', host, settings, () => Promise.resolve()),
+    kubeletHealthy: () => true,
+  });
+  // the finding stays (nothing was changed): the checks ask every minute for 90 minutes
+  for (let minute = 0; minute < 90; minute++) {
+    await engine.evaluate([OUT_OF_PROFILE]);
+    clock += REDECIDE_MS;
+  }
+  const changes =
+    'fs.inotify.max_user_watches 8192 -> 1048576, fs.inotify.max_user_instances 128 -> 8192, ' +
+    '/etc/sysctl.d/zz-node-auditor-inotify-limits.conf (none) -> written';
+  assert.deepEqual(events, [
+    'Normal RemediationDryRun: inotify-limits: would apply (every gate is open; a dry run does not ' +
+      `take the cluster lock); ${changes} (dry run: nothing was changed)`,
+  ]);
+  // as its cooldown allows: at 0 and at 60 minutes; the second is folded into the first
+  assert.deepEqual(counted, Array(2).fill('inotify-limits/dry_run'));
+  assert.deepEqual(
+    engine.decisions().map((d) => [d.outcome, d.count]),
+    [['dry_run', 2]],
+  );
+  assert.equal(
+    (await fs.readFile(path.join(root, 'proc/sys/fs/inotify/max_user_watches'), 'utf8')).trim(),
+    '8192',
+  );
+
+  // a gate that enforce would be stopped by is a skip, as in enforce, and marked as a dry run
+  storm = true;
+  await engine.evaluate([OUT_OF_PROFILE]);
+  assert.equal(
+    events.at(-1),
+    `Warning RemediationSkipped: inotify-limits: 3 of 10 nodes are NotReady; ${changes} (dry run: nothing was changed)`,
+  );
+  assert.equal(engine.decisions().at(-1)?.mode, 'dryRun');
 });

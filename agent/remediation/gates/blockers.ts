@@ -17,6 +17,11 @@ export type GateDecision = { allowed: true } | Denied;
 export interface Denied {
   allowed: false;
   reason: string;
+  /**
+   * Only the cooldown after the action's own dry run: in enforce mode the fix would have cleared
+   * the finding by now, so there is nothing new to report (the engine does not report it).
+   */
+  dryRunStands?: true;
 }
 
 export const ALLOWED: GateDecision = Object.freeze({ allowed: true });

@@ -99,26 +99,29 @@ export class RemediationRateLimit {
     now: number,
   ): GateDecision {
     const mine = entries.filter((e) => e.dryRun === dryRun);
+    const ran = dryRun ? 'was dry-run' : 'ran';
     const cooldown = this.options.cooldownsMs?.[action] ?? 0;
     const last = mine.filter((e) => e.action === action).at(-1);
     if (cooldown > 0 && last !== undefined && now - last.at < cooldown) {
-      return {
-        allowed: false,
-        reason:
-          `${action} ran ${span(now - last.at)} ago and its cooldown is ${span(cooldown)} ` +
-          `(allowed again in ${span(last.at + cooldown - now)})`,
-      };
+      const reason =
+        `${action} ${ran} ${span(now - last.at)} ago and its cooldown is ${span(cooldown)} ` +
+        `(allowed again in ${span(last.at + cooldown - now)})`;
+      // A dry run changes nothing, so its finding stays and asks again every minute: what
+      // enforce would do then is nothing at all (its fix cleared the finding), not a skip.
+      return dryRun ? { allowed: false, reason, dryRunStands: true } : { allowed: false, reason };
     }
     const max = this.options.maxActionsPerHour;
     const lastHour = mine.filter((e) => now - e.at < HOUR_MS);
     if (lastHour.length >= max) {
       // the oldest of the last `max` leaves the window first
       const frees = (lastHour[lastHour.length - max]?.at ?? now) + HOUR_MS;
+      const n = lastHour.length;
+      const done = dryRun ? (n === 1 ? 'was dry-run' : 'were dry-run') : 'ran';
       return {
         allowed: false,
         reason:
-          `${lastHour.length} remediation action${lastHour.length === 1 ? '' : 's'} ran on this ` +
-          `node in the last hour, the limit is ${max} (the next is allowed in ${span(frees - now)})`,
+          `${n} remediation action${n === 1 ? '' : 's'} ${done} on this node in the last hour, ` +
+          `the limit is ${max} (the next is allowed in ${span(frees - now)})`,
       };
     }
     return ALLOWED;
