@@ -19,6 +19,8 @@ export type GateVerdict =
 /** Held while an action runs; `stillHeld` turns false if the lock could not be renewed. */
 export interface HeldLock {
   stillHeld(): boolean;
+  /** Aborts when the holder steps down (renewals failed, or another agent holds it now). */
+  signal: AbortSignal;
   release(): Promise<void>;
 }
 
@@ -32,7 +34,9 @@ export interface ActionRunner {
   /**
    * Makes the planned changes, verifies them, rolls back on failure; never throws. `skipped`:
    * it found, at the last moment, that it must not act after all (nothing was changed).
-   * `signal` aborts when the agent stops: a long wait (a kubelet's readiness) ends at once.
+   * `signal` aborts when the agent stops or the cluster lock is lost (its reason, an Error, says
+   * which): an action not started yet does not start, a long wait (a kubelet's readiness) ends
+   * at once, and the outcome says so. Another node may act as soon as the lock is lost.
    */
   apply(signal: AbortSignal): Promise<{
     outcome: 'applied' | 'failed' | 'skipped';
@@ -147,7 +151,7 @@ export class RemediationEngine {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.stopping.abort();
+    this.stopping.abort(new Error('the agent is stopping'));
     await this.queue;
   }
 
@@ -216,7 +220,8 @@ export class RemediationEngine {
         return;
       }
       if (!(await this.spent(trigger, mode, planned))) return;
-      const result = await runner.apply(this.stopping.signal);
+      // the lock's end too: once another node may act, this one must not go on
+      const result = await runner.apply(AbortSignal.any([this.stopping.signal, lock.signal]));
       this.report(trigger, result.outcome, result.reason, result.changes, mode);
     } finally {
       await lock.release().catch((error: unknown) => {

@@ -144,6 +144,7 @@ export function createRemediation(options: RemediationSetupOptions): Remediation
     const held = decision.lock;
     return {
       stillHeld: () => held.held,
+      signal: held.signal,
       release: async () => {
         await held.release();
       },

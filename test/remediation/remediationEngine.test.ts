@@ -84,7 +84,12 @@ async function engineOn(
       counted.push(`${action}/${outcome}`);
     },
     gates: () => Promise.resolve({ allowed: true }),
-    lock: () => Promise.resolve({ stillHeld: () => true, release: () => Promise.resolve() }),
+    lock: () =>
+      Promise.resolve({
+        stillHeld: () => true,
+        signal: new AbortController().signal,
+        release: () => Promise.resolve(),
+      }),
     spend: () => Promise.resolve(),
     runner: (action) =>
       action === 'restart-kubelet'
@@ -239,7 +244,12 @@ test('engine: a gate that stays closed is one decision, one Event, counted each 
           : { allowed: true },
       );
     },
-    lock: () => Promise.resolve({ stillHeld: () => true, release: () => Promise.resolve() }),
+    lock: () =>
+      Promise.resolve({
+        stillHeld: () => true,
+        signal: new AbortController().signal,
+        release: () => Promise.resolve(),
+      }),
     spend: () =>
       spendFails ? Promise.reject(new Error('EROFS: read-only file system')) : Promise.resolve(),
     runner: () => hostActionRunner('inotify-limits', host, settings, () => Promise.resolve()),
@@ -342,4 +352,45 @@ test('engine: in dryRun, the dry run is reported once an hour and the cooldown a
     `Warning RemediationSkipped: inotify-limits: 3 of 10 nodes are NotReady; ${changes} (dry run: nothing was changed)`,
   );
   assert.equal(engine.decisions().at(-1)?.mode, 'dryRun');
+});
+
+test('engine: a host action is not started once the lock is lost after the gates', async (t) => {
+  const root = await copyFixtureHost(t, 'bad-runtime');
+  const settings: RemediationSettings = await v.parseAsync(remediationSchema(), {
+    mode: 'enforce',
+    actions: { 'inotify-limits': { enabled: true } },
+  });
+  const host = new HostRoot(root);
+  const lock = new AbortController();
+  const engine = new RemediationEngine({
+    settings: () => settings,
+    log: pino({ level: 'silent' }),
+    count: () => undefined,
+    gates: () => Promise.resolve({ allowed: true }),
+    lock: () =>
+      Promise.resolve({
+        stillHeld: () => !lock.signal.aborted,
+        signal: lock.signal,
+        release: () => Promise.resolve(),
+      }),
+    // the renewals fail while the history is written: the holder steps down
+    spend: () => {
+      lock.abort(new Error('could not renew remediation lock node-auditor-remediation-0'));
+      return Promise.resolve();
+    },
+    runner: () => hostActionRunner('inotify-limits', host, settings, () => Promise.resolve()),
+    kubeletHealthy: () => true,
+  });
+  await engine.evaluate([OUT_OF_PROFILE]);
+  assert.deepEqual(
+    engine.decisions().map((d) => [d.outcome, d.reason]),
+    [['skipped', 'not applied: could not renew remediation lock node-auditor-remediation-0']],
+  );
+  assert.equal(
+    (await fs.readFile(path.join(root, 'proc/sys/fs/inotify/max_user_watches'), 'utf8')).trim(),
+    '8192',
+  );
+  assert.ok(
+    !(await fs.readdir(path.join(root, 'etc/sysctl.d'))).some((f) => f.includes('node-auditor')),
+  );
 });

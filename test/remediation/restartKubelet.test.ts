@@ -155,7 +155,7 @@ test('restart-kubelet: the agent stopping ends the wait for readiness at once', 
   const watcher = setInterval(() => {
     if (s.restarts() > 0)
       setTimeout(() => {
-        stopping.abort();
+        stopping.abort(new Error('the agent is stopping'));
       }, 300);
   }, 10);
   t.after(() => {
@@ -165,7 +165,23 @@ test('restart-kubelet: the agent stopping ends the wait for readiness at once', 
   assert.equal(result.outcome, 'failed');
   assert.equal(
     result.reason,
-    'kubelet.service was restarted; the agent stopped before it saw the kubelet healthy',
+    'kubelet.service was restarted; stopped waiting for the kubelet to be healthy: the agent is stopping',
   );
   assert.ok(Date.now() - started < 5000, `took ${String(Date.now() - started)} ms`);
+});
+
+test('restart-kubelet: a lock lost before the restart restarts nothing', async (t) => {
+  const s = await setup(t, kubelet(3_600_000), {}, { kubelet: () => false });
+  if (s === undefined) return;
+  const lost = new AbortController();
+  lost.abort(
+    new Error('could not renew remediation lock node-auditor-remediation-0 within 6667ms'),
+  );
+  assert.deepEqual(await s.runner.apply(lost.signal), {
+    outcome: 'skipped',
+    reason:
+      'kubelet.service is not restarted: could not renew remediation lock node-auditor-remediation-0 within 6667ms',
+    changes: [],
+  });
+  assert.equal(s.restarts(), 0);
 });

@@ -2,6 +2,7 @@
 // report (dry run or a skip) with before/after values, and an apply that verifies and rolls
 // back (sysctlActions.ts does the host work).
 import type { RemediationSettings } from '../../config/remediationSchema.ts';
+import { describeError } from '../../errors.ts';
 import type { HostRoot } from '../../host/hostRoot.ts';
 import type { Change } from '../decisions.ts';
 import type { ActionRunner } from '../remediationEngine.ts';
@@ -25,8 +26,16 @@ export function hostActionRunner(
       planned = await makePlan();
       return planned.nothingToDo ? [] : planChanges(planned);
     },
-    // short, and a rollback must not be cut off: it runs to its end even when the agent stops
-    async apply() {
+    // Not started once the agent stops or the lock is lost; once started it runs to its end:
+    // it is short (milliseconds of file and /proc writes), and a rollback must not be cut off.
+    async apply(signal) {
+      if (signal.aborted) {
+        return {
+          outcome: 'skipped',
+          reason: `not applied: ${describeError(signal.reason)}`,
+          changes: [],
+        };
+      }
       const plan = planned ?? (await makePlan());
       const result = await applyPlan(new HostWriter(host), plan, { loadModule });
       return {

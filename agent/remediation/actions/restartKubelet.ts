@@ -55,6 +55,15 @@ export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
     },
     async apply(signal) {
       const { unit, readyTimeout } = settings();
+      // the agent stopping or the lock lost since the engine looked: another node may act now
+      const stoppedEarly = stopReason(signal);
+      if (stoppedEarly !== undefined) {
+        return {
+          outcome: 'skipped',
+          reason: `${unit} is not restarted: ${stoppedEarly}`,
+          changes: [],
+        };
+      }
       // The gates and the lock took time: a kubelet that came back meanwhile is left alone.
       if (deps.kubeletHealthy() === true && deps.nodeReady() !== false) {
         return {
@@ -78,10 +87,11 @@ export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
           return { before: stateBefore, result: job.result, after: await systemd.unitState(unit) };
         }));
       } catch (error) {
-        // A timeout does not stop systemd's job: the kubelet may still be restarting.
+        // A timeout or an abort does not stop systemd's job: the kubelet may still be restarting.
+        const why = stopReason(signal) ?? describeError(error);
         return {
           outcome: 'failed',
-          reason: `could not restart ${unit}, or not see it end: ${describeError(error)}`,
+          reason: `could not restart ${unit}, or not see it end: ${why}`,
           changes:
             seen.before === undefined
               ? []
@@ -105,10 +115,11 @@ export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
         deps.pollMs ?? 1000,
         signal,
       );
-      if (signal.aborted) {
+      const stopped = stopReason(signal);
+      if (stopped !== undefined) {
         return {
           outcome: 'failed',
-          reason: `${unit} was restarted; the agent stopped before it saw the kubelet healthy`,
+          reason: `${unit} was restarted; stopped waiting for the kubelet to be healthy: ${stopped}`,
           changes,
         };
       }
@@ -128,6 +139,11 @@ export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
       };
     },
   };
+}
+
+/** Why the action was told to stop (the agent stopping, the lock lost), if it was. */
+function stopReason(signal: AbortSignal): string | undefined {
+  return signal.aborted ? describeError(signal.reason) : undefined;
 }
 
 function describeState(state: UnitState): string {
