@@ -90,15 +90,47 @@ test('restart-kubelet: plans the restart of a kubelet up long enough, then resta
   assert.equal(s.restarts(), 1);
 });
 
-test('restart-kubelet: a kubelet that started a minute ago is left alone (minUptime)', async (t) => {
-  const s = await setup(t, kubelet(60_000));
-  if (s === undefined) return;
-  const plan = await s.runner.plan();
-  assert.ok(!Array.isArray(plan));
-  assert.match(
-    plan.skip,
-    /^kubelet\.service has been active for only 60s; it is restarted only once up for 10m/,
-  );
+test('restart-kubelet: minUptime holds back a kubelet running or starting, not one that is not running', async (t) => {
+  const planFor = async (state: Partial<FakeUnit>) => {
+    const s = await setup(t, kubelet(60_000, state));
+    if (s === undefined) return undefined;
+    return s.runner.plan();
+  };
+  // started a minute ago (its activeEnterTimestamp), in each state
+  const cases: [Partial<FakeUnit>, RegExp][] = [
+    [
+      { activeState: 'active', subState: 'running' },
+      /^kubelet\.service has been active for only \d+s;/,
+    ],
+    [
+      { activeState: 'reloading', subState: 'reload' },
+      /^kubelet\.service has been active for only \d+s;/,
+    ],
+    [
+      { activeState: 'activating', subState: 'start' },
+      /^kubelet\.service is starting \(activating \(start\)\);/,
+    ],
+  ];
+  for (const [state, skip] of cases) {
+    const plan = await planFor(state);
+    if (plan === undefined) return;
+    assert.ok(!Array.isArray(plan), `${String(state.subState)}: ${JSON.stringify(plan)}`);
+    assert.match(plan.skip, skip);
+    assert.match(
+      plan.skip,
+      /; it is restarted only once up for 10m \(restart-kubelet\.minUptime\)$/,
+    );
+  }
+  // crash-looping between systemd's starts, given up on, or stopped: no start-up to cut short
+  for (const [activeState, subState] of [
+    ['activating', 'auto-restart'],
+    ['failed', 'failed'],
+    ['inactive', 'dead'],
+  ] as const) {
+    assert.deepEqual(await planFor({ activeState, subState }), [
+      { what: 'kubelet.service', before: `${activeState} (${subState})`, after: 'restarted' },
+    ]);
+  }
 });
 
 test('restart-kubelet: a failed job, a kubelet that stays unhealthy and a missing unit fail with the reason', async (t) => {

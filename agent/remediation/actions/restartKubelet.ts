@@ -43,10 +43,20 @@ export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
         throw new Error(`${unit} is ${state.loadState} on this host (restart-kubelet.unit)`);
       // A kubelet that (re)started a moment ago may still be coming up: restarting it again
       // would only reset its start-up (the issue's "only after kubelet has been up longer").
+      // One that is not running has no start-up to cut short: crash-looping (activating
+      // (auto-restart), between systemd's starts, each failing while the limits were low),
+      // failed (systemd gave up) or inactive. Restarting it only starts it now, with the fix.
+      const minMs = durationMs(minUptime);
+      const starting = state.activeState === 'activating' && state.subState !== 'auto-restart';
+      if (starting && minMs > 0) {
+        return {
+          skip: `${unit} is starting (${describeState(state)}); it is restarted only once up for ${minUptime} (restart-kubelet.minUptime)`,
+        };
+      }
+      const running = state.activeState === 'active' || state.activeState === 'reloading';
       const upMs =
         state.activeEnterTimestampUs > 0n ? now() - usToMs(state.activeEnterTimestampUs) : 0;
-      const minMs = durationMs(minUptime);
-      if (state.activeState === 'active' && upMs < minMs) {
+      if (running && upMs < minMs) {
         return {
           skip: `${unit} has been active for only ${seconds(upMs)}; it is restarted only once up for ${minUptime} (restart-kubelet.minUptime)`,
         };
