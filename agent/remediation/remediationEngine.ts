@@ -32,6 +32,12 @@ export interface ActionRunner {
    */
   plan(): Promise<Change[] | { skip: string }>;
   /**
+   * After a plan with changes: the reason apply gives when it succeeds, as far as it is known
+   * before acting (a restart's duration is not). A dry run reports it, so its Event is the
+   * one enforce would send, but for the dry-run mark.
+   */
+  expectedReason(): string;
+  /**
    * Makes the planned changes, verifies them, rolls back on failure; never throws. `skipped`:
    * it found, at the last moment, that it must not act after all (nothing was changed).
    * `signal` aborts when the agent stops or the cluster lock is lost (its reason, an Error, says
@@ -197,13 +203,8 @@ export class RemediationEngine {
     const mode = dryRun ? 'dryRun' : 'enforce';
     if (dryRun) {
       if (!(await this.spent(trigger, mode, planned))) return;
-      this.report(
-        trigger,
-        'dry_run',
-        'would apply (every gate is open; a dry run does not take the cluster lock)',
-        planned,
-        mode,
-      );
+      // every gate is open; the cluster lock is not taken for a dry run
+      this.report(trigger, 'dry_run', runner.expectedReason(), planned, mode);
       return;
     }
     const lock = await this.ports.lock(action).catch((error: unknown): GateVerdict => ({

@@ -59,6 +59,11 @@ async function decisionOf(url: string, outcome: string): Promise<DecisionJson> {
   );
 }
 
+/** The values part of an Event message, as the agent writes it. */
+function describe(changes: DecisionJson['changes']): string {
+  return changes.map((c) => `${c.what} ${c.before} -> ${c.after}`).join(', ');
+}
+
 function lastAnnotation(fake: FakeKubeApi): Record<string, string> | undefined {
   const value = fake.getNode('k1-node01').metadata.annotations?.['node-auditor/last-remediation'];
   return value === undefined ? undefined : (JSON.parse(value) as Record<string, string>);
@@ -75,10 +80,15 @@ test('dry run reports what enforce then does: same values, Event, metric, annota
     planned.trigger.includes(`sysctl/SysctlOutOfProfile:${WATCHES}`),
     planned.trigger.join(),
   );
-  assert.deepEqual(
-    planned.changes.find((c) => c.what === WATCHES),
+  assert.deepEqual(planned.changes, [
     { what: WATCHES, before: '8192', after: '1048576' },
-  );
+    { what: 'fs.inotify.max_user_instances', before: '128', after: '8192' },
+    {
+      what: '/etc/sysctl.d/zz-node-auditor-inotify-limits.conf',
+      before: '(none)',
+      after: 'written',
+    },
+  ]);
   // nothing written: the runtime value and /etc/sysctl.d are as they were
   assert.equal((await fs.readFile(watchesFile, 'utf8')).trim(), '8192');
   assert.ok(
@@ -91,9 +101,9 @@ test('dry run reports what enforce then does: same values, Event, metric, annota
   );
   assert.equal(dryEvent.type, 'Normal');
   assert.equal(dryEvent.involvedObject.name, 'k1-node01');
-  assert.match(
-    dryEvent.message ?? '',
-    /^inotify-limits: .*fs\.inotify\.max_user_watches 8192 -> 1048576.*\(dry run: nothing was changed\)$/,
+  assert.equal(
+    dryEvent.message,
+    `inotify-limits: ${planned.reason}; ${describe(planned.changes)} (dry run: nothing was changed)`,
   );
   const metrics = (await httpGet(`${dry.url}/metrics`)).body;
   assert.equal(
@@ -115,10 +125,8 @@ test('dry run reports what enforce then does: same values, Event, metric, annota
     env: { ...env, NODE_AUDITOR_REMEDIATION__MODE: 'enforce' },
   });
   const applied = await decisionOf(enforce.url, 'applied');
-  assert.deepEqual(
-    applied.changes.find((c) => c.what === WATCHES),
-    planned.changes.find((c) => c.what === WATCHES),
-  );
+  assert.deepEqual(applied.changes, planned.changes);
+  assert.equal(applied.reason, planned.reason);
   assert.equal((await fs.readFile(watchesFile, 'utf8')).trim(), '1048576');
   const owned = (await fs.readdir(path.join(root, 'etc/sysctl.d'))).filter((f) =>
     f.includes('node-auditor'),
@@ -132,8 +140,20 @@ test('dry run reports what enforce then does: same values, Event, metric, annota
     10_000,
     'the applied Event',
   );
-  assert.match(appliedEvent.message ?? '', /fs\.inotify\.max_user_watches 8192 -> 1048576/);
-  assert.doesNotMatch(appliedEvent.message ?? '', /dry run/);
+  // the dry run's Event, word for word, but for its mark
+  assert.equal(
+    appliedEvent.message,
+    dryEvent.message?.replace(/ \(dry run: nothing was changed\)$/, ''),
+  );
+  assert.equal(appliedEvent.type, 'Normal');
+  const enforced = (await httpGet(`${enforce.url}/metrics`)).body;
+  assert.equal(
+    metricValue(enforced, 'node_auditor_remediation_actions_total', {
+      action: 'inotify-limits',
+      outcome: 'applied',
+    }),
+    1,
+  );
   await eventually(
     () => lastAnnotation(fake)?.outcome === 'applied' || undefined,
     10_000,

@@ -330,8 +330,9 @@ test('engine: in dryRun, the dry run is reported once an hour and the cooldown a
     'fs.inotify.max_user_watches 8192 -> 1048576, fs.inotify.max_user_instances 128 -> 8192, ' +
     '/etc/sysctl.d/zz-node-auditor-inotify-limits.conf (none) -> written';
   assert.deepEqual(events, [
-    'Normal RemediationDryRun: inotify-limits: would apply (every gate is open; a dry run does not ' +
-      `take the cluster lock); ${changes} (dry run: nothing was changed)`,
+    'Normal RemediationDryRun: inotify-limits: set fs.inotify.max_user_watches = 1048576, ' +
+      'fs.inotify.max_user_instances = 8192; wrote /etc/sysctl.d/zz-node-auditor-inotify-limits.conf; ' +
+      `${changes} (dry run: nothing was changed)`,
   ]);
   // as its cooldown allows: at 0 and at 60 minutes; the second is folded into the first
   assert.deepEqual(counted, Array(2).fill('inotify-limits/dry_run'));

@@ -68,6 +68,11 @@ test('restart-kubelet: plans the restart of a kubelet up long enough, then resta
     { what: 'kubelet.service', before: 'active (running)', after: 'restarted' },
   ]);
   assert.equal(s.restarts(), 0, 'planning never restarts');
+  // what a dry run says: the applied reason, but for how long the kubelet took
+  assert.equal(
+    s.runner.expectedReason(),
+    'kubelet.service restarted; healthz ok and the Node Ready awaited for up to 5m',
+  );
   // the kubelet comes back healthy a little after systemd restarted it
   const watcher = setInterval(() => {
     if (s.restarts() > 0)

@@ -7,7 +7,12 @@ import type { HostRoot } from '../../host/hostRoot.ts';
 import type { Change } from '../decisions.ts';
 import type { ActionRunner } from '../remediationEngine.ts';
 import { HostWriter } from '../hostWriter.ts';
-import { applyPlan, planInotifyLimits, planKernelNetworking } from './sysctlActions.ts';
+import {
+  applyPlan,
+  describeApplied,
+  planInotifyLimits,
+  planKernelNetworking,
+} from './sysctlActions.ts';
 import type { ActionPlan, ActionResult, HostActionName } from './sysctlActions.ts';
 
 export function hostActionRunner(
@@ -25,6 +30,10 @@ export function hostActionRunner(
     async plan() {
       planned = await makePlan();
       return planned.nothingToDo ? [] : planChanges(planned);
+    },
+    expectedReason() {
+      if (planned === undefined) throw new Error(`${action}: expectedReason before plan`);
+      return withNotes(describeApplied(planned), planned.warnings);
     },
     // Not started once the agent stops or the lock is lost; once started it runs to its end:
     // it is short (milliseconds of file and /proc writes), and a rollback must not be cut off.
@@ -87,10 +96,13 @@ function resultChanges(result: ActionResult, plan: ActionPlan): Change[] {
 }
 
 function reasonOf(result: ActionResult): string {
-  const extra = [
+  return withNotes(result.reason, [
     ...(result.outcome === 'rolled_back' ? ['rolled back'] : []),
     ...(result.hostLeftChanged ? [`NOT fully restored: ${result.rollbackErrors.join('; ')}`] : []),
     ...result.warnings,
-  ];
-  return extra.length === 0 ? result.reason : `${result.reason} (${extra.join('; ')})`;
+  ]);
+}
+
+function withNotes(reason: string, notes: readonly string[]): string {
+  return notes.length === 0 ? reason : `${reason} (${notes.join('; ')})`;
 }

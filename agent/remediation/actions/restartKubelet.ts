@@ -63,6 +63,11 @@ export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
       }
       return [{ what: unit, before: describeState(state), after: 'restarted' }];
     },
+    // as apply says it on success, but for how long the kubelet took to come back
+    expectedReason() {
+      const { unit, readyTimeout } = settings();
+      return `${unit} restarted; healthz ok and the Node Ready awaited for up to ${readyTimeout}`;
+    },
     async apply(signal) {
       const { unit, readyTimeout } = settings();
       // the agent stopping or the lock lost since the engine looked: another node may act now

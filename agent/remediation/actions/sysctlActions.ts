@@ -636,7 +636,8 @@ async function verify(writer: HostWriter, plan: ActionPlan, result: ActionResult
   }
 }
 
-function describeApplied(plan: ActionPlan): string {
+/** What a successful apply of the plan says it did (a dry run says the same). */
+export function describeApplied(plan: ActionPlan): string {
   const parts: string[] = [];
   if (plan.modules.length > 0) parts.push(`loaded ${plan.modules.join(', ')}`);
   if (plan.changes.length > 0)
