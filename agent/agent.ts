@@ -343,38 +343,36 @@ export class Agent {
    * agent that never enables one never loads its code. It reads the settings at each decision.
    */
   private async syncRemediation(): Promise<void> {
-    if (this.remediation !== undefined) return;
-    const actions = Object.values(this.config.remediation.actions);
-    if (!actions.some((action) => action.enabled)) return;
-    const { createRemediation } = await import('./remediation/remediationSetup.ts');
-    this.remediation = createRemediation({
-      settings: () => this.config.remediation,
-      hostRoot: this.config.hostRoot,
-      nodeName: this.config.nodeName,
-      stateDir: this.config.stateDir,
-      log: this.log,
-      count: (action, outcome) => {
-        this.metrics.inc('node_auditor_remediation_actions_total', { action, outcome });
-      },
-      cluster: () => this.kube?.remediation,
-      kubeletHealthy: () => this.kubeletHealthy,
-      nodeReady: () => this.nodeReady,
-    });
-    // zero the enabled actions' series up front, so increase() sees the first failure
-    for (const [action, settings] of Object.entries(this.config.remediation.actions)) {
-      if (!settings.enabled) continue;
+    const enabled = Object.entries(this.config.remediation.actions)
+      .filter(([, action]) => action.enabled)
+      .map(([id]) => id);
+    if (enabled.length === 0) return;
+    if (this.remediation === undefined) {
+      const { createRemediation } = await import('./remediation/remediationSetup.ts');
+      this.remediation = createRemediation({
+        settings: () => this.config.remediation,
+        hostRoot: this.config.hostRoot,
+        nodeName: this.config.nodeName,
+        stateDir: this.config.stateDir,
+        log: this.log,
+        count: (action, outcome) => {
+          this.metrics.inc('node_auditor_remediation_actions_total', { action, outcome });
+        },
+        cluster: () => this.kube?.remediation,
+        kubeletHealthy: () => this.kubeletHealthy,
+        nodeReady: () => this.nodeReady,
+      });
+      this.log.info(
+        { event: 'remediation.enabled', mode: this.config.remediation.mode },
+        `remediation on (${this.config.remediation.mode}): ${enabled.join(', ')}`,
+      );
+    }
+    // zero the enabled actions' series up front, so increase() sees the first failure; also
+    // for an action a reload enabled once the engine was running (adding 0 changes no count)
+    for (const action of enabled) {
       for (const outcome of ['applied', 'dry_run', 'skipped', 'failed'])
         this.metrics.inc('node_auditor_remediation_actions_total', { action, outcome }, 0);
     }
-    this.log.info(
-      { event: 'remediation.enabled', mode: this.config.remediation.mode },
-      `remediation on (${this.config.remediation.mode}): ${Object.entries(
-        this.config.remediation.actions,
-      )
-        .filter(([, action]) => action.enabled)
-        .map(([id]) => id)
-        .join(', ')}`,
-    );
   }
 
   /** node_auditor_notready_cause from the findings and the node's health (notReadyCause.ts). */

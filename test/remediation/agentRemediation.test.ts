@@ -189,3 +189,27 @@ test('the storm guard: no action while more than 20% of the nodes are NotReady',
     /^inotify-limits: .*2 of 4 nodes.*; fs\.inotify\.max_user_watches 8192 -> 1048576/,
   );
 });
+
+test('an action enabled by a reload has its metric series at 0 before its first decision', async (t) => {
+  const { args, env } = await setup(t);
+  const config = path.join(await tempDir(t), 'config.yaml');
+  const actions = (names: string[]) =>
+    `remediation:\n  actions:\n${names.map((n) => `    ${n}:\n      enabled: true\n`).join('')}`;
+  await fs.writeFile(config, actions(['inotify-limits']));
+  const agent = await startAgent(t, [...args, '--config', config], { env });
+  await decisionOf(agent.url, 'dry_run'); // the engine runs
+  const series = async (action: string) => {
+    const metrics = (await httpGet(`${agent.url}/metrics`)).body;
+    return ['applied', 'dry_run', 'skipped', 'failed'].map((outcome) =>
+      metricValue(metrics, 'node_auditor_remediation_actions_total', { action, outcome }),
+    );
+  };
+  assert.deepEqual(await series('restart-kubelet'), Array(4).fill(undefined));
+
+  // restart-kubelet is called for only by an unhealthy kubelet: it will not decide here, and
+  // its first failure must still be an increase() from 0
+  await fs.writeFile(config, actions(['inotify-limits', 'restart-kubelet']));
+  await agent.waitForLog((l) => l.event === 'config.applied');
+  assert.deepEqual(await series('restart-kubelet'), [0, 0, 0, 0]);
+  assert.deepEqual(await series('inotify-limits'), [0, 1, 0, 0], 'counts kept');
+});
