@@ -28,19 +28,25 @@ export interface DockerDaemonJsonError {
 }
 
 export type DockerDaemonJson =
-  { ok: true; settings: DockerDaemonSettings } | { ok: false; error: DockerDaemonJsonError };
+  | {
+      ok: true;
+      settings: DockerDaemonSettings;
+      /** The top-level object as written (empty for an empty file or null): its keys. */
+      json: Record<string, unknown>;
+    }
+  | { ok: false; error: DockerDaemonJsonError };
 
 export function parseDockerDaemonJson(bytes: Uint8Array): DockerDaemonJson {
   const decoded = decodeConfigBytes(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
   if ('error' in decoded) return { ok: false, error: decoded.error };
   const { text } = decoded;
   // dockerd trims whitespace and takes an empty file as an empty configuration.
-  if (text.trim() === '') return { ok: true, settings: {} };
+  if (text.trim() === '') return { ok: true, settings: {}, json: {} };
   const syntax = goJsonSyntaxError(text);
   if (syntax !== undefined) return { ok: false, error: syntax };
   const value = JSON.parse(text) as unknown;
   // dockerd decodes into a map[string]interface{} first: only an object (or null) fits.
-  if (value === null) return { ok: true, settings: {} };
+  if (value === null) return { ok: true, settings: {}, json: {} };
   if (typeof value !== 'object' || Array.isArray(value)) {
     return {
       ok: false,
@@ -85,7 +91,7 @@ function settingsOf(json: Record<string, unknown>): DockerDaemonJson {
   if (hosts !== undefined) settings.hosts = hosts;
   if (tls !== undefined) settings.tls = tls;
   if (tlsverify !== undefined) settings.tlsverify = tlsverify;
-  return { ok: true, settings };
+  return { ok: true, settings, json };
 }
 
 function describeJson(value: unknown): string {

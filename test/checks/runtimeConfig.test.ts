@@ -198,6 +198,74 @@ describe('runtime-config check', () => {
       ]);
     });
 
+    it("the seed's DOCKER_OPTS beside a daemon.json with the same settings: dockerd refuses the file", async (t) => {
+      // /etc/sysconfig/docker still passes the flags while daemon.json has the settings too
+      const outcome = await run(t, {
+        'etc/docker/daemon.json': SEED_DAEMON_JSON,
+        ...dockerd(
+          '--storage-driver=overlay2',
+          '--insecure-registry',
+          'docker-registry:5000',
+          '--insecure-registry',
+          'oreo:5000',
+        ),
+      });
+      const refused = find(outcome, 'DockerDaemonJsonInvalid');
+      assert.deepEqual(refused.evidence, [
+        `/etc/docker/daemon.json: "storage-driver" is also set by --storage-driver on dockerd's command line`,
+        `/etc/docker/daemon.json: "insecure-registries" is also set by --insecure-registry on dockerd's command line`,
+      ]);
+      const fix = refused.remediation?.summary ?? '';
+      assert.match(fix, /remove --storage-driver, --insecure-registry from dockerd's command line/);
+      assert.match(fix, /\/etc\/sysconfig\/docker/);
+      assert.match(
+        fix,
+        /or remove "storage-driver", "insecure-registries" from \/etc\/docker\/daemon\.json/,
+      );
+      assert.match(refused.message, /refuses to start/);
+      // the same file without the flags loads: only its registries are reported
+      const alone = await run(t, { 'etc/docker/daemon.json': SEED_DAEMON_JSON });
+      assert.ok(!ids(alone).includes('DockerDaemonJsonInvalid'), ids(alone).join(', '));
+    });
+
+    it('keys that name no dockerd option are refused, with the likely meant key', async (t) => {
+      const outcome = await run(t, {
+        'etc/docker/daemon.json': JSON.stringify({
+          'storage-drive': 'overlay2',
+          H: ['fd://'],
+          // an object under an option that is not a map is looked into, as dockerd does
+          proxies: { 'http-proxy': 'http://proxy:3128', 'no-proxys': 'localhost' },
+          'log-opts': { 'max-size': '10m' },
+          features: { buildkit: true },
+          // a list flag's own name is accepted by dockerd (and its value ignored)
+          'insecure-registry': ['oreo:5000'],
+        }),
+      });
+      assert.deepEqual(ids(outcome), ['DockerDaemonJsonInvalid']);
+      const refused = find(outcome, 'DockerDaemonJsonInvalid');
+      assert.deepEqual(refused.evidence, [
+        '/etc/docker/daemon.json: "storage-drive" is not a dockerd option (did you mean "storage-driver"?)',
+        '/etc/docker/daemon.json: "H" is not a dockerd option (did you mean "hosts"?)',
+        '/etc/docker/daemon.json: "no-proxys" is not a dockerd option (did you mean "no-proxy"?)',
+      ]);
+      assert.match(
+        refused.remediation?.summary ?? '',
+        /^Rename "storage-drive" to "storage-driver" in \/etc\/docker\/daemon\.json \(or remove it\); rename "H" to "hosts"/,
+      );
+    });
+
+    it('a missing daemon.json is fine unless dockerd was told to read it with --config-file', async (t) => {
+      // dockerd starts, and since 17.11 reloads, with no default file (moby#35125): not a finding
+      const standard = await run(t, { ...dockerd('--storage-driver=overlay2') });
+      assert.deepEqual(standard.findings, []);
+      const named = await run(t, {
+        ...dockerd('--config-file', '/opt/docker/daemon.json'),
+      });
+      assert.deepEqual(find(named, 'DockerDaemonJsonInvalid').evidence, [
+        'dockerd --config-file /opt/docker/daemon.json: open /opt/docker/daemon.json: no such file or directory',
+      ]);
+    });
+
     it("follows dockerd's --config-file, and ignores a stale pid file", async (t) => {
       const moved = await run(t, {
         ...dockerd('--config-file', '/opt/docker/daemon.json'),

@@ -19,6 +19,10 @@ test("reads the seed's daemon.json", () => {
   assert.deepEqual(parsed, {
     ok: true,
     settings: { insecureRegistries: ['docker-registry:5000', 'oreo:5000'] },
+    json: {
+      'storage-driver': 'overlay2',
+      'insecure-registries': ['docker-registry:5000', 'oreo:5000'],
+    },
   });
 });
 
@@ -31,6 +35,11 @@ test('reads hosts, tls and tlsverify; null is the same as not set', () => {
   assert.deepEqual(parsed, {
     ok: true,
     settings: { hosts: ['unix:///var/run/docker.sock', 'tcp://0.0.0.0:2375'], tls: false },
+    json: {
+      hosts: ['unix:///var/run/docker.sock', 'tcp://0.0.0.0:2375'],
+      tls: false,
+      tlsverify: null,
+    },
   });
 });
 
@@ -96,13 +105,17 @@ test('a non-object document is refused as dockerd refuses it; null and empty are
       message: 'json: cannot unmarshal array into Go value of type map[string]interface {}',
     },
   });
-  assert.deepEqual(parseDockerDaemonJson(utf8('null')), { ok: true, settings: {} });
-  assert.deepEqual(parseDockerDaemonJson(utf8(' \n\t')), { ok: true, settings: {} });
+  assert.deepEqual(parseDockerDaemonJson(utf8('null')), { ok: true, settings: {}, json: {} });
+  assert.deepEqual(parseDockerDaemonJson(utf8(' \n\t')), { ok: true, settings: {}, json: {} });
 });
 
 test('byte-order marks: UTF-8 and UTF-16 files read as dockerd reads them', () => {
   const json = '{"insecure-registries": ["oreo:5000"]}';
-  const expected = { ok: true, settings: { insecureRegistries: ['oreo:5000'] } };
+  const expected = {
+    ok: true,
+    settings: { insecureRegistries: ['oreo:5000'] },
+    json: { 'insecure-registries': ['oreo:5000'] },
+  };
   assert.deepEqual(
     parseDockerDaemonJson(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8(json)])),
     expected,

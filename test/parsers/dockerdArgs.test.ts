@@ -12,7 +12,11 @@ test("reads the seed's DOCKER_OPTS as systemd passes them to dockerd", () => {
       '--insecure-registry',
       'oreo:5000',
     ]),
-    { insecureRegistries: ['docker-registry:5000', 'oreo:5000'], hosts: [] },
+    {
+      insecureRegistries: ['docker-registry:5000', 'oreo:5000'],
+      hosts: [],
+      flags: ['storage-driver', 'insecure-registry'],
+    },
   );
 });
 
@@ -36,13 +40,46 @@ test('-H in all its forms, --host, --config-file, and boolean flags', () => {
       configFile: '/opt/docker/daemon.json',
       tls: true,
       tlsverify: false,
+      flags: ['host', 'config-file', 'tls', 'tlsverify'],
     },
   );
 });
 
-test('other flags are skipped; "--" ends the flags; a value that is not a Go bool is ignored', () => {
+test('other flags are only named; "--" ends the flags; a value that is not a Go bool is ignored', () => {
   assert.deepEqual(
     parseDockerdArgs(['dockerd', '--log-level', 'debug', '--tlsverify=yes', '--', '-H', 'x']),
-    { insecureRegistries: [], hosts: [] },
+    { insecureRegistries: [], hosts: [], flags: ['log-level', 'tlsverify'] },
+  );
+});
+
+test("one-letter flags by their long names, grouped booleans, and a newer dockerd's unknown flag", () => {
+  assert.deepEqual(
+    parseDockerdArgs([
+      'dockerd',
+      '-Dl',
+      'debug',
+      '-s',
+      'overlay2',
+      '--debug',
+      '--some-future-flag',
+      'value',
+      '--future-bool',
+      '-G=docker',
+      '--insecure-registry',
+      '-not-a-flag-but-its-value',
+    ]),
+    {
+      insecureRegistries: ['-not-a-flag-but-its-value'],
+      hosts: [],
+      flags: [
+        'debug',
+        'log-level',
+        'storage-driver',
+        'some-future-flag',
+        'future-bool',
+        'group',
+        'insecure-registry',
+      ],
+    },
   );
 });

@@ -20,6 +20,7 @@ import {
 import type { DockerDaemonSettings } from '../../parsers/dockerDaemonJson.ts';
 import { splitCmdline } from '../../parsers/commandLine.ts';
 import { parseDockerdArgs } from '../../parsers/dockerdArgs.ts';
+import { checkDaemonJsonDirectives } from '../../parsers/dockerdOptions.ts';
 import type { DockerdArgs } from '../../parsers/dockerdArgs.ts';
 import type { InsecureRegistrySetting } from '../../parsers/registryHost.ts';
 import { parseTomlSubset } from '../../parsers/tomlSubset.ts';
@@ -57,16 +58,26 @@ class Audit {
     const file = dockerd?.configFile ?? options.dockerDaemonJson;
     const bytes = await this.read(file);
     // Why dockerd would refuse its configuration; empty when it can load it.
-    const refused: string[] = [];
+    const refused: Refusal[] = [];
     let settings: DockerDaemonSettings = {};
+    if (bytes === null && dockerd?.configFile !== undefined && (await this.absent(file))) {
+      // Only the default file may be missing; a named one is required at start and reload.
+      refused.push({
+        evidence: `dockerd --config-file ${file}: open ${file}: no such file or directory`,
+        fix: `restore ${file} (or remove --config-file from dockerd's command line)`,
+      });
+    }
     if (bytes !== null) {
       const parsed = parseDockerDaemonJson(bytes);
-      if (parsed.ok) settings = parsed.settings;
-      else {
+      if (parsed.ok) {
+        settings = parsed.settings;
+        refused.push(...directiveRefusals(file, parsed.json, dockerd));
+      } else {
         const { message, line, column } = parsed.error;
-        refused.push(
-          line === undefined ? `${file}: ${message}` : `${file}:${line}:${column}: ${message}`,
-        );
+        refused.push({
+          evidence:
+            line === undefined ? `${file}: ${message}` : `${file}:${line}:${column}: ${message}`,
+        });
       }
     }
     const flags = 'dockerd command line';
@@ -77,7 +88,9 @@ class Audit {
     for (const { entry, source } of registries) {
       const registry = classifyInsecureRegistry(entry);
       if (registry.kind === 'invalid') {
-        refused.push(`${source}: insecure registry ${JSON.stringify(entry)} ${registry.reason}`);
+        refused.push({
+          evidence: `${source}: insecure registry ${JSON.stringify(entry)} ${registry.reason}`,
+        });
         continue;
       }
       if (registry.loopback) continue;
@@ -112,7 +125,19 @@ class Audit {
     return parseDockerdArgs(splitCmdline(cmdline));
   }
 
-  private daemonConfigRefused(file: string, evidence: string[]): void {
+  /** Whether a host file is known not to exist (not merely unreadable). */
+  private async absent(file: string): Promise<boolean> {
+    try {
+      return (await this.host.readBytes(file)) === null;
+    } catch {
+      return false;
+    }
+  }
+
+  private daemonConfigRefused(file: string, refused: Refusal[]): void {
+    const evidence = refused.map((r) => r.evidence);
+    const fixes = [...new Set(refused.flatMap((r) => (r.fix === undefined ? [] : [r.fix])))];
+    const rest = refused.some((r) => r.fix === undefined);
     this.findings.push({
       id: 'DockerDaemonJsonInvalid',
       problem: 'DockerDaemonJsonInvalid',
@@ -121,7 +146,11 @@ class Audit {
       message: `dockerd cannot load its configuration (${evidence.join('; ')}). It refuses to start with it ("unable to configure the Docker daemon with file ${file}: ..."), so the next restart of docker or reboot of the node leaves the node without that container runtime. A reload ("systemctl reload docker", or SIGHUP) logs the same error and keeps the configuration dockerd already had, so edits to the file silently do not apply.`,
       evidence,
       remediation: {
-        summary: `Fix ${file} and check it with "dockerd --validate --config-file ${file}" (docker 23+; or "python3 -m json.tool ${file}"), then apply it with "systemctl reload docker" and make sure "journalctl -u docker" shows no "unable to configure the Docker daemon" after "Got signal to reload configuration". Options that cannot be reloaded (hosts, data-root, storage-driver) need "systemctl restart docker".`,
+        summary:
+          `${[...fixes, ...(rest ? [`fix ${file}`] : [])].join('; ')}. Check the result with "dockerd --validate --config-file ${file}" plus the flags dockerd runs with (docker 23+; or "python3 -m json.tool ${file}" for the syntax), then apply it with "systemctl reload docker" and make sure "journalctl -u docker" shows no "unable to configure the Docker daemon" after "Got signal to reload configuration". Options that cannot be reloaded (hosts, data-root, storage-driver) and any change to dockerd's flags need "systemctl restart docker".`.replace(
+            /^./,
+            (c) => c.toUpperCase(),
+          ),
         automatic: false,
       },
     });
@@ -367,6 +396,43 @@ class Audit {
       return null;
     }
   }
+}
+
+/** One reason dockerd refuses its configuration, with its own fix when it has one. */
+interface Refusal {
+  evidence: string;
+  fix?: string;
+}
+
+/**
+ * Keys dockerd refuses before reading any value (dockerdOptions.ts): ones that name no option,
+ * and ones the running dockerd also has as a flag (the seed's DOCKER_OPTS beside a daemon.json
+ * with the same settings). Flag values are not shown: --http-proxy may hold a password.
+ */
+function directiveRefusals(
+  file: string,
+  json: Record<string, unknown>,
+  dockerd: DockerdArgs | undefined,
+): Refusal[] {
+  const { unknown, conflicts } = checkDaemonJsonDirectives(json, dockerd?.flags ?? []);
+  const refusals: Refusal[] = unknown.map(({ key, suggestion }) => ({
+    evidence: `${file}: ${JSON.stringify(key)} is not a dockerd option${suggestion === undefined ? '' : ` (did you mean ${JSON.stringify(suggestion)}?)`}`,
+    fix:
+      suggestion === undefined
+        ? `remove ${JSON.stringify(key)} from ${file}`
+        : `rename ${JSON.stringify(key)} to ${JSON.stringify(suggestion)} in ${file} (or remove it)`,
+  }));
+  if (conflicts.length > 0) {
+    const flags = conflicts.map((c) => `--${c.flag}`).join(', ');
+    const keys = conflicts.map((c) => JSON.stringify(c.key)).join(', ');
+    const fix = `keep each setting in one place (dockerd refuses an option given both as a flag and in ${file}, even with the same value): remove ${flags} from dockerd's command line (ExecStart of docker.service, or the EnvironmentFile it reads such as /etc/sysconfig/docker or /etc/default/docker; "systemctl cat docker" shows both) and run "systemctl daemon-reload && systemctl restart docker", or remove ${keys} from ${file}; if the unit no longer passes them, the running dockerd keeps them until that restart`;
+    for (const { key, flag } of conflicts)
+      refusals.push({
+        evidence: `${file}: ${JSON.stringify(key)} is also set by --${flag} on dockerd's command line`,
+        fix,
+      });
+  }
+  return refusals;
 }
 
 function containerdRemedy(file: string): (host: string) => string {
