@@ -355,6 +355,38 @@ describe('cve check: what is looked at', () => {
     );
   });
 
+  it("CVE-2025-5187 (NodeRestriction) for an API server before its branch's fix, not after", async () => {
+    for (const [gitVersion, affected] of [
+      ['v1.33.2', true],
+      ['v1.33.4', false],
+      ['v1.32.7', true],
+      ['v1.31.12', false],
+      ['v1.30.14', false],
+      ['v1.34.0', false],
+    ] as const) {
+      const f = finding(await run({ gitVersion }), 'VulnerableVersion:CVE-2025-5187:apiserver');
+      assert.equal(f !== undefined, affected, gitVersion);
+    }
+    const f = finding(
+      await run({ gitVersion: 'v1.33.2' }),
+      'VulnerableVersion:CVE-2025-5187:apiserver',
+    );
+    assert.match(f?.message ?? '', /1\.33\.4/);
+  });
+
+  it('CVE-2020-8564 (pull secrets in verbose logs) for a 1.17-1.19 kubelet before the fix', async () => {
+    for (const [kubeletVersion, affected] of [
+      ['v1.19.2', true],
+      ['v1.19.3', false],
+      ['v1.18.9', true],
+      ['v1.17.12', true],
+      ['v1.16.15', false],
+    ] as const) {
+      const f = finding(await run({ kubeletVersion }), 'VulnerableVersion:CVE-2020-8564:kubelet');
+      assert.equal(f !== undefined, affected, kubeletVersion);
+    }
+  });
+
   it('drops CVEs listed in checks.cve.ignore, finding and sample', async () => {
     const outcome = await run({ kubeletVersion: 'v1.26.0' }, { ignore: ['CVE-2023-2431'] });
     assert.equal(finding(outcome, 'VulnerableVersion:CVE-2023-2431:kubelet'), undefined);
@@ -369,11 +401,11 @@ describe('cve check: what is looked at', () => {
 
   it('exports one 1/0 sample per table CVE of each component checked', async () => {
     const outcome = await run({ gitVersion: 'v1.26.0', kubeletVersion: 'v1.26.0' });
-    // the shipped table: 31 CVEs, 16 of the API server, 15 of the kubelet
-    assert.equal(shippedCveTable().cves.length, 31);
+    // the shipped table: 33 CVEs, 17 of the API server, 16 of the kubelet
+    assert.equal(shippedCveTable().cves.length, 33);
     for (const [component, expected] of [
-      ['apiserver', 16],
-      ['kubelet', 15],
+      ['apiserver', 17],
+      ['kubelet', 16],
     ] as const) {
       const got = outcome.samples?.filter((s) => s.labels.component === component) ?? [];
       assert.equal(got.length, expected, component);
