@@ -217,7 +217,31 @@ function anonymousFindings(bound: BoundRole[]): FindingDraft[] {
   return findings;
 }
 
-/** system:unauthenticated in system:basic-user / system:discovery: one finding, one fix. */
+/** A rule that serves API discovery (the resource map): what CVE-2018-1002105 needed. */
+function isDiscovery(rule: PolicyRule): boolean {
+  return (rule.nonResourceURLs ?? []).some(
+    (u) =>
+      u === '*' || u === '/api' || u === '/apis' || u.startsWith('/api/') || u.startsWith('/apis/'),
+  );
+}
+
+/** system:basic-user's grant: create SelfSubjectAccessReviews / SelfSubjectRulesReviews. */
+function isSelfReview(rule: PolicyRule): boolean {
+  const resources = rule.resources ?? [];
+  return (
+    (rule.nonResourceURLs ?? []).length === 0 &&
+    sameSet(rule.verbs ?? [], ['create']) &&
+    resources.length > 0 &&
+    resources.every((r) => /^selfsubject[a-z]*reviews$/.test(r))
+  );
+}
+
+/**
+ * system:unauthenticated in system:basic-user / system:discovery: one finding, one fix.
+ * Critical, with the CVE-2018-1002105 story, only when what the group keeps includes discovery
+ * (system:discovery's /api, /apis); system:basic-user alone lets anonymous clients create
+ * SelfSubject*Reviews, which tell them what they may do and read nothing else: a warning.
+ */
 function legacyFinding(
   legacy: { b: BoundRole; extra: PolicyRule[]; indices: number[] }[],
 ): FindingDraft {
@@ -229,12 +253,23 @@ function legacyFinding(
       removeSubjectsCommand(l.b, l.indices),
     ];
   });
+  const granted = [...new Set(legacy.flatMap((l) => l.extra.map(describeRule)))];
+  const extra = legacy.flatMap((l) => l.extra);
+  const discovery = extra.some(isDiscovery);
+  const selfReviewsOnly = extra.every(isSelfReview);
+  const impact = discovery
+    ? ' That discovery access is what CVE-2018-1002105 used.'
+    : selfReviewsOnly
+      ? ' That only tells an anonymous client what it may do itself; it reads nothing of the cluster, but it is more than a fresh cluster gives.'
+      : '';
   return {
     id: 'AnonymousLegacyDiscovery',
     problem: 'AnonymousLegacyDiscovery',
-    severity: 'critical',
+    // creating a review of one's own access writes nothing
+    severity:
+      discovery || extra.some((r) => isDangerous(r) && !isSelfReview(r)) ? 'critical' : 'warning',
     title: `system:unauthenticated is bound to ${names.join(' and ')}`,
-    message: `The ClusterRoleBinding(s) ${names.join(', ')} still bind group system:unauthenticated, as clusters created before Kubernetes 1.14 did: anyone without credentials may ${[...new Set(legacy.flatMap((l) => l.extra.map(describeRule)))].join('; ')}. That discovery access is what CVE-2018-1002105 used. The API server's start-up reconciliation only adds default subjects, it never removes one, so upgrading does not fix it.`,
+    message: `The ClusterRoleBinding(s) ${names.join(', ')} still bind group system:unauthenticated, as clusters created before Kubernetes 1.14 did: anyone without credentials may ${granted.join('; ')}.${impact} The API server's start-up reconciliation only adds default subjects, it never removes one, so upgrading does not fix it.`,
     evidence: legacy.map(
       (l) =>
         `ClusterRoleBinding ${l.b.binding.metadata?.name ?? ''}: subjects ${(l.b.binding.subjects ?? []).map(subjectLabel).join(', ')}; ${AUTOUPDATE}: ${JSON.stringify(l.b.binding.metadata?.annotations?.[AUTOUPDATE] ?? null)}`,
@@ -246,18 +281,29 @@ function legacyFinding(
   };
 }
 
+/**
+ * ServiceAccounts (or groups of them) bound to cluster-admin or a role with * on *. A
+ * ClusterRoleBinding gives the whole cluster. A RoleBinding gives its namespace only (to a
+ * ClusterRole, or to a Role of that namespace), which is still every Secret there: critical in
+ * kube-system, whose Secrets and ServiceAccounts are the control plane's, and for the
+ * dashboard; a warning in any other namespace.
+ */
 function serviceAccountAdminFindings(objects: RbacObjects, bound: BoundRole[]): FindingDraft[] {
-  const adminRoles = new Set(
+  const adminClusterRoles = new Set(
     objects.clusterRoles
       .filter((r) => r.metadata?.name === 'cluster-admin' || (r.rules ?? []).some(isWildcardAdmin))
       .map((r) => r.metadata?.name ?? ''),
   );
   const findings: FindingDraft[] = [];
-  // cluster-wide power comes from ClusterRoleBindings; a RoleBinding to cluster-admin is one namespace
-  for (const b of bound.filter((x) => x.namespace === '')) {
+  for (const b of bound) {
     const ref = b.binding.roleRef;
-    if (ref?.kind !== 'ClusterRole' || !adminRoles.has(ref.name ?? '')) continue;
+    const admin =
+      ref?.kind === 'ClusterRole'
+        ? adminClusterRoles.has(ref.name ?? '')
+        : ref?.kind === 'Role' && b.namespace !== '' && b.rules.some(isWildcardAdmin);
+    if (!admin) continue;
     const subjects = b.binding.subjects ?? [];
+    const scope = b.namespace === '' ? 'the whole cluster' : `namespace ${b.namespace}`;
     subjects.forEach((s, i) => {
       const allAccounts =
         s.kind === 'Group' &&
@@ -268,22 +314,44 @@ function serviceAccountAdminFindings(objects: RbacObjects, bound: BoundRole[]): 
         s.kind === 'ServiceAccount' &&
         ((s.name ?? '').includes('kubernetes-dashboard') || s.namespace === 'kubernetes-dashboard');
       const who = subjectLabel(s);
-      const role = `ClusterRole ${ref.name ?? ''}${ref.name === 'cluster-admin' ? '' : ' (* on * in every API group)'}`;
+      const roleName = ref?.name ?? '';
+      const role = `${ref?.kind ?? ''} ${roleName}${roleName === 'cluster-admin' ? '' : ` (* on *${ref?.kind === 'ClusterRole' && b.namespace === '' ? ' in every API group' : ''})`}`;
+      const severity: Severity =
+        b.namespace === ''
+          ? dashboard || allAccounts
+            ? 'critical'
+            : 'warning'
+          : dashboard || b.namespace === 'kube-system'
+            ? 'critical'
+            : 'warning';
+      const accounts = allAccounts
+        ? `every ServiceAccount in ${s.name === 'system:serviceaccounts' ? 'the cluster' : `namespace ${(s.name ?? '').slice('system:serviceaccounts:'.length)}`}`
+        : undefined;
+      const power =
+        b.namespace === ''
+          ? 'controls the whole cluster'
+          : b.namespace === 'kube-system'
+            ? "controls kube-system: every Secret there (the control plane's ServiceAccount tokens, bootstrap tokens) and the system pods, which is the whole cluster"
+            : `controls namespace ${b.namespace}: every object there, its Secrets included`;
+      const title =
+        b.namespace === ''
+          ? `${who} has cluster-admin (${b.binding.metadata?.name ?? ''})`
+          : `${who} is admin of ${b.namespace} (${b.binding.metadata?.name ?? ''})`;
       findings.push({
         id: `ServiceAccountClusterAdmin:${bindingKey(b)}:${s.kind === 'ServiceAccount' ? `${s.namespace ?? ''}/${s.name ?? ''}` : (s.name ?? '')}`,
         problem: 'ServiceAccountClusterAdmin',
-        severity: dashboard || allAccounts ? 'critical' : 'warning',
-        title: `${who} has cluster-admin (${b.binding.metadata?.name ?? ''})`,
+        severity,
+        title,
         message: dashboard
-          ? `${bindingLabel(b)} gives the Kubernetes Dashboard's ${who} ${role}: whoever reaches the dashboard (its login page offers "skip" and then acts as this account) controls the whole cluster, every Secret included.`
-          : allAccounts
-            ? `${bindingLabel(b)} gives every ServiceAccount in ${s.name === 'system:serviceaccounts' ? 'the cluster' : `namespace ${(s.name ?? '').slice('system:serviceaccounts:'.length)}`} ${role}: any pod there controls the whole cluster.`
-            : `${bindingLabel(b)} gives ${who} ${role}: any pod running as it, or anyone holding its token, controls the whole cluster.`,
+          ? `${bindingLabel(b)} gives the Kubernetes Dashboard's ${who} ${role} in ${scope}: whoever reaches the dashboard (its login page offers "skip" and then acts as this account) ${power}.`
+          : accounts !== undefined
+            ? `${bindingLabel(b)} gives ${accounts} ${role} in ${scope}: any pod there ${power}.`
+            : `${bindingLabel(b)} gives ${who} ${role} in ${scope}: any pod running as it, or anyone holding its token, ${power}.`,
         evidence: [
-          `${bindingLabel(b)}: roleRef ClusterRole ${ref.name ?? ''}, subjects ${subjects.map(subjectLabel).join(', ')}`,
+          `${bindingLabel(b)}: roleRef ${ref?.kind ?? ''} ${roleName}, subjects ${subjects.map(subjectLabel).join(', ')}`,
         ],
         remediation: {
-          summary: `Bind the account to a role with only what it needs and remove this: ${removeSubjectsCommand(b, [i])}.${dashboard ? ' For the dashboard, log in with a token of a least-privilege account (kubectl -n <namespace> create token <account>) instead of granting its own account cluster-admin.' : ''} If intended, list the binding in checks.rbac.allowedBindings ("${bindingKey(b)}").`,
+          summary: `Bind the account to a role with only what it needs and remove this: ${removeSubjectsCommand(b, [i])}.${dashboard ? ' For the dashboard, log in with a token of a least-privilege account (kubectl -n <namespace> create token <account>) instead of granting its own account admin.' : ''} If intended, list the binding in checks.rbac.allowedBindings ("${bindingKey(b)}").`,
           automatic: false,
         },
       });
