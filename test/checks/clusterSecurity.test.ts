@@ -4,6 +4,8 @@
 // ServiceAccount bound to cluster-admin.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import * as v from 'valibot';
@@ -110,6 +112,145 @@ test('apiserver-anonymous: a binding that lets anonymous list namespaces is a cr
   const outcome = await run(apiserverAnonymousCheck, service);
   assert.deepEqual(problems(outcome), ['ApiServerAnonymousAccess:critical']);
   assert.match(outcome.findings[0]?.title ?? '', /\/api\/v1\/namespaces/);
+});
+
+const METRICS_NODES = '/apis/metrics.k8s.io/v1beta1/nodes';
+
+test('apiserver-anonymous: the metrics.k8s.io aggregated API is probed only once registered; refused, it is no finding', async (t) => {
+  const { h, service } = await cluster(t);
+  const anonymousPaths = (since: number) =>
+    h.fake.requests
+      .slice(since)
+      .filter((r) => r.identity === 'anonymous')
+      .map((r) => r.path);
+  let since = h.fake.requests.length;
+  await run(apiserverAnonymousCheck, service);
+  assert.ok(!anonymousPaths(since).includes(METRICS_NODES), anonymousPaths(since).join(' '));
+
+  h.fake.registerMetricsApi();
+  since = h.fake.requests.length;
+  const outcome = await run(apiserverAnonymousCheck, service);
+  assert.ok(anonymousPaths(since).includes(METRICS_NODES), anonymousPaths(since).join(' '));
+  assert.deepEqual(problems(outcome), []);
+  assert.equal(
+    sampleValue(outcome, 'node_auditor_anonymous_access_allowed', { path: METRICS_NODES }),
+    0,
+  );
+  assertNoCredentials(h);
+});
+
+test('apiserver-anonymous: anonymous node metrics through the aggregated API are a critical resource read', async (t) => {
+  const { h, service } = await cluster(t);
+  h.fake.registerMetricsApi();
+  h.fake.putRbac({
+    kind: 'ClusterRole',
+    metadata: { name: 'public-node-metrics' },
+    rules: [{ apiGroups: ['metrics.k8s.io'], resources: ['nodes'], verbs: ['get', 'list'] }],
+  });
+  h.fake.putRbac({
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'public-node-metrics' },
+    roleRef: {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'public-node-metrics',
+    },
+    subjects: [
+      { kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'system:unauthenticated' },
+    ],
+  });
+  const outcome = await run(apiserverAnonymousCheck, service);
+  assert.deepEqual(problems(outcome), ['ApiServerAnonymousAccess:critical']);
+  assert.equal(outcome.findings[0]?.title, `API server serves ${METRICS_NODES} to anyone`);
+  assert.equal(
+    sampleValue(outcome, 'node_auditor_anonymous_access_allowed', { path: METRICS_NODES }),
+    1,
+  );
+  assertNoCredentials(h);
+});
+
+test('apiserver-anonymous: a proxy answering an HTML page with 200 everywhere is not anonymous access', async (t) => {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><html><body>Welcome</body></html>');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      }),
+  );
+  const url = `http://127.0.0.1:${String((server.address() as AddressInfo).port)}/`;
+  const outcome = await run(apiserverAnonymousCheck, undefined, { url });
+  assert.deepEqual(problems(outcome), ['ApiServerUnprobed:info']);
+  assert.deepEqual(outcome.samples, []);
+  assert.ok(
+    outcome.findings[0]?.evidence.includes(
+      `GET ${url}apis without credentials: 200 but not the API server's answer (text/html, not an APIGroupList)`,
+    ),
+    outcome.findings[0]?.evidence.join('\n'),
+  );
+});
+
+test("apiserver-anonymous: only the API server's own documents count as 200; a kind cut off by the size limit still does", () => {
+  const answer = (status: number, contentType: string, body: string, truncated = false) => ({
+    kind: 'answered' as const,
+    status,
+    contentType,
+    body,
+    truncated,
+  });
+  const base = new URL('https://lb.example/');
+  const probe = (
+    path: string,
+    kind: 'public' | 'discovery' | 'resource',
+    a: ReturnType<typeof answer>,
+  ) => ({
+    path,
+    url: new URL(path.slice(1), base).href,
+    kind,
+    answer: a,
+  });
+  const denied = answer(403, 'application/json', '{"kind":"Status","message":"forbidden"}');
+  // /api is an HTML page from the load balancer; /apis is a real APIGroupList, cut at 16 KiB
+  const outcome = judge(base, [
+    probe('/version', 'public', answer(200, 'application/json', '{"gitVersion":"v1.26.0"}')),
+    probe('/healthz', 'public', answer(200, 'text/plain; charset=utf-8', 'ok')),
+    probe('/api', 'discovery', answer(200, 'text/html', '<html>login</html>')),
+    probe(
+      '/apis',
+      'discovery',
+      answer(
+        200,
+        'application/json',
+        '{"kind":"APIGroupList","apiVersion":"v1","groups":[{"na',
+        true,
+      ),
+    ),
+    probe('/api/v1/namespaces', 'resource', denied),
+  ]);
+  assert.deepEqual(problems(outcome), [
+    'ApiServerAnonymousDiscovery:critical',
+    'ApiServerUnprobed:info',
+  ]);
+  const discovery = outcome.findings.find((f) => f.problem === 'ApiServerAnonymousDiscovery');
+  assert.equal(discovery?.title, 'API server discovery open to anyone (/apis)');
+  const unprobed = outcome.findings.find((f) => f.problem === 'ApiServerUnprobed');
+  assert.equal(unprobed?.title, 'cannot judge /api on the API server at https://lb.example');
+  // no sample for the path whose answer was not the API server's
+  assert.equal(
+    sampleValue(outcome, 'node_auditor_anonymous_access_allowed', { path: '/api' }),
+    undefined,
+  );
+  assert.equal(sampleValue(outcome, 'node_auditor_anonymous_access_allowed', { path: '/apis' }), 1);
+  // a list read needs a *List: a Status-shaped 200 is not one
+  const odd = judge(base, [
+    probe('/api/v1/namespaces', 'resource', answer(200, 'application/json', '{"kind":"Status"}')),
+  ]);
+  assert.deepEqual(problems(odd), ['ApiServerUnprobed:info']);
 });
 
 test('apiserver-anonymous: --anonymous-auth=false answers 401 everywhere: off, nothing allowed', async (t) => {

@@ -241,6 +241,12 @@ export interface FakeKubeApi {
   setLatency(ms: number): void;
   /** What GET /version reports (major, minor and gitVersion; default the recorded v1.26.0). */
   setVersion(gitVersion: string): void;
+  /**
+   * Register the metrics.k8s.io/v1beta1 aggregated API, as installing metrics-server does: /apis
+   * lists the group and GET .../nodes (authorized by RBAC like any resource) answers a
+   * NodeMetricsList. Without it, the path is 404 (recorded: admin-metrics-nodes-404.json).
+   */
+  registerMetricsApi(): void;
   // RBAC (the fresh cluster's default ClusterRoles and ClusterRoleBindings at start). System
   // anonymous is authorized from these objects, as RBAC does.
   /** Replace every ClusterRoleBinding with a recorded set. */
@@ -2442,6 +2448,7 @@ class FakeKubeApiServer implements FakeKubeApi {
     systemNodes: [randomUUID(), randomUUID()] as [string, string],
     serviceAccounts: [randomUUID(), randomUUID()] as [string, string],
   };
+  private metricsApi = false;
   private readonly fixtures = {
     api: readFixtureBody('admin-api-200.json'),
     apis: readFixtureBody('admin-apis-200.json'),
@@ -2950,6 +2957,10 @@ class FakeKubeApiServer implements FakeKubeApi {
     this.version = { ...VERSION_INFO, major, minor, gitVersion };
   }
 
+  registerMetricsApi(): void {
+    this.metricsApi = true;
+  }
+
   useRbac(variant: RbacVariant): void {
     const def = resourceDef('clusterrolebindings');
     for (const old of [...this.objects(def).values()]) this.removeRbac(def, old);
@@ -3126,11 +3137,33 @@ class FakeKubeApiServer implements FakeKubeApi {
       ex.json(200, body);
       return;
     }
-    if (p === '/apis' && this.fixtures.apis !== undefined) ex.json(200, this.fixtures.apis);
+    if (p === '/apis' && this.fixtures.apis !== undefined) {
+      const body = clone(this.fixtures.apis);
+      if (this.metricsApi && isObj(body) && Array.isArray(body.groups)) {
+        const version = { groupVersion: 'metrics.k8s.io/v1beta1', version: 'v1beta1' };
+        body.groups.push({
+          name: 'metrics.k8s.io',
+          versions: [version],
+          preferredVersion: version,
+        });
+      }
+      ex.json(200, body);
+    }
   }
 
   private resourceRequest(ex: Exchange): void {
     const info = ex.info;
+    if (this.metricsApi && info.group === 'metrics.k8s.io' && info.version === 'v1beta1') {
+      // what metrics-server answers through the aggregator (no node reports metrics here)
+      if (info.resource === 'nodes' && info.verb === 'list')
+        ex.json(200, {
+          kind: 'NodeMetricsList',
+          apiVersion: 'metrics.k8s.io/v1beta1',
+          metadata: {},
+          items: [],
+        });
+      return;
+    }
     const def = RESOURCES.find(
       (r) =>
         r.resource === info.resource &&

@@ -154,25 +154,65 @@ async function aggregatedPath(
     : undefined;
 }
 
+type Answered = Probe & { answer: Extract<AnonymousAnswer, { kind: 'answered' }> };
+
+/** What the API server itself answers 200 on a path (as recorded, fixtures anonymous-*-200). */
+function expectedDocument(p: Probe): string {
+  if (p.path === '/version') return 'version JSON (gitVersion)';
+  if (p.kind === 'public') return '"ok"';
+  if (p.path === '/api') return 'an APIVersions';
+  if (p.path === '/apis') return 'an APIGroupList';
+  return 'a *List';
+}
+
+/**
+ * Whether a 200 is the API server's document for that path, not a proxy's or load balancer's
+ * page: JSON of the expected kind (the API server writes "kind" first, so a body cut at the
+ * size limit still shows it), the version object, or the health paths' "ok".
+ */
+function isApiDocument(p: Answered): boolean {
+  const { body, truncated, contentType } = p.answer;
+  if (p.kind === 'public' && p.path !== '/version') return !truncated && body.trim() === 'ok';
+  if (!/^application\/json\b/i.test(contentType)) return false;
+  if (p.path === '/version') {
+    try {
+      const v = JSON.parse(body) as { gitVersion?: unknown };
+      return typeof v.gitVersion === 'string';
+    } catch {
+      return false;
+    }
+  }
+  const kind = /^\s*\{\s*"kind"\s*:\s*"([A-Za-z0-9]+)"/.exec(body)?.[1];
+  if (kind === undefined) return false;
+  if (p.path === '/api') return kind === 'APIVersions';
+  if (p.path === '/apis') return kind === 'APIGroupList';
+  return kind.endsWith('List');
+}
+
 export function judge(
   target: URL,
   probes: Probe[],
 ): { findings: FindingDraft[]; samples: MetricSample[] } {
   // Only 401, 403 and 200 say something about anonymous access: an API server authenticates
   // and authorizes before anything else, so a 404 or 502 is a proxy's or another server's.
-  const answered = probes.filter(
-    (p): p is Probe & { answer: Extract<AnonymousAnswer, { kind: 'answered' }> } =>
-      p.answer.kind === 'answered' && [200, 401, 403].includes(p.answer.status),
+  // So is a 200 that is not the API server's document for that path (an HTML page a proxy or
+  // load balancer serves on every path): it says nothing either way, and is reported as such.
+  const statusAnswered = probes.filter(
+    (p): p is Answered => p.answer.kind === 'answered' && [200, 401, 403].includes(p.answer.status),
   );
+  const unexpected = statusAnswered.filter((p) => p.answer.status === 200 && !isApiDocument(p));
+  const answered = statusAnswered.filter((p) => !unexpected.includes(p));
   const where = target.origin;
   if (answered.length === 0) {
-    const first = probes[0]?.answer;
+    const first = probes[0];
     const why =
       first === undefined
         ? 'no answer'
-        : first.kind === 'unreachable'
-          ? unreachableReason(first)
-          : `answered ${first.status}, as no API server does`;
+        : first.answer.kind === 'unreachable'
+          ? unreachableReason(first.answer)
+          : unexpected.includes(first as Answered)
+            ? `answered 200 with ${unexpectedWhat(first as Answered)}`
+            : `answered ${first.answer.status}, as no API server does`;
     return {
       findings: [
         {
@@ -205,6 +245,17 @@ export function judge(
   ];
   const evidence = probes.map((p) => `GET ${p.url} without credentials: ${describe(p)}`);
   const findings: FindingDraft[] = [];
+  if (unexpected.length > 0) {
+    const paths = unexpected.map((p) => p.path).join(', ');
+    findings.push({
+      id: 'ApiServerUnprobed',
+      problem: 'ApiServerUnprobed',
+      severity: 'info',
+      title: `cannot judge ${paths} on the API server at ${where}`,
+      message: `${paths} answered 200 at ${target.href} with something the API server does not send (${unexpected.map((p) => `${p.path}: ${unexpectedWhat(p)}`).join('; ')}): a proxy or load balancer in front of it, or another server, answered. Whether anonymous clients may read ${unexpected.length === 1 ? 'that path' : 'those paths'} is unknown; point checks.apiserver-anonymous.url at the API server itself.`,
+      evidence,
+    });
+  }
   const discovery = allowed.filter((p) => p.kind === 'discovery');
   const resources = allowed.filter((p) => p.kind === 'resource');
   const fix =
@@ -235,9 +286,17 @@ export function judge(
   return { findings, samples };
 }
 
+/** A 200 that is not the API server's: its content type and what was expected instead. */
+function unexpectedWhat(p: Answered): string {
+  const type = p.answer.contentType.split(';')[0]?.trim() || 'no content type';
+  return `${type}, not ${expectedDocument(p)}`;
+}
+
 function describe(p: Probe): string {
   const a = p.answer;
   if (a.kind === 'unreachable') return unreachableReason(a);
+  if (a.status === 200 && !isApiDocument(p as Answered))
+    return `200 but not the API server's answer (${unexpectedWhat(p as Answered)})`;
   if (a.status === 200)
     return `200 (allowed${p.kind === 'public' ? ', expected: system:public-info-viewer' : ''})`;
   if (a.status === 401) return '401 (anonymous authentication off)';
