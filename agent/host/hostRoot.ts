@@ -38,6 +38,47 @@ export class HostReadError extends AuditorError {
   }
 }
 
+/**
+ * The host's /proc (or /proc/sys) is not under the host root: a wrong --host-root, or the host's
+ * /proc not mounted there. The checks that read it fail with this instead of reporting a host
+ * with no processes or no kernel parameters as healthy.
+ */
+export class ProcUnavailableError extends AuditorError {
+  readonly hostPath: string;
+
+  constructor(host: HostRoot, hostPath: string, what: string, options?: { cause?: unknown }) {
+    super(
+      ErrorCode.HostRead,
+      `${host.local(hostPath)} ${what}: mount the host's /proc at ${host.local('/proc')}, or point --host-root at the host's /`,
+      options,
+    );
+    this.name = 'ProcUnavailableError';
+    this.hostPath = hostPath;
+  }
+}
+
+/** Why a directory under /proc cannot be listed, in words, for ProcUnavailableError. */
+export function procDirProblem(error: unknown): string {
+  const code = errnoCode(error);
+  if (code === 'ENOENT') return 'does not exist';
+  if (code === 'ENOTDIR') return 'is not a directory';
+  return `cannot be read (${reasonOf(error)})`;
+}
+
+/**
+ * Throws ProcUnavailableError unless a directory of the host's procfs (/proc/sys) is there with
+ * something in it: with none, every file in it would read as missing.
+ */
+export async function requireProcDir(host: HostRoot, hostPath: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(host.local(hostPath));
+  } catch (error) {
+    throw new ProcUnavailableError(host, hostPath, procDirProblem(error), { cause: error });
+  }
+  if (names.length === 0) throw new ProcUnavailableError(host, hostPath, 'is empty');
+}
+
 export interface ReadOptions {
   /** Resolve symbolic links inside the host root (default true; /proc and /sys need not). */
   resolveLinks?: boolean;

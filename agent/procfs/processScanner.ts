@@ -25,6 +25,7 @@
 //   agent's RSS flat.
 import fs from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { ProcUnavailableError, procDirProblem } from '../host/hostRoot.ts';
 import type { HostRoot } from '../host/hostRoot.ts';
 import { parseCgroup } from '../parsers/cgroupPath.ts';
 import type { CgroupIdentity } from '../parsers/cgroupPath.ts';
@@ -82,8 +83,6 @@ export interface ProcessScan {
   durationMs: number;
   /** CPU time of the agent process during the scan (includes other work running meanwhile). */
   cpuMs: number;
-  /** false when <host-root>/proc has no processes to read (not a Linux /proc). */
-  available: boolean;
   processes: ProcessInfo[];
   byPid: Map<number, ProcessInfo>;
   /** Threads of every process: PIDs in use. */
@@ -208,6 +207,7 @@ function sameProcess(a: ProcessInfo, b: ProcessInfo): boolean {
 }
 
 export class ProcessScanner {
+  private readonly host: HostRoot;
   private readonly proc: string;
   private readonly reader = new ProcReader();
   private bootTimeMs: number | undefined;
@@ -220,9 +220,14 @@ export class ProcessScanner {
   private fdCountFromStat = true;
 
   constructor(host: HostRoot) {
+    this.host = host;
     this.proc = host.local('/proc');
   }
 
+  /**
+   * Throws ProcUnavailableError when <host-root>/proc cannot be listed or holds no process: a
+   * wrong --host-root or an unmounted /proc, never a host with nothing running.
+   */
   async scan(options: ScanOptions): Promise<ProcessScan> {
     const at = Date.now();
     const t0 = performance.now();
@@ -233,8 +238,8 @@ export class ProcessScanner {
     let names: string[];
     try {
       names = fs.readdirSync(this.proc);
-    } catch {
-      names = [];
+    } catch (error) {
+      throw new ProcUnavailableError(this.host, '/proc', procDirProblem(error), { cause: error });
     }
     const processes: ProcessInfo[] = [];
     const byPid = new Map<number, ProcessInfo>();
@@ -312,6 +317,9 @@ export class ProcessScanner {
       }
       this.cgroups = cgroups;
     }
+    // A procfs always lists at least the process reading it (or, with hidepid, its own).
+    if (processes.length === 0)
+      throw new ProcUnavailableError(this.host, '/proc', 'holds no process (not a mounted procfs)');
     // Zombies by parent; the parents are judged on their signal masks, so their status is of
     // this scan too (most come before their children, so it is read here).
     const zombiesByParent = new Map<number, ProcessInfo[]>();
@@ -345,7 +353,6 @@ export class ProcessScanner {
       at,
       durationMs: performance.now() - t0,
       cpuMs: (cpu.user + cpu.system) / 1000,
-      available: processes.length > 0,
       processes,
       byPid,
       tasks,

@@ -129,6 +129,23 @@ test('missing br_netfilter: one finding naming the module, how to load and persi
   );
 });
 
+test('a bridge key missing beside others that exist: br_netfilter is loaded, so the finding says the key is not in it', async (t) => {
+  const root = await copyFixtureHost(t, 'compliant');
+  await fs.rm(path.join(root, 'proc/sys/net/bridge/bridge-nf-call-arptables'));
+  const outcome = await runOn(root);
+  assert.deepEqual(ids(outcome), ['critical SysctlKeyMissing:net.bridge.bridge-nf-call-arptables']);
+  const f = finding(outcome, 'SysctlKeyMissing:net.bridge.bridge-nf-call-arptables');
+  assert.match(
+    f.message,
+    /^\/proc\/sys\/net\/bridge\/bridge-nf-call-arptables is absent, though br_netfilter is loaded \(net\.bridge\.bridge-nf-call-iptables, net\.bridge\.bridge-nf-call-ip6tables exist\): this kernel's br_netfilter has no net\.bridge\.bridge-nf-call-arptables\./,
+  );
+  assert.doesNotMatch(f.remediation?.summary ?? '', /modprobe|Load the module/);
+  assert.match(
+    f.remediation?.summary ?? '',
+    /checks\.sysctl\.profile\.net\.bridge\.bridge-nf-call-arptables\.enabled: false/,
+  );
+});
+
 test('drift: not persisted, persisted out of profile, and harmless differences are told apart', async () => {
   const outcome = await runOn(fixtureHost('drift'));
   assert.deepEqual(ids(outcome), [

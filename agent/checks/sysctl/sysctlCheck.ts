@@ -4,6 +4,7 @@ import * as v from 'valibot';
 import { describeError } from '../../errors.ts';
 import { draft } from '../../findings/finding.ts';
 import type { FindingDraft } from '../../findings/finding.ts';
+import { requireProcDir } from '../../host/hostRoot.ts';
 import type { HostRoot } from '../../host/hostRoot.ts';
 import { sysctlKeyComponents, sysctlProcPath } from '../../parsers/sysctlConf.ts';
 import {
@@ -26,6 +27,7 @@ import {
   persistenceFinding,
 } from './sysctlFindings.ts';
 import type { KeyState } from './sysctlFindings.ts';
+import type { Expectation } from '../../parsers/sysctlExpectation.ts';
 import { DEFAULT_SYSCTL_PROFILE, profileEntrySchema } from './sysctlProfile.ts';
 import type { ProfileEntry } from './sysctlProfile.ts';
 
@@ -69,6 +71,9 @@ export const sysctlCheck: Check<typeof options> = {
   defaults: { enabled: true, interval: '60s', timeout: '10s' },
   options,
   async run({ host, options: opts }): Promise<CheckOutcome> {
+    // Without the host's /proc/sys every key would read as missing: one error naming the
+    // directory (a wrong --host-root, /proc not mounted), not a finding per key.
+    await requireProcDir(host, '/proc/sys');
     const entries = Object.entries(opts.profile).filter(([, entry]) => entry.enabled);
     const [persisted, runtime] = await Promise.all([
       readPersistedSysctls(host),
@@ -76,7 +81,7 @@ export const sysctlCheck: Check<typeof options> = {
     ]);
     const findings: FindingDraft[] = [];
     const samples: MetricSample[] = [];
-    const bridgeMissing: { key: string; entry: ProfileEntry }[] = [];
+    const bridgeMissing: { key: string; entry: ProfileEntry; expectation: Expectation }[] = [];
 
     const fix = { persistFile: opts.persistFile, files: persisted.files };
     entries.forEach(([key, entry], i) => {
@@ -104,7 +109,7 @@ export const sysctlCheck: Check<typeof options> = {
       }
       if (runtimeValue.kind === 'missing') {
         samples.push({ metric: 'node_auditor_sysctl_compliant', labels: { key }, value: 0 });
-        if (key.startsWith('net.bridge.')) bridgeMissing.push({ key, entry });
+        if (key.startsWith('net.bridge.')) bridgeMissing.push({ key, entry, expectation });
         else findings.push(missingKeyFinding(key, entry, expectation));
         return;
       }
@@ -132,12 +137,15 @@ export const sysctlCheck: Check<typeof options> = {
       if (finding !== undefined) findings.push(finding);
     });
 
-    if (bridgeMissing.length > 0)
-      findings.push(brNetfilterFinding(bridgeMissing, opts.persistFile));
-    // The bridge keys that exist now come back after a reboot only if br_netfilter does.
     const bridgePresent = entries
       .filter(([key], i) => key.startsWith('net.bridge.') && runtime[i]?.kind === 'value')
       .map(([key]) => key);
+    if (bridgeMissing.length > 0 && bridgePresent.length === 0)
+      findings.push(brNetfilterFinding(bridgeMissing, opts.persistFile));
+    // Other bridge keys exist, so br_netfilter is loaded: this kernel's has no such key.
+    for (const { key, entry, expectation } of bridgePresent.length > 0 ? bridgeMissing : [])
+      findings.push(missingKeyFinding(key, entry, expectation, { brNetfilterKeys: bridgePresent }));
+    // The bridge keys that exist now come back after a reboot only if br_netfilter does.
     if (bridgePresent.length > 0 && !(await brNetfilterAtBoot(host))) {
       findings.push(brNetfilterNotPersistedFinding(bridgePresent, MODULES_LOAD_DIRS));
       for (const sample of samples)

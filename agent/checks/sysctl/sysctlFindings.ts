@@ -146,12 +146,33 @@ export function missingKeyFinding(
   key: string,
   entry: ProfileEntry,
   expectation: Expectation,
+  /** The net.bridge.* keys that do exist: br_netfilter is loaded, and has no such key. */
+  loaded?: { brNetfilterKeys: string[] },
 ): FindingDraft {
+  const need = `The profile needs ${describeExpectation(expectation)}. ${entry.reason}`;
+  if (loaded !== undefined) {
+    const { brNetfilterKeys: keys } = loaded;
+    return draft('SysctlKeyMissing', key, {
+      severity: entry.severity,
+      title: `${key} does not exist on this kernel`,
+      message: squeeze(
+        `${sysctlProcPath(key)} is absent, though br_netfilter is loaded (${keys.join(', ')} ${keys.length === 1 ? 'exists' : 'exist'}): this kernel's br_netfilter has no ${key}. ${need}`,
+      ),
+      evidence: [
+        `${sysctlProcPath(key)}: absent`,
+        ...keys.map((k) => `${sysctlProcPath(k)}: present`),
+      ],
+      remediation: {
+        summary: `Check the spelling of ${key} in checks.sysctl.profile. If it is right, this kernel does not offer it: run a kernel that does, or set checks.sysctl.profile.${key}.enabled: false if this node does not need it.`,
+        automatic: false,
+      },
+    });
+  }
   return draft('SysctlKeyMissing', key, {
     severity: entry.severity,
     title: `${key} does not exist on this kernel`,
     message: squeeze(
-      `${sysctlProcPath(key)} is absent: the kernel module that provides ${key} is not loaded, or this kernel does not have it. The profile needs ${describeExpectation(expectation)}. ${entry.reason}`,
+      `${sysctlProcPath(key)} is absent: the kernel module that provides ${key} is not loaded, or this kernel does not have it. ${need}`,
     ),
     evidence: [`${sysctlProcPath(key)}: absent`],
     remediation: {

@@ -193,7 +193,7 @@ export const zombiesCheck: Check<typeof options> = {
 
     // PID headroom: the node's tasks (every thread has a PID) against kernel.pid_max ...
     const pidMax = await readKernelNumber(context.host, '/proc/sys/kernel/pid_max');
-    if (typeof pidMax === 'number' && pidMax > 0 && scan.available) {
+    if (typeof pidMax === 'number' && pidMax > 0) {
       samples.push({
         metric: 'node_auditor_pid_usage_ratio',
         labels: { namespace: '', pod: '' },
