@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import type { CheckOutcome } from '../../agent/checks/check.ts';
 import { kubeletCertCheck } from '../../agent/checks/kubeletCert/kubeletCertCheck.ts';
-import { requireTool, tempDir } from '../helpers.ts';
+import { requireTool, runCli, tempDir } from '../helpers.ts';
 import { checkOptions, runCheckOn } from './runCheckOn.ts';
 
 const DAY = 24 * 3600 * 1000;
@@ -169,9 +169,29 @@ describe('kubelet-cert check', () => {
     assert.equal(finding?.problem, 'KubeletClientCertNotYetValid');
   });
 
-  it('says nothing on a host without a kubelet certificate', async (t) => {
+  it('is skipped, saying where it looked, on a host without a kubelet certificate there', async (t) => {
     const root = await tempDir(t);
-    assert.deepEqual(await run(root), { findings: [] });
+    assert.deepEqual(await run(root), {
+      findings: [],
+      skipped:
+        'no kubelet client certificate at /var/lib/kubelet/pki/kubelet-client-current.pem; on a kubelet node set checks.kubelet-cert.path to it (k3s: /var/lib/rancher/k3s/agent/client-kubelet.crt)',
+    });
+    // a link whose dated file is gone (kubelet's layout): both names are given
+    await fs.mkdir(path.join(root, 'var/lib/kubelet/pki'), { recursive: true });
+    await fs.symlink(
+      '/var/lib/kubelet/pki/kubelet-client-2026-01-01-00-00-00.pem',
+      path.join(root, 'var/lib/kubelet/pki/kubelet-client-current.pem'),
+    );
+    assert.match(
+      (await run(root)).skipped ?? '',
+      /^no kubelet client certificate at \/var\/lib\/kubelet\/pki\/kubelet-client-current\.pem -> \/var\/lib\/kubelet\/pki\/kubelet-client-2026-01-01-00-00-00\.pem;/,
+    );
+  });
+
+  it('check --only kubelet-cert on a host without the certificate says skipped, not ok', async (t) => {
+    const r = await runCli(['check', '--only', 'kubelet-cert', '--host-root', await tempDir(t)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^kubelet-cert\s+skipped\s+\d+ms\s+no kubelet client certificate at$/m);
   });
 
   it('reports a file that holds no certificate', async (t) => {

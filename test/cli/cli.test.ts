@@ -69,7 +69,7 @@ test('check --output json prints the contract object', async () => {
     [
       ['sysctl', 'problem', 'number'],
       ['logs', 'ok', 'number'],
-      ['kubelet-cert', 'ok', 'number'],
+      ['kubelet-cert', 'skipped', 'number'],
       ['container-runtime', 'ok', 'number'],
       ['inotify', 'ok', 'number'],
       ['pause', 'ok', 'number'],
@@ -122,7 +122,11 @@ test('--only runs just the named checks; the others are reported as skipped', as
     [
       ['sysctl', 'skipped', 'disabled in config'],
       ['logs', 'ok', undefined],
-      ['kubelet-cert', 'ok', undefined],
+      [
+        'kubelet-cert',
+        'skipped',
+        'no kubelet client certificate at /var/lib/kubelet/pki/kubelet-client-current.pem; on a kubelet node set checks.kubelet-cert.path to it (k3s: /var/lib/rancher/k3s/agent/client-kubelet.crt)',
+      ],
       ['container-runtime', 'ok', undefined],
       ['inotify', 'ok', undefined],
       ['pause', 'ok', undefined],

@@ -21,6 +21,8 @@ const options = {
   warnBefore: v.optional(duration(0), '7d'),
 };
 
+/** Where k3s keeps the kubelet's client certificate (and RKE2 under /var/lib/rancher/rke2). */
+const K3S_CLIENT_CERT = '/var/lib/rancher/k3s/agent/client-kubelet.crt';
 const CERTIFICATE = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/;
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -56,10 +58,16 @@ export const kubeletCertCheck: Check<typeof options> = {
   async run({ host, options }) {
     const resolved = await host.resolve(options.path);
     const pem = await host.readText(resolved, { alreadyResolved: true });
-    // No kubelet certificate at this path: not a kubelet node, or its certificate lives elsewhere.
-    if (pem === null) return { findings: [] };
-    const cert = await readCertificate(pem);
     const where = resolved === options.path ? options.path : `${options.path} -> ${resolved}`;
+    // No certificate at this path: not a kubelet node, or one that keeps it elsewhere. Not "ok":
+    // the expiry is not watched, and the reason says where to point the check.
+    if (pem === null) {
+      return {
+        findings: [],
+        skipped: `no kubelet client certificate at ${where}; on a kubelet node set checks.kubelet-cert.path to it (k3s: ${K3S_CLIENT_CERT})`,
+      };
+    }
+    const cert = await readCertificate(pem);
     if (cert === undefined) {
       return {
         findings: [
