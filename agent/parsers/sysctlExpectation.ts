@@ -14,7 +14,8 @@ export type Expectation =
   | { op: '=' | '!='; value: string; text: string }
   | { op: 'includes'; ranges: PortRange[]; text: string };
 
-const EXPECTATION = /^(>=|<=|!=|>|<|=|includes\s)\s*(.+)$/;
+const EXPECTATION = /^(>=|<=|!=|>|<|=|includes(?:\s|$))\s*(.*)$/s;
+const SYNTAX = '">= N", "<= N", "> N", "< N", "= VALUE", "!= VALUE" or "includes PORTS"';
 
 /** Parse an expectation, or return an error message describing what is accepted. */
 export function parseExpectation(text: string): Expectation | string {
@@ -22,7 +23,16 @@ export function parseExpectation(text: string): Expectation | string {
   const m = EXPECTATION.exec(trimmed);
   const op = m?.[1]?.trim() ?? '=';
   const operand = (m?.[2] ?? trimmed).trim();
-  if (operand === '') return 'expected ">= N", "<= N", "= VALUE", "!= VALUE" or "includes PORTS"';
+  if (operand === '')
+    return trimmed === ''
+      ? `is empty: expected ${SYNTAX}`
+      : `"${trimmed}" has no value after "${op}": expected ${SYNTAX}`;
+  // "== 1", "=> 10", "!1": a typo, never a sysctl value. Taken as "= (= 1)" it could never be
+  // met, and the fix text would tell to write "kernel.panic = = 1".
+  if (/^[<>=!]/.test(operand))
+    return m === null
+      ? `"${trimmed}" starts with "${operand.charAt(0)}", which is not an operator: expected ${SYNTAX}`
+      : `"${trimmed}" has "${operand}" after "${op}": one operator, then the value (expected ${SYNTAX})`;
   switch (op) {
     case '>=':
     case '>':

@@ -12,7 +12,7 @@ import { loadConfig } from '../../agent/config/loadConfig.ts';
 import type { CheckOutcome } from '../../agent/checks/check.ts';
 import type { FindingDraft } from '../../agent/findings/finding.ts';
 import { HostRoot } from '../../agent/host/hostRoot.ts';
-import { copyFixtureHost, fixtureHost, writeFiles } from '../helpers.ts';
+import { copyFixtureHost, fixtureHost, runCli, tempDir, writeFiles } from '../helpers.ts';
 import { checkOptions, runCheckOn } from './runCheckOn.ts';
 
 const defaultOptions = checkOptions(sysctlCheck, {});
@@ -464,6 +464,39 @@ test('garbage never crashes the check: each bad file is a finding naming its pat
   assert.match(
     finding(outcome, 'HostFileUnreadable:/etc/sysctl.d/50-huge.conf').evidence[0] ?? '',
     /larger than the 1048576-byte limit/,
+  );
+});
+
+test('a mistyped expect is a config error naming the key (exit 2), not a finding that never clears', async (t) => {
+  for (const [expect, message] of [
+    ['== 1', '"== 1" has "= 1" after "="'],
+    ['=> 10', '"=> 10" has "> 10" after "="'],
+    ['= ', '"=" has no value after "="'],
+  ] as const) {
+    await assert.rejects(
+      optionsWithProfile(`{kernel.panic: {expect: "${expect}"}}`),
+      (error: Error) => {
+        assert.match(error.message, /checks\.sysctl\.profile\["kernel\.panic"\]\.expect: /);
+        assert.ok(error.message.includes(message), error.message);
+        return true;
+      },
+    );
+  }
+  const dir = await tempDir(t);
+  await writeFiles(dir, {
+    'c.yaml': 'checks: {sysctl: {profile: {kernel.panic: {expect: "== 10"}}}}\n',
+  });
+  const r = await runCli([
+    'check',
+    '--config',
+    path.join(dir, 'c.yaml'),
+    '--host-root',
+    fixtureHost('compliant'),
+  ]);
+  assert.equal(r.code, 2, r.stdout);
+  assert.match(
+    r.stderr,
+    /c\.yaml: checks\.sysctl\.profile\["kernel\.panic"\]\.expect: "== 10" has "= 10" after "="/,
   );
 });
 

@@ -90,6 +90,32 @@ test('bad expectations are rejected with a message saying what is accepted', () 
   assert.match(rejected(''), /expected/);
 });
 
+test('typed operators are rejected, not read as "=" with a value that starts with one', () => {
+  const rejected = (text: string): string => {
+    const result = parseExpectation(text);
+    assert.equal(
+      typeof result,
+      'string',
+      `"${text}" should be rejected, got ${JSON.stringify(result)}`,
+    );
+    return result as string;
+  };
+  // each was accepted as "= (= 1)", "> (> 10)"-like: a finding that can never clear, and a fix
+  // that would write "kernel.panic = = 1"
+  assert.match(rejected('== 1'), /^"== 1" has "= 1" after "=": one operator, then the value/);
+  assert.match(rejected('=> 10'), /^"=> 10" has "> 10" after "=": one operator, then the value/);
+  assert.match(rejected('>= >= 5'), /has ">= 5" after ">="/);
+  assert.match(rejected('=<5'), /has "<5" after "="/);
+  assert.match(rejected('!1'), /^"!1" starts with "!", which is not an operator/);
+  assert.match(rejected('= '), /^"=" has no value after "="/);
+  assert.match(rejected('>='), /^">=" has no value after ">="/);
+  assert.match(rejected('includes'), /^"includes" has no value after "includes"/);
+  assert.match(rejected('  '), /^is empty/);
+  // values that only contain such characters further on are values
+  assert.equal(expectation('= 4 4 1 7').op, '=');
+  assert.equal(expectation('!= |/bin/false').op, '!=');
+});
+
 test('values to write and descriptions read as an operator would say them', () => {
   assert.equal(valueToWrite(expectation('>= 524288'), '8192', '1048576'), '1048576');
   assert.equal(valueToWrite(expectation('>= 524288'), '8192', undefined), '524288');
