@@ -3,20 +3,35 @@
 
 export type PortRange = readonly [start: number, end: number];
 
-/** Sorted, merged ranges, or undefined when the text is not a valid port list. */
+/**
+ * Sorted, merged ranges, or undefined when the kernel would refuse the text (EINVAL), as its
+ * proc_do_large_bitmap parses it: no space inside ("30000 - 32767", "8080, 9000"), no empty
+ * item but one trailing comma, numbers in C's base 0 ("010" is 8, "0x10" is 16). The space
+ * around the whole value is dropped: sysctl and systemd-sysctl strip it before writing.
+ */
 export function parsePortRanges(text: string): PortRange[] | undefined {
-  const trimmed = text.trim();
-  if (trimmed === '') return [];
+  let body = text.trim();
+  if (body === '') return [];
+  if (body.endsWith(',')) body = body.slice(0, -1);
   const ranges: [number, number][] = [];
-  for (const item of trimmed.split(',')) {
-    const m = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(item);
+  for (const item of body.split(',')) {
+    const m = /^([0-9A-Fa-fXx]+)(?:-([0-9A-Fa-fXx]+))?$/.exec(item);
     if (m === null) return undefined;
-    const start = Number(m[1]);
-    const end = m[2] === undefined ? start : Number(m[2]);
+    const start = kernelNumber(m[1] as string);
+    const end = m[2] === undefined ? start : kernelNumber(m[2]);
+    if (start === undefined || end === undefined) return undefined;
     if (start > 65535 || end > 65535 || end < start) return undefined;
     ranges.push([start, end]);
   }
   return mergePortRanges(ranges);
+}
+
+/** A number as strtoul(text, 0) reads all of it: hex after 0x, octal after 0, else decimal. */
+function kernelNumber(text: string): number | undefined {
+  if (/^0[xX][0-9A-Fa-f]{1,8}$/.test(text)) return parseInt(text.slice(2), 16);
+  if (/^0[0-7]{0,8}$/.test(text)) return parseInt(text, 8);
+  if (/^[1-9]\d{0,8}$/.test(text)) return Number(text);
+  return undefined;
 }
 
 export function mergePortRanges(ranges: readonly PortRange[]): PortRange[] {

@@ -451,9 +451,20 @@ test('garbage never crashes the check: each bad file is a finding naming its pat
     'warning SysctlConfigInvalid:/etc/sysctl.d/20-typo.conf',
     'warning SysctlNotPersisted:fs.inotify.max_user_instances',
   ]);
+  const garbage = finding(outcome, 'SysctlOutOfProfile:fs.inotify.max_user_watches');
+  assert.equal(garbage.title, 'fs.inotify.max_user_watches is garbage, needs at least 524288');
+  // 99-kubernetes.conf sets 1048576, but no sysctl --system turns "garbage" into a number
+  assert.match(
+    garbage.message,
+    /^fs\.inotify\.max_user_watches is garbage, not an integer, so the node profile's ">= 524288" cannot be judged\./,
+  );
+  assert.match(
+    garbage.message,
+    /either \/proc\/sys\/fs\/inotify\/max_user_watches under the host root is not the kernel's/,
+  );
   assert.equal(
-    finding(outcome, 'SysctlOutOfProfile:fs.inotify.max_user_watches').title,
-    'fs.inotify.max_user_watches is garbage, needs at least 524288',
+    garbage.remediation?.summary,
+    'Compare with "sysctl fs.inotify.max_user_watches" run on the node. If it shows garbage too, change checks.sysctl.profile.fs.inotify.max_user_watches.expect to fit that form; if not, point --host-root at the host\'s / and mount the host\'s /proc at its /proc.',
   );
   assert.deepEqual(finding(outcome, 'SysctlConfigInvalid:/etc/sysctl.d/20-typo.conf').evidence, [
     "/etc/sysctl.d/20-typo.conf:2: missing '=': fs.inotify.max_user_instances 8192",
@@ -464,6 +475,28 @@ test('garbage never crashes the check: each bad file is a finding naming its pat
   assert.match(
     finding(outcome, 'HostFileUnreadable:/etc/sysctl.d/50-huge.conf').evidence[0] ?? '',
     /larger than the 1048576-byte limit/,
+  );
+});
+
+test('reserved ports persisted with spaces the kernel refuses do not count as persisted', async (t) => {
+  const root = await copyFixtureHost(t, 'compliant');
+  await writeFiles(root, {
+    'etc/sysctl.d/99-kubernetes.conf': (
+      await fs.readFile(path.join(root, 'etc/sysctl.d/99-kubernetes.conf'), 'utf8')
+    ).replace('ip_local_reserved_ports=30000-32767', 'ip_local_reserved_ports = 30000 - 32767'),
+  });
+  const outcome = await runOn(root);
+  assert.deepEqual(ids(outcome), [
+    'warning SysctlPersistedDiffers:net.ipv4.ip_local_reserved_ports',
+  ]);
+  assert.equal(
+    finding(outcome, 'SysctlPersistedDiffers:net.ipv4.ip_local_reserved_ports').remediation
+      ?.summary,
+    'In /etc/sysctl.d/99-kubernetes.conf, change line 3 to:\n    net.ipv4.ip_local_reserved_ports = 30000-32767\nthen apply it: sysctl --system',
+  );
+  assert.equal(
+    sample(outcome, 'node_auditor_sysctl_persisted', 'net.ipv4.ip_local_reserved_ports'),
+    0,
   );
 });
 

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { test } from 'node:test';
 import { sysctlCheck } from '../../agent/checks/sysctl/sysctlCheck.ts';
+import { formatPortRanges, parsePortRanges } from '../../agent/parsers/portRanges.ts';
 import { requireRoot, requireTool } from '../helpers.ts';
 import { checkOptions, runCheckOn } from './runCheckOn.ts';
 
@@ -77,4 +78,59 @@ test('changing a real sysctl raises the finding, restoring it clears it', async 
     await fs.writeFile(file, original);
   }
   assert.equal((await fs.readFile(file, 'utf8')).trim(), original, 'restored');
+});
+
+test('port lists: the parser accepts exactly what the kernel accepts in ip_local_reserved_ports', async (t) => {
+  if (!requireRoot(t, 'writing /proc/sys in a network namespace of its own')) return;
+  const unshare = requireTool(t, 'unshare');
+  if (unshare === undefined) return;
+  // The key belongs to the network namespace: each value is written in a new one, so the host's
+  // reserved ports are never touched. Restored anyway, should a kernel share it.
+  const file = '/proc/sys/net/ipv4/ip_local_reserved_ports';
+  const original = await fs.readFile(file, 'utf8');
+  const candidates = [
+    '30000-32767',
+    '8080,30000-32767',
+    '',
+    '8080,',
+    '30000 - 32767',
+    '30000 -32767',
+    '30000-32767, 8080',
+    '30000-32767 ,8080',
+    ',8080',
+    '1-2,,3',
+    '5-3',
+    '70000',
+    '1-65535',
+    '010',
+    '0x7530-0x7fff',
+    '08',
+    '+8080',
+    '1-',
+  ];
+  // One namespace per value: "ok <what the kernel prints>" or "rejected".
+  const script =
+    'for v in "$@"; do unshare -n sh -c \'printf "%s" "$1" > ' +
+    file +
+    ' 2>/dev/null && echo "ok $(cat ' +
+    file +
+    ')" || echo rejected\' sh "$v"; done';
+  let kernel: string[];
+  try {
+    kernel = execFileSync('sh', ['-c', script, 'sh', ...candidates], { encoding: 'utf8' })
+      .trimEnd()
+      .split('\n');
+  } finally {
+    if ((await fs.readFile(file, 'utf8')) !== original) await fs.writeFile(file, original);
+  }
+  assert.equal(kernel.length, candidates.length, kernel.join('\n'));
+  const ours = candidates.map((text) => {
+    const ranges = parsePortRanges(text);
+    return ranges === undefined ? 'rejected' : `ok ${formatPortRanges(ranges)}`.trimEnd();
+  });
+  assert.deepEqual(
+    candidates.map((text, i) => `${JSON.stringify(text)}: ${ours[i]}`),
+    candidates.map((text, i) => `${JSON.stringify(text)}: ${kernel[i]?.trimEnd()}`),
+  );
+  assert.ok(kernel.includes('rejected') && kernel.includes('ok 30000-32767'), 'both kinds seen');
 });

@@ -22,11 +22,14 @@ function expectation(text: string): Expectation {
 test('port lists parse, merge and cover as the kernel writes them', () => {
   assert.deepEqual(parsePortRanges(''), []);
   assert.deepEqual(parsePortRanges('30000-32767'), [[30000, 32767]]);
-  assert.deepEqual(parsePortRanges('8080,30000-31000,31001-32767, 9000'), [
+  assert.deepEqual(parsePortRanges('8080,30000-31000,31001-32767,9000,'), [
     [8080, 8080],
     [9000, 9000],
     [30000, 32767],
   ]);
+  // what the kernel refuses (EINVAL): test/checks/sysctlRealKernel.test.ts writes each to it
+  assert.equal(parsePortRanges('30000 - 32767'), undefined);
+  assert.equal(parsePortRanges('8080, 9000'), undefined);
   assert.equal(parsePortRanges('30000-'), undefined);
   assert.equal(parsePortRanges('70000'), undefined);
   assert.equal(parsePortRanges('5-1'), undefined);

@@ -67,6 +67,8 @@ export interface FixContext {
 export function outOfProfileFinding(s: KeyState, fix: FixContext): FindingDraft {
   const { key, entry, expectation, value } = s;
   const want = describeExpectation(expectation);
+  const verdict = evaluateExpectation(expectation, value);
+  if (!verdict.ok && verdict.problem !== 'mismatch') return unfitValueFinding(s, verdict.problem);
   const [boot] = s.views;
   const bad = s.views.find((view) => !view.ok);
   const where =
@@ -87,6 +89,29 @@ export function outOfProfileFinding(s: KeyState, fix: FixContext): FindingDraft 
     ),
     evidence: evidenceOf(s),
     remediation: { summary: remediation, automatic: false },
+  });
+}
+
+/**
+ * The runtime value is not of the form the expectation compares (not an integer for ">=", not a
+ * port list for "includes"). The kernel keeps such a key in one form, so writing a value cannot
+ * be the fix (sysctl --system would not change what is read): either this is not the kernel's
+ * /proc/sys, or `expect` does not fit the key.
+ */
+function unfitValueFinding(s: KeyState, problem: 'not-integer' | 'not-port-list'): FindingDraft {
+  const { key, entry, expectation, value } = s;
+  const form = problem === 'not-integer' ? 'an integer' : 'a port list';
+  return draft('SysctlOutOfProfile', key, {
+    severity: entry.severity,
+    title: `${key} is ${show(value)}, needs ${describeExpectation(expectation)}`,
+    message: squeeze(
+      `${key} is ${show(value)}, not ${form}, so the node profile's "${expectation.text}" cannot be judged. ${entry.reason} A kernel gives ${key} in one form, and writing a value (sysctl --system) cannot change it: either ${sysctlProcPath(key)} under the host root is not the kernel's (a wrong --host-root, or the host's /proc not mounted there), or "${expectation.text}" does not fit ${key}.`,
+    ),
+    evidence: evidenceOf(s),
+    remediation: {
+      summary: `Compare with "sysctl ${key}" run on the node. If it shows ${show(value)} too, change checks.sysctl.profile.${key}.expect to fit that form; if not, point --host-root at the host's / and mount the host's /proc at its /proc.`,
+      automatic: false,
+    },
   });
 }
 
