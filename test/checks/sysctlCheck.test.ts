@@ -329,48 +329,44 @@ test('precedence across the six places sysctl --system reads', async () => {
 test('a systemd host: boot (systemd-sysctl) and sysctl --system are judged apart', async () => {
   const persisted = await readPersistedSysctls(new HostRoot(fixtureHost('systemd-boot')));
   assert.equal(persisted.bootApplier, 'systemd-sysctl');
-  // an explicit key beats a later glob for systemd-sysctl, not for procps
+  // an explicit key beats a later glob, for both (sysctlPersistenceRealTools.test.ts runs them)
   assert.equal(persisted.systemd('fs.inotify.max_user_watches').winner?.value, '1048576');
-  assert.equal(
-    persisted.procps('fs.inotify.max_user_watches').winner?.pattern,
-    'fs.inotify.max_user_*',
-  );
-  // "-key" keeps the glob away, for systemd-sysctl only
+  assert.equal(persisted.procps('fs.inotify.max_user_watches').winner?.value, '1048576');
+  // "-key" keeps the glob away, for both
   assert.equal(persisted.systemd('fs.inotify.max_user_instances').winner, undefined);
-  assert.equal(persisted.procps('fs.inotify.max_user_instances').winner?.value, '128');
+  assert.equal(persisted.procps('fs.inotify.max_user_instances').winner, undefined);
+  // a later "-key" cancels an explicit assignment, for systemd-sysctl only
+  assert.equal(persisted.systemd('kernel.panic').winner, undefined);
+  assert.equal(persisted.procps('kernel.panic').winner?.value, '10');
 
   const outcome = await runOn(fixtureHost('systemd-boot'));
   assert.deepEqual(ids(outcome), [
+    'info SysctlNotPersisted:kernel.panic',
     'warning SysctlNotPersisted:fs.inotify.max_user_instances',
     'warning SysctlNotPersisted:net.ipv4.ip_forward',
-    'warning SysctlPersistedDiffers:fs.inotify.max_user_watches',
   ]);
-  const watches = finding(outcome, 'SysctlPersistedDiffers:fs.inotify.max_user_watches');
+  const panic = finding(outcome, 'SysctlNotPersisted:kernel.panic');
   assert.match(
-    watches.message,
-    /sets 128 for sysctl --system, which does not meet the profile \(at least 524288\): the next sysctl --system breaks it/,
+    panic.message,
+    /\/etc\/sysctl\.d\/10-site\.conf sets kernel\.panic, but for systemd-sysctl a later "-kernel\.panic" line cancels that \(sysctl --system keeps it\)/,
   );
-  assert.deepEqual(watches.evidence, [
-    '/proc/sys/fs/inotify/max_user_watches = 1048576',
-    '/etc/sysctl.d/10-site.conf:1: fs.inotify.max_user_watches = 1048576',
-    '/usr/lib/sysctl.d/50-default.conf:2: fs.inotify.max_user_* = 128',
-    'systemd-sysctl applies 1048576 (/etc/sysctl.d/10-site.conf:1)',
-    'sysctl --system applies 128 (/usr/lib/sysctl.d/50-default.conf:2)',
+  assert.deepEqual(panic.evidence, [
+    '/proc/sys/kernel/panic = 10',
+    '/etc/sysctl.d/10-site.conf:5: kernel.panic = 10',
+    'systemd-sysctl applies nothing',
+    'sysctl --system applies 10 (/etc/sysctl.d/10-site.conf:5)',
   ]);
-  // the persist file sorts after the glob's file, and explicit beats glob: right for both
+  // the persist file sorts after the vendor file: its line comes after the "-kernel.panic"
   assert.equal(
-    watches.remediation?.summary,
-    'Add this line to /etc/sysctl.d/99-kubernetes.conf:\n    fs.inotify.max_user_watches = 1048576\nthen apply it: sysctl --system',
+    panic.remediation?.summary,
+    'Add this line to /etc/sysctl.d/99-kubernetes.conf:\n    kernel.panic = 10\nthen apply it: sysctl --system',
   );
   assert.match(
     finding(outcome, 'SysctlNotPersisted:net.ipv4.ip_forward').message,
     /Only \/etc\/sysctl\.conf sets it, and systemd-sysctl does not read that file/,
   );
-  assert.match(
-    finding(outcome, 'SysctlNotPersisted:fs.inotify.max_user_instances').message,
-    /a "-fs\.inotify\.max_user_instances" line keeps that glob away/,
-  );
-  assert.equal(sample(outcome, 'node_auditor_sysctl_persisted', 'fs.inotify.max_user_watches'), 0);
+  assert.equal(sample(outcome, 'node_auditor_sysctl_persisted', 'kernel.panic'), 0);
+  assert.equal(sample(outcome, 'node_auditor_sysctl_persisted', 'fs.inotify.max_user_watches'), 1);
   // reserved ports persisted unsorted and split, the same set as the kernel's: no finding
   assert.equal(
     sample(outcome, 'node_auditor_sysctl_persisted', 'net.ipv4.ip_local_reserved_ports'),

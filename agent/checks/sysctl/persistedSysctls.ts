@@ -3,11 +3,15 @@
 // Both read *.conf files from the directories below: a name found in an earlier directory hides
 // the same name in later ones (/etc beats /run beats /usr/local/lib beats /usr/lib and /lib),
 // and the surviving files are applied sorted by file name, whatever their directory. A file
-// that is a symlink to /dev/null masks that name. Then they differ:
-//   - procps `sysctl --system` applies /etc/sysctl.conf last, and the last assignment wins;
+// that is a symlink to /dev/null masks that name. For both, the last explicit assignment of a
+// key wins, an explicit key beats any glob whatever the file order, "-key" keeps globs away
+// from that key, and among globs the last wins. Then they differ:
+//   - procps `sysctl --system` also reads /etc/sysctl.conf, last, and a "-key" leaves an
+//     explicit assignment of the key alone;
 //   - systemd-sysctl (what applies them at boot on a systemd host) does not read
-//     /etc/sysctl.conf (distributions link it in as /etc/sysctl.d/99-sysctl.conf), an explicit
-//     key beats any glob whatever the file order, and "-key" keeps globs away from that key.
+//     /etc/sysctl.conf (distributions link it in as /etc/sysctl.d/99-sysctl.conf), and a "-key"
+//     after an explicit assignment cancels it (the key is then not set at all).
+// test/checks/sysctlPersistenceRealTools.test.ts runs both programs on the same trees.
 import { describeError } from '../../errors.ts';
 import { byCodeUnit } from '../../findings/finding.ts';
 import type { HostRoot } from '../../host/hostRoot.ts';
@@ -69,6 +73,19 @@ interface Entry {
   glob: boolean;
   /** Read from /etc/sysctl.conf's own pass at the end (procps only). */
   tail: boolean;
+  /** Position in the order the files are read: [file, line]. */
+  at: readonly [number, number];
+}
+
+/** A "-key" line: no glob sets that key. */
+interface Exclusion {
+  pattern: string;
+  tail: boolean;
+  at: readonly [number, number];
+}
+
+function after(a: readonly [number, number], b: readonly [number, number]): boolean {
+  return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
 }
 
 export class PersistedSysctls {
@@ -78,12 +95,12 @@ export class PersistedSysctls {
   /** What applies the files at boot on this host. */
   readonly bootApplier: Applier;
   private readonly entries: Entry[];
-  private readonly exclusions: string[];
+  private readonly exclusions: Exclusion[];
 
   constructor(parts: {
     files: SysctlConfigFile[];
     entries: Entry[];
-    exclusions: string[];
+    exclusions: Exclusion[];
     unreadable: UnreadableConfig[];
     invalid: InvalidConfig[];
     bootApplier: Applier;
@@ -103,23 +120,41 @@ export class PersistedSysctls {
       .map((e) => e.assignment);
   }
 
-  /** What `sysctl --system` sets: the last assignment, /etc/sysctl.conf's pass included. */
+  /**
+   * What `sysctl --system` (procps 4) sets. It collects every setting, /etc/sysctl.conf's last,
+   * then writes them in that order, except that a glob skips each key another line names,
+   * explicitly or as "-key", before or after it. (procps before 4.0 does not expand globs: it
+   * sets nothing for a key only a glob covers.)
+   */
   procps(key: string): PersistedView {
-    return { applier: 'sysctl --system', winner: this.assignmentsOf(key).at(-1) };
+    const candidates = this.entries.filter((e) => sysctlKeyMatches(e.assignment.pattern, key));
+    const explicit = candidates.filter((e) => !e.glob).at(-1);
+    const excluded = this.exclusions.some((x) => sysctlKeyMatches(x.pattern, key));
+    return {
+      applier: 'sysctl --system',
+      winner: explicit?.assignment ?? (excluded ? undefined : candidates.at(-1)?.assignment),
+    };
   }
 
-  /** What systemd-sysctl sets: explicit beats glob; globs skip excluded keys; no tail pass. */
+  /**
+   * What systemd-sysctl sets: one setting per key, a later line for it replacing the earlier
+   * ("-key" too, which leaves it unset); globs skip keys set or excluded; no tail pass.
+   */
   systemd(key: string): PersistedView {
     const candidates = this.entries.filter(
       (e) => !e.tail && sysctlKeyMatches(e.assignment.pattern, key),
     );
     const explicit = candidates.filter((e) => !e.glob).at(-1);
-    if (explicit !== undefined) return { applier: 'systemd-sysctl', winner: explicit.assignment };
-    const excluded = this.exclusions.some((pattern) => sysctlKeyMatches(pattern, key));
-    return {
-      applier: 'systemd-sysctl',
-      winner: excluded ? undefined : candidates.at(-1)?.assignment,
-    };
+    const exclusion = this.exclusions
+      .filter((x) => !x.tail && sysctlKeyMatches(x.pattern, key))
+      .at(-1);
+    const winner =
+      explicit !== undefined && (exclusion === undefined || after(explicit.at, exclusion.at))
+        ? explicit.assignment
+        : exclusion !== undefined
+          ? undefined
+          : candidates.at(-1)?.assignment;
+    return { applier: 'systemd-sysctl', winner };
   }
 
   /** The views that decide whether a value persists: boot first, then `sysctl --system` if it differs. */
@@ -160,7 +195,7 @@ export async function readPersistedSysctls(host: HostRoot): Promise<PersistedSys
   const paths = [...dropIns, SYSCTL_CONF];
   const files: SysctlConfigFile[] = [];
   const entries: Entry[] = [];
-  const exclusions: string[] = [];
+  const exclusions: Exclusion[] = [];
   const contents = await mapLimit(paths, READ_CONCURRENCY, async (path) => {
     try {
       const resolved = await host.resolve(path);
@@ -189,9 +224,10 @@ export async function readPersistedSysctls(host: HostRoot): Promise<PersistedSys
         assignment: { pattern: a.key, value: a.value, file: path, line: a.line },
         glob: isSysctlGlob(a.key),
         tail,
+        at: [i, a.line],
       });
     }
-    if (!tail) exclusions.push(...parsed.exclusions.map((x) => x.key));
+    for (const x of parsed.exclusions) exclusions.push({ pattern: x.key, tail, at: [i, x.line] });
   });
   const bootApplier = (await anyExists(host, SYSTEMD_SYSCTL))
     ? 'systemd-sysctl'

@@ -372,8 +372,8 @@ function when(s: KeyState, view: ViewState): string {
 
 /**
  * Why systemd-sysctl sets nothing when `sysctl --system` does: the two traps of a systemd host.
- * /etc/sysctl.conf is read only by procps (unless linked into /etc/sysctl.d), and a glob does
- * not reach a key that a "-key" line excludes.
+ * /etc/sysctl.conf is read only by procps (unless linked into /etc/sysctl.d), and for
+ * systemd-sysctl a "-key" line cancels an assignment of the key made before it.
  */
 function nothingAtBoot(s: KeyState): string | undefined {
   const [boot, procps] = s.views;
@@ -387,7 +387,7 @@ function nothingAtBoot(s: KeyState): string | undefined {
   if (file === SYSCTL_CONF) {
     return `Only ${file} sets it, and systemd-sysctl does not read that file (nothing links it into /etc/sysctl.d).`;
   }
-  return `Only the glob ${pattern} in ${file} sets it, and a "-${s.key}" line keeps that glob away from it for systemd-sysctl.`;
+  return `${file} sets ${pattern}, but for systemd-sysctl a later "-${s.key}" line cancels that (sysctl --system keeps it).`;
 }
 
 function sameValue(expectation: Expectation, a: string, b: string): boolean {
