@@ -1,12 +1,33 @@
-// Every Kubernetes permission the agent uses, in one place, least privilege. The chart's RBAC
-// (chart/templates/rbac.yaml, written by hand) is tested equal to this table
+// Every Kubernetes permission the agent uses, in one place, least privilege, each rule with the
+// features that need it: a rule is granted only while one of them is on (featuresOf says which
+// are, from the agent's own configuration). The chart's RBAC (chart/templates/rbac.yaml, written
+// by hand) is tested equal to these tables for every combination of those settings
 // (test/chart/chart.test.ts), and the tests' API server authorizes the agent's ServiceAccount
-// with it, so a call the table does not allow fails in the tests exactly as in a cluster.
+// with them, so a call the tables do not allow fails in the tests exactly as in a cluster.
+import type { Config } from '../config/configSchema.ts';
+import { REMEDIATION_ACTIONS } from '../config/remediationSchema.ts';
+
+/** What the agent does with the cluster, each behind its own setting. */
+export const FEATURES = {
+  /** The own Node's watch and the pods on this node: whenever there is a cluster. */
+  always: 'always',
+  events: 'kubernetes.events.enabled',
+  nodeConditions: 'kubernetes.nodeConditions.enabled',
+  leaderElection: 'kubernetes.leaderElection.enabled',
+  rbacCheck: 'checks.rbac.enabled',
+  /** Any remediation action enabled, in dryRun too: the decision is a Node annotation. */
+  remediation: 'remediation.actions.<action>.enabled',
+  /** An action enabled in mode enforce: only an action that acts takes the cluster lock. */
+  remediationLock: 'remediation.mode enforce with an action enabled',
+} as const;
+export type Feature = keyof typeof FEATURES;
 
 export interface PolicyRule {
   apiGroups: string[];
   resources: string[];
   verbs: string[];
+  /** Granted while any of these is on. */
+  neededBy: readonly Feature[];
   /** Why the agent needs it (the chart's rbac.yaml says it in a comment). */
   why: string;
 }
@@ -18,18 +39,22 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
     resources: ['nodes'],
     // a watch needs list and watch even with fieldSelector=metadata.name=<own node>
     verbs: ['list', 'watch'],
+    neededBy: ['always'],
     why: "Watch the agent's own Node (Ready condition, uid for Events).",
   },
   {
     apiGroups: [''],
     resources: ['nodes/status'],
     verbs: ['patch'],
-    why: 'Set NodeConditions on its own Node (only when kubernetes.nodeConditions.enabled).',
+    // RBAC cannot name the own Node: this is every Node's status (chart/README.md, "RBAC")
+    neededBy: ['nodeConditions'],
+    why: 'Set NodeConditions on its own Node.',
   },
   {
     apiGroups: [''],
     resources: ['pods'],
     verbs: ['list', 'watch'],
+    neededBy: ['always'],
     why: 'Map processes and cgroups on this node to pods (fieldSelector=spec.nodeName=<node>).',
   },
   {
@@ -37,7 +62,16 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
     resources: ['clusterrolebindings', 'clusterroles', 'rolebindings', 'roles'],
     // read only; the rbac check runs on the leader and reports, it never changes a binding
     verbs: ['list'],
+    neededBy: ['rbacCheck'],
     why: 'The rbac check: who is bound to what (anonymous access, ServiceAccounts with cluster-admin).',
+  },
+  {
+    apiGroups: [''],
+    resources: ['nodes'],
+    // writing to a Node's metadata is more than a read-only auditor needs
+    verbs: ['patch'],
+    neededBy: ['remediation'],
+    why: 'Annotate its own Node with the last remediation (node-auditor/last-remediation).',
   },
 ];
 
@@ -52,6 +86,7 @@ export const EVENT_RULES: readonly PolicyRule[] = [
     resources: ['events'],
     // no get: the agent keeps the names of the Events it created and patches them
     verbs: ['create', 'patch'],
+    neededBy: ['events'],
     why: 'Report findings as Events on its own Node.',
   },
 ];
@@ -62,19 +97,32 @@ export const LEASE_RULES: readonly PolicyRule[] = [
     apiGroups: ['coordination.k8s.io'],
     resources: ['leases'],
     verbs: ['get', 'create', 'update'],
+    neededBy: ['leaderElection', 'remediationLock'],
     why: 'Elect one agent to run the cluster-scoped audits, and hold the cluster-wide remediation lock (node-auditor-remediation-<n>).',
   },
 ];
 
-/**
- * Granted only when a remediation action is enabled (the chart adds them then): writing to a
- * Node's metadata is more than a read-only auditor needs.
- */
-export const REMEDIATION_RULES: readonly PolicyRule[] = [
-  {
-    apiGroups: [''],
-    resources: ['nodes'],
-    verbs: ['patch'],
-    why: 'Annotate its own Node with the last remediation (node-auditor/last-remediation).',
-  },
-];
+/** The features a configuration turns on. */
+export function featuresOf(
+  config: Pick<Config, 'kubernetes' | 'checks' | 'remediation'>,
+): Set<Feature> {
+  const features = new Set<Feature>(['always']);
+  const { kubernetes, remediation } = config;
+  if (kubernetes.events.enabled) features.add('events');
+  if (kubernetes.nodeConditions.enabled) features.add('nodeConditions');
+  if (kubernetes.leaderElection.enabled) features.add('leaderElection');
+  if (config.checks.rbac?.enabled === true) features.add('rbacCheck');
+  if (REMEDIATION_ACTIONS.some((action) => remediation.actions[action].enabled)) {
+    features.add('remediation');
+    if (remediation.mode === 'enforce') features.add('remediationLock');
+  }
+  return features;
+}
+
+/** The rules of a table that these features need. */
+export function grantedRules(
+  table: readonly PolicyRule[],
+  features: ReadonlySet<Feature>,
+): PolicyRule[] {
+  return table.filter((rule) => rule.neededBy.some((feature) => features.has(feature)));
+}

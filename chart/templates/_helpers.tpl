@@ -83,9 +83,10 @@ fromJson). One table, so the securityContext, the mounts and the RBAC cannot dis
   root        uid 0 in the container (files and sockets only root may open; see README)
   caps        capabilities added after dropping ALL
   privileged  /dev/kmsg: the device cgroup of an unprivileged container refuses it
-  rbacPatchNodes     any remediation action enabled (dryRun too: it annotates the Node)
   writeSysctls       enforce with inotify-limits or kernel-networking: /proc/sys, /etc/sysctl.d
   writeModulesLoad   enforce with kernel-networking: /etc/modules-load.d
+  features    what the agent does with the cluster, as agent/kubernetes/permissions.ts names
+              it (featuresOf): rbac.yaml grants a rule only while a feature that needs it is on
 */}}
 {{- define "node-auditor.needs" -}}
 {{- $config := default dict .Values.config }}
@@ -117,14 +118,22 @@ fromJson). One table, so the securityContext, the mounts and the RBAC cannot dis
 {{- $restartKubelet := dig "restart-kubelet" "enabled" false $actions }}
 {{- $anyAction := or $inotifyLimits $kernelNetworking $restartKubelet }}
 {{- if $anyAction }}{{ $root = true }}{{ end }}
+{{- $kubernetes := dig "kubernetes" dict $config }}
+{{- $features := list "always" }}
+{{- if dig "events" "enabled" true $kubernetes }}{{ $features = append $features "events" }}{{ end }}
+{{- if dig "nodeConditions" "enabled" false $kubernetes }}{{ $features = append $features "nodeConditions" }}{{ end }}
+{{- if dig "leaderElection" "enabled" true $kubernetes }}{{ $features = append $features "leaderElection" }}{{ end }}
+{{- if dig "rbac" "enabled" true $checks }}{{ $features = append $features "rbacCheck" }}{{ end }}
+{{- if $anyAction }}{{ $features = append $features "remediation" }}{{ end }}
+{{- if and $enforce $anyAction }}{{ $features = append $features "remediationLock" }}{{ end }}
 {{- dict
   "root" $root
   "caps" ($caps | uniq | sortAlpha)
   "privileged" $kmsg
   "kmsg" $kmsg
-  "rbacPatchNodes" $anyAction
   "writeSysctls" (and $enforce (or $inotifyLimits $kernelNetworking))
   "writeModulesLoad" (and $enforce $kernelNetworking)
+  "features" $features
   | toJson }}
 {{- end }}
 

@@ -20,9 +20,11 @@ import {
   EVENT_NAMESPACE,
   EVENT_RULES,
   LEASE_RULES,
-  REMEDIATION_RULES,
+  featuresOf,
+  grantedRules,
 } from '../../agent/kubernetes/permissions.ts';
 import type { PolicyRule } from '../../agent/kubernetes/permissions.ts';
+import { loadConfig } from '../../agent/config/loadConfig.ts';
 import { REMEDIATION_ACTIONS } from '../../agent/config/remediationSchema.ts';
 import { checkIds } from '../../agent/checks/registry.ts';
 import { REPO, runCli, tempDir } from '../helpers.ts';
@@ -357,18 +359,72 @@ test('default values: the agent DaemonSet, its config, Service and RBAC; no moni
   assert.match(ds.spec.template.metadata.annotations['checksum/config'] ?? '', /^[0-9a-f]{64}$/);
 });
 
-test('RBAC is exactly agent/kubernetes/permissions.ts, with the remediation rule only when an action is on', async (t) => {
-  for (const [values, clusterRules] of [
-    [{}, rulesOf(CLUSTER_RULES)],
-    [REMEDIATION_VALUES, rulesOf([...CLUSTER_RULES, ...REMEDIATION_RULES])],
-    // a dry run annotates the Node too, so it needs the rule as well
-    [
-      { remediation: { actions: { 'restart-kubelet': { enabled: true } } } },
-      rulesOf([...CLUSTER_RULES, ...REMEDIATION_RULES]),
-    ],
-  ] as const) {
-    const objects = await render(t, values);
+/** The settings that decide which features (permissions.ts) are on, as chart values. */
+function rbacValues(settings: {
+  events: boolean;
+  nodeConditions: boolean;
+  leaderElection: boolean;
+  rbacCheck: boolean;
+  remediation: 'off' | 'dryRun' | 'enforce';
+}): object {
+  return {
+    config: {
+      checks: { rbac: { enabled: settings.rbacCheck } },
+      kubernetes: {
+        events: { enabled: settings.events },
+        nodeConditions: { enabled: settings.nodeConditions },
+        leaderElection: { enabled: settings.leaderElection },
+      },
+    },
+    ...(settings.remediation === 'off'
+      ? {}
+      : {
+          remediation: {
+            mode: settings.remediation,
+            actions: { 'restart-kubelet': { enabled: true } },
+          },
+        }),
+  };
+}
+
+test('RBAC is exactly agent/kubernetes/permissions.ts for the features the values turn on, in every combination', async (t) => {
+  const combinations = [];
+  for (const events of [true, false])
+    for (const nodeConditions of [false, true])
+      for (const leaderElection of [true, false])
+        for (const rbacCheck of [true, false])
+          for (const remediation of ['off', 'dryRun', 'enforce'] as const)
+            combinations.push({ events, nodeConditions, leaderElection, rbacCheck, remediation });
+  for (const settings of combinations) {
+    const label = JSON.stringify(settings);
+    const objects = await render(t, rbacValues(settings));
     if (objects === undefined) return;
+    // the features as the agent itself reads them from the config the chart rendered
+    const dir = await tempDir(t);
+    const file = path.join(dir, 'config.yaml');
+    await fs.writeFile(file, agentConfigText(objects));
+    const features = featuresOf((await loadConfig({ file, env: {} })).config);
+    // each combination really is one: the values turned the features on and off
+    assert.deepEqual(
+      [
+        features.has('events'),
+        features.has('nodeConditions'),
+        features.has('leaderElection'),
+        features.has('rbacCheck'),
+        features.has('remediation'),
+        features.has('remediationLock'),
+      ],
+      [
+        settings.events,
+        settings.nodeConditions,
+        settings.leaderElection,
+        settings.rbacCheck,
+        settings.remediation !== 'off',
+        settings.remediation === 'enforce',
+      ],
+      label,
+    );
+
     const serviceAccount = only(objects, 'ServiceAccount');
     assert.equal(serviceAccount.metadata.namespace, NAMESPACE);
     const subject = {
@@ -376,21 +432,34 @@ test('RBAC is exactly agent/kubernetes/permissions.ts, with the remediation rule
       name: serviceAccount.metadata.name,
       namespace: NAMESPACE,
     };
-
     const clusterRole = only(objects, 'ClusterRole') as KubeObject & { rules: unknown };
-    assert.deepEqual(clusterRole.rules, clusterRules);
-    const events = only(objects, 'Role', EVENT_NAMESPACE) as KubeObject & { rules: unknown };
-    assert.deepEqual(events.rules, rulesOf(EVENT_RULES));
-    const leases = only(objects, 'Role', NAMESPACE) as KubeObject & { rules: unknown };
-    assert.deepEqual(leases.rules, rulesOf(LEASE_RULES));
+    assert.deepEqual(clusterRole.rules, rulesOf(grantedRules(CLUSTER_RULES, features)), label);
+    // a Role with no rule the features need is not there at all (nor its binding)
+    const roles: KubeObject[] = [clusterRole];
+    for (const [table, namespace] of [
+      [EVENT_RULES, EVENT_NAMESPACE],
+      [LEASE_RULES, NAMESPACE],
+    ] as const) {
+      const granted = rulesOf(grantedRules(table, features));
+      const found = find(objects, 'Role', undefined, namespace) as (KubeObject & {
+        rules: unknown;
+      })[];
+      if (granted.length === 0) assert.equal(found.length, 0, `${label}: Role in ${namespace}`);
+      else {
+        assert.equal(found.length, 1, `${label}: Role in ${namespace}`);
+        assert.deepEqual(found[0]!.rules, granted, label);
+        roles.push(found[0]!);
+      }
+    }
+    assert.equal(find(objects, 'Role').length, roles.length - 1, label);
 
     // each role is bound to the agent's ServiceAccount, and nothing else is bound
     const bindings = [
       ...find(objects, 'ClusterRoleBinding'),
       ...find(objects, 'RoleBinding'),
     ] as (KubeObject & { roleRef: { kind: string; name: string }; subjects: unknown })[];
-    assert.equal(bindings.length, 3);
-    for (const role of [clusterRole, events, leases]) {
+    assert.equal(bindings.length, roles.length, label);
+    for (const role of roles) {
       const binding = bindings.find(
         (b) =>
           b.roleRef.kind === role.kind &&
@@ -401,6 +470,12 @@ test('RBAC is exactly agent/kubernetes/permissions.ts, with the remediation rule
       assert.deepEqual(binding.subjects, [subject]);
     }
   }
+  // the defaults: no NodeConditions, so no right to patch any Node's status
+  const defaults = await render(t);
+  if (defaults === undefined) return;
+  const rules = (only(defaults, 'ClusterRole') as KubeObject & { rules: PolicyRule[] }).rules;
+  assert.ok(!rules.some((rule) => rule.resources.includes('nodes/status')));
+  assert.ok(!rules.some((rule) => rule.verbs.includes('patch')));
   // the leader Lease lives where the agent is told to keep it
   const moved = await render(t, { config: { kubernetes: { namespace: 'node-leases' } } });
   if (moved === undefined) return;

@@ -191,6 +191,20 @@ describe('errors match the recordings byte for byte', () => {
     await sameAsRecorded('sa-create-lease-kube-node-lease-403.json', 'sa');
   });
 
+  test('403: a ServiceAccount granted only what the default settings need may not patch Node status', async () => {
+    // what the chart grants with kubernetes.nodeConditions off (permissions.ts, neededBy)
+    const shared = api;
+    api = await startFakeKubeApi({ rbacFeatures: ['always', 'events', 'leaderElection'] });
+    try {
+      await sameAsRecorded('sa-patch-node-status-norbac-403.json', 'sa');
+    } finally {
+      await api.close();
+      api = shared;
+    }
+    // the shared fake grants NodeConditions, as the recording's ServiceAccount had it
+    assert.equal((await replay('sa-patch-node-status-smp-200.json', 'sa')).status, 200);
+  });
+
   test('403: anonymous, and the node identity (Node authorizer, NodeRestriction)', async () => {
     await sameAsRecorded('anonymous-nodes-403.json', 'anonymous');
     await sameAsRecorded('anonymous-get-node-does-not-exist-403.json', 'anonymous');

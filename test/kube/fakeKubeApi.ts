@@ -17,10 +17,11 @@ import {
   CLUSTER_RULES,
   EVENT_NAMESPACE,
   EVENT_RULES,
+  FEATURES,
   LEASE_RULES,
-  REMEDIATION_RULES,
+  grantedRules,
 } from '../../agent/kubernetes/permissions.ts';
-import type { PolicyRule } from '../../agent/kubernetes/permissions.ts';
+import type { Feature, PolicyRule } from '../../agent/kubernetes/permissions.ts';
 import { selfSignedCertificate } from '../tls/selfSigned.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -36,11 +37,16 @@ export interface FakeKubeApiOptions {
    */
   anonymousAuth?: boolean;
   /**
-   * The ServiceAccount also has REMEDIATION_RULES (permissions.ts), as the chart grants them when
-   * a remediation action is enabled. Default false: the recorded ServiceAccount's rights.
+   * The features (permissions.ts) whose rules the ServiceAccount is granted, as the chart grants
+   * them for the agent's settings. Default: every one but the remediation ones, the recorded
+   * ServiceAccount's rights.
    */
+  rbacFeatures?: readonly Feature[];
+  /** Also the remediation features' rules, as the chart grants them with an action enabled. */
   remediationRbac?: boolean;
 }
+
+const REMEDIATION_FEATURES: readonly Feature[] = ['remediation', 'remediationLock'];
 
 /**
  * The recorded ClusterRoleBinding sets: a fresh v1.26 cluster; with system:unauthenticated in
@@ -1935,7 +1941,10 @@ interface Decision {
   reason: string;
 }
 
-function ruleAllows(rule: PolicyRule, info: RequestInfo): boolean {
+/** What a rule grants (the tables' own rules, or the Node authorizer's). */
+type Grant = Pick<PolicyRule, 'apiGroups' | 'resources' | 'verbs'>;
+
+function ruleAllows(rule: Grant, info: RequestInfo): boolean {
   const resource = info.subresource === '' ? info.resource : `${info.resource}/${info.subresource}`;
   return (
     (rule.apiGroups.includes(info.group) || rule.apiGroups.includes('*')) &&
@@ -1973,39 +1982,35 @@ function authenticatedAllows(info: RequestInfo): boolean {
 }
 
 /** The rules of the Node authorizer in v1.26 (bootstrappolicy.NodeRules), the parts that matter. */
-const NODE_RULES: PolicyRule[] = [
-  { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'], why: '' },
+const NODE_RULES: Grant[] = [
+  { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
   {
     apiGroups: ['authorization.k8s.io'],
     resources: ['subjectaccessreviews', 'localsubjectaccessreviews'],
     verbs: ['create'],
-    why: '',
   },
-  { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'], why: '' },
-  { apiGroups: [''], resources: ['nodes'], verbs: ['create', 'get', 'list', 'watch'], why: '' },
-  { apiGroups: [''], resources: ['nodes/status'], verbs: ['update', 'patch'], why: '' },
-  { apiGroups: [''], resources: ['nodes'], verbs: ['update', 'patch'], why: '' },
-  { apiGroups: [''], resources: ['events'], verbs: ['create', 'update', 'patch'], why: '' },
+  { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['nodes'], verbs: ['create', 'get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['nodes/status'], verbs: ['update', 'patch'] },
+  { apiGroups: [''], resources: ['nodes'], verbs: ['update', 'patch'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['create', 'update', 'patch'] },
   {
     apiGroups: [''],
     resources: ['pods'],
     verbs: ['get', 'list', 'watch', 'create', 'delete'],
-    why: '',
   },
-  { apiGroups: [''], resources: ['pods/status'], verbs: ['update', 'patch'], why: '' },
-  { apiGroups: [''], resources: ['pods/eviction'], verbs: ['create'], why: '' },
-  { apiGroups: [''], resources: ['endpoints'], verbs: ['get'], why: '' },
+  { apiGroups: [''], resources: ['pods/status'], verbs: ['update', 'patch'] },
+  { apiGroups: [''], resources: ['pods/eviction'], verbs: ['create'] },
+  { apiGroups: [''], resources: ['endpoints'], verbs: ['get'] },
   {
     apiGroups: ['certificates.k8s.io'],
     resources: ['certificatesigningrequests'],
     verbs: ['create', 'get', 'list', 'watch'],
-    why: '',
   },
   {
     apiGroups: ['node.k8s.io'],
     resources: ['runtimeclasses'],
     verbs: ['get', 'list', 'watch'],
-    why: '',
   },
 ];
 
@@ -2046,13 +2051,14 @@ function nodeAuthorizer(info: RequestInfo, nodeName: string): Decision {
   return { allowed: NODE_RULES.some((r) => ruleAllows(r, info)), reason: '' };
 }
 
-function saAuthorizer(info: RequestInfo, remediation: boolean): Decision {
+function saAuthorizer(info: RequestInfo, features: ReadonlySet<Feature>): Decision {
   if (!info.isResource) return { allowed: false, reason: '' };
+  const allows = (table: readonly PolicyRule[]) =>
+    grantedRules(table, features).some((r) => ruleAllows(r, info));
   const allowed =
-    CLUSTER_RULES.some((r) => ruleAllows(r, info)) ||
-    (remediation && REMEDIATION_RULES.some((r) => ruleAllows(r, info))) ||
-    (info.namespace === EVENT_NAMESPACE && EVENT_RULES.some((r) => ruleAllows(r, info))) ||
-    (info.namespace === LEASE_NAMESPACE && LEASE_RULES.some((r) => ruleAllows(r, info)));
+    allows(CLUSTER_RULES) ||
+    (info.namespace === EVENT_NAMESPACE && allows(EVENT_RULES)) ||
+    (info.namespace === LEASE_NAMESPACE && allows(LEASE_RULES));
   return { allowed, reason: '' };
 }
 
@@ -2128,12 +2134,12 @@ function authorize(
   info: RequestInfo,
   nodeName: string,
   rbac: RbacState,
-  remediation: boolean,
+  saFeatures: ReadonlySet<Feature>,
 ): Decision {
   if (who.id === 'admin') return { allowed: true, reason: '' };
   if (who.id === 'anonymous') return { allowed: anonymousRbacAllows(rbac, info), reason: '' };
   if (authenticatedAllows(info)) return { allowed: true, reason: '' };
-  return who.id === 'node' ? nodeAuthorizer(info, nodeName) : saAuthorizer(info, remediation);
+  return who.id === 'node' ? nodeAuthorizer(info, nodeName) : saAuthorizer(info, saFeatures);
 }
 
 function forbidden(who: Who, info: RequestInfo, reason: string): JsonObj {
@@ -2430,7 +2436,7 @@ class FakeKubeApiServer implements FakeKubeApi {
   private readonly streams = new Set<ServerResponse>();
   private readonly nodeName: string;
   private readonly anonymousAuth: boolean;
-  private readonly remediationRbac: boolean;
+  private readonly saFeatures: ReadonlySet<Feature>;
   private version: Record<string, string> = { ...VERSION_INFO };
   private rv = 100;
   private compactedBelow = 0;
@@ -2466,7 +2472,13 @@ class FakeKubeApiServer implements FakeKubeApi {
     for (const ns of KNOWN_NAMESPACES) this.ensureNamespace(ns);
     for (const name of nodes) this.addNode(name);
     this.anonymousAuth = options.anonymousAuth ?? true;
-    this.remediationRbac = options.remediationRbac ?? false;
+    const features =
+      options.rbacFeatures ??
+      (Object.keys(FEATURES) as Feature[]).filter((f) => !REMEDIATION_FEATURES.includes(f));
+    this.saFeatures = new Set([
+      ...features,
+      ...(options.remediationRbac === true ? REMEDIATION_FEATURES : []),
+    ]);
     this.seedRbac();
   }
 
@@ -3092,7 +3104,7 @@ class FakeKubeApiServer implements FakeKubeApi {
       return;
     }
     const info = ex.info;
-    const decision = authorize(ex.who, info, this.nodeName, this.rbacState(), this.remediationRbac);
+    const decision = authorize(ex.who, info, this.nodeName, this.rbacState(), this.saFeatures);
     if (!decision.allowed) {
       ex.header('X-Content-Type-Options', 'nosniff');
       ex.status(forbidden(ex.who, info, decision.reason));
