@@ -83,6 +83,10 @@ fromJson). One table, so the securityContext, the mounts and the RBAC cannot dis
   root        uid 0 in the container (files and sockets only root may open; see README)
   caps        capabilities added after dropping ALL
   privileged  /dev/kmsg: the device cgroup of an unprivileged container refuses it
+  appArmorUnconfined  the runtime's default AppArmor profile would refuse what is enabled:
+              ptrace-read of processes outside it (/proc/<pid>/fd, fdinfo, ns/*: the checks
+              that need SYS_PTRACE) and any D-Bus message (restart-kubelet, which asks systemd
+              even to plan; kernel-networking in enforce, which loads the module through it)
   writeSysctls       enforce with inotify-limits or kernel-networking: /proc/sys, /etc/sysctl.d
   writeModulesLoad   enforce with kernel-networking: /etc/modules-load.d
   features    what the agent does with the cluster, as agent/kubernetes/permissions.ts names
@@ -126,10 +130,12 @@ fromJson). One table, so the securityContext, the mounts and the RBAC cannot dis
 {{- if dig "rbac" "enabled" true $checks }}{{ $features = append $features "rbacCheck" }}{{ end }}
 {{- if $anyAction }}{{ $features = append $features "remediation" }}{{ end }}
 {{- if and $enforce $anyAction }}{{ $features = append $features "remediationLock" }}{{ end }}
+{{- $dbus := or $restartKubelet (and $enforce $kernelNetworking) }}
 {{- dict
   "root" $root
   "caps" ($caps | uniq | sortAlpha)
   "privileged" $kmsg
+  "appArmorUnconfined" (or (has "SYS_PTRACE" $caps) $dbus)
   "kmsg" $kmsg
   "writeSysctls" (and $enforce (or $inotifyLimits $kernelNetworking))
   "writeModulesLoad" (and $enforce $kernelNetworking)
@@ -169,4 +175,28 @@ One list for the volumes and the mounts. Which check reads what: README.md, "Hos
 {{- $mounts = append $mounts (dict "name" $extra.name "path" $extra.hostPath "type" (default "Directory" $extra.type) "readOnly" true) }}
 {{- end }}
 {{- toJson $mounts }}
+{{- end }}
+
+{{/*
+The agent container's AppArmor profile: appArmorProfile, else Unconfined when the runtime's
+default profile would refuse what the enabled checks and actions do (node-auditor.needs), else
+none (the runtime's default). As JSON: {} for none.
+*/}}
+{{- define "node-auditor.appArmorProfile" -}}
+{{- $needs := include "node-auditor.needs" . | fromJson }}
+{{- $profile := deepCopy (default dict .Values.appArmorProfile) }}
+{{- if and (empty $profile) $needs.appArmorUnconfined }}
+{{- $profile = dict "type" "Unconfined" }}
+{{- end }}
+{{- toJson $profile }}
+{{- end }}
+
+{{/*
+Where the AppArmor profile goes: securityContext.appArmorProfile from Kubernetes 1.30 (which
+deprecates the annotation), the annotation before (an older API server drops the unknown field,
+and a strict client refuses it). `helm template` renders for its own Kubernetes version unless
+given --kube-version.
+*/}}
+{{- define "node-auditor.appArmorField" -}}
+{{- if semverCompare ">=1.30-0" .Capabilities.KubeVersion.Version }}true{{ end }}
 {{- end }}

@@ -148,6 +148,7 @@ async function render(
   t: TestContext,
   values: object = {},
   chart = CHART,
+  extraArgs: string[] = [],
 ): Promise<KubeObject[] | undefined> {
   const result = await helm(t, [
     'template',
@@ -157,6 +158,7 @@ async function render(
     NAMESPACE,
     '--values',
     await valuesFile(t, values),
+    ...extraArgs,
   ]);
   if (result === undefined) return undefined;
   assert.equal(result.code, 0, `helm template failed:\n${result.stderr}`);
@@ -612,6 +614,8 @@ test('securityContext: as tight as the enabled checks allow', async (t) => {
     runAsGroup: 0,
     runAsNonRoot: false,
     capabilities: { drop: ['ALL'], add: ['DAC_READ_SEARCH', 'SYS_PTRACE'] },
+    // the process checks read /proc/<pid>/fd of the kubelet: see the AppArmor test
+    appArmorProfile: { type: 'Unconfined' },
   });
   assert.deepEqual(pod.securityContext, { seccompProfile: { type: 'RuntimeDefault' } });
 
@@ -673,6 +677,128 @@ test('securityContext: as tight as the enabled checks allow', async (t) => {
     mountPropagation: 'HostToContainer',
   });
   assert.equal(hostMounts(pod, agent).has('/dev/kmsg'), false);
+});
+
+const APPARMOR_ANNOTATION = 'container.apparmor.security.beta.kubernetes.io/agent';
+
+/** The agent's AppArmor profile as rendered: the 1.30+ field, and the older annotation. */
+function appArmorOf(objects: KubeObject[]) {
+  const { ds, agent } = daemonSet(objects);
+  return {
+    field: agent.securityContext.appArmorProfile,
+    annotation: ds.spec.template.metadata.annotations[APPARMOR_ANNOTATION],
+  };
+}
+
+test('AppArmor: Unconfined when the runtime default profile would refuse a ptrace read or D-Bus; the field from Kubernetes 1.30, the annotation before', async (t) => {
+  const processChecksOff = {
+    checks: Object.fromEntries(
+      ['inotify', 'pause', 'zombies', 'kubelet-config'].map((id) => [id, { enabled: false }]),
+    ),
+  };
+  const unconfined = { type: 'Unconfined' };
+  const cases: [string, object, object | undefined][] = [
+    // containerd's and docker's default profile allow ptrace only among their own processes:
+    // /proc/<pid>/fd, fdinfo and ns/* of the kubelet are refused to the process checks
+    ['defaults', {}, unconfined],
+    ['no process check', { config: processChecksOff }, undefined],
+    // the profile has no dbus rule: the bus refuses even Hello; restart-kubelet asks systemd
+    // for the unit's state to plan, so in a dry run too
+    [
+      'restart-kubelet (dry run)',
+      {
+        config: processChecksOff,
+        remediation: { actions: { 'restart-kubelet': { enabled: true } } },
+      },
+      unconfined,
+    ],
+    [
+      'kernel-networking (enforce: loads the module through systemd)',
+      {
+        config: processChecksOff,
+        remediation: { mode: 'enforce', actions: { 'kernel-networking': { enabled: true } } },
+      },
+      unconfined,
+    ],
+    [
+      'kernel-networking (dry run)',
+      {
+        config: processChecksOff,
+        remediation: { actions: { 'kernel-networking': { enabled: true } } },
+      },
+      undefined,
+    ],
+    [
+      'inotify-limits (enforce: writes files, no D-Bus)',
+      {
+        config: processChecksOff,
+        remediation: { mode: 'enforce', actions: { 'inotify-limits': { enabled: true } } },
+      },
+      undefined,
+    ],
+    // the operator's own choice wins either way
+    [
+      'RuntimeDefault asked for',
+      { appArmorProfile: { type: 'RuntimeDefault' } },
+      { type: 'RuntimeDefault' },
+    ],
+    [
+      'a Localhost profile asked for',
+      {
+        config: processChecksOff,
+        appArmorProfile: { type: 'Localhost', localhostProfile: 'node-auditor' },
+      },
+      { type: 'Localhost', localhostProfile: 'node-auditor' },
+    ],
+  ];
+  const annotationOf = (profile: object | undefined) =>
+    profile === undefined
+      ? undefined
+      : ((
+          { Unconfined: 'unconfined', RuntimeDefault: 'runtime/default' } as Record<string, string>
+        )[(profile as { type: string }).type] ??
+        `localhost/${(profile as { localhostProfile: string }).localhostProfile}`);
+  for (const [name, values, profile] of cases) {
+    for (const kubeVersion of ['1.30.0', '1.29.9']) {
+      const objects = await render(t, values, CHART, ['--kube-version', kubeVersion]);
+      if (objects === undefined) return;
+      assert.deepEqual(
+        appArmorOf(objects),
+        kubeVersion === '1.30.0'
+          ? { field: profile, annotation: undefined }
+          : { field: undefined, annotation: annotationOf(profile) },
+        `${name}, Kubernetes ${kubeVersion}`,
+      );
+    }
+  }
+  // helm's own default Kubernetes version (v3 and v4 alike are past 1.30): the field
+  const defaults = await render(t);
+  if (defaults === undefined) return;
+  assert.deepEqual(appArmorOf(defaults), { field: unconfined, annotation: undefined });
+  // exactly the checks that need CAP_SYS_PTRACE need it
+  for (const [id, caps] of Object.entries(ROOT_CHECKS)) {
+    const others = Object.keys(ROOT_CHECKS).filter((other) => other !== id);
+    const objects = await render(t, {
+      config: { checks: Object.fromEntries(others.map((o) => [o, { enabled: false }])) },
+    });
+    if (objects === undefined) return;
+    assert.deepEqual(
+      appArmorOf(objects).field,
+      caps.includes('SYS_PTRACE') ? unconfined : undefined,
+      id,
+    );
+  }
+  // a profile Kubernetes would refuse is refused here, by name
+  for (const bad of [
+    ['--set', 'appArmorProfile.type=Localhost'],
+    ['--set', 'appArmorProfile.type=unconfined'],
+    ['--set', 'appArmorProfile.localhostProfile=x'],
+  ]) {
+    const result = await helm(t, ['template', RELEASE, CHART, ...bad]);
+    if (result === undefined) return;
+    assert.notEqual(result.code, 0, bad.join(' '));
+    assert.match(result.stderr, /appArmorProfile/, bad.join(' '));
+  }
 });
 
 test('the rendered config is one the agent accepts, with the chart-owned keys set', async (t) => {
