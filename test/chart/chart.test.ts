@@ -920,6 +920,47 @@ test('kube-prometheus-stack: ServiceMonitor, PrometheusRule and dashboards carry
   }
 });
 
+interface RuleGroups {
+  groups: {
+    name: string;
+    rules: { alert?: string; annotations?: Record<string, string> }[];
+  }[];
+}
+
+test('prometheusRule.runbookBaseUrl: every runbook link of the PrometheusRule points there, the rules are otherwise the file', async (t) => {
+  const shipped = loadYaml(
+    await fs.readFile(path.join(CHART, 'files', 'node-auditor.rules.yaml'), 'utf8'),
+  ) as RuleGroups;
+  for (const base of ['https://wiki.example.com/sre/runbooks', 'https://git.example.com/na/']) {
+    const objects = await render(t, {
+      prometheusRule: { enabled: true, runbookBaseUrl: base },
+    });
+    if (objects === undefined) return;
+    const rule = only(objects, 'PrometheusRule') as KubeObject & { spec: RuleGroups };
+    const expected = structuredClone(shipped);
+    let alerts = 0;
+    for (const group of expected.groups)
+      for (const r of group.rules) {
+        if (r.alert === undefined) continue;
+        alerts++;
+        r.annotations!.runbook_url = `${base.replace(/\/$/, '')}/${r.alert}.md`;
+      }
+    assert.ok(alerts > 20, `${alerts} alerts`);
+    assert.deepEqual(rule.spec.groups, expected.groups, base);
+  }
+  // a value that is not a URL is refused, by name
+  const refused = await helm(t, [
+    'template',
+    RELEASE,
+    CHART,
+    '--set',
+    'prometheusRule.runbookBaseUrl=docs/runbooks',
+  ]);
+  if (refused === undefined) return;
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /runbookBaseUrl/);
+});
+
 function dashboardConfigMaps(objects: KubeObject[]) {
   return find(objects, 'ConfigMap').filter(
     (c) => c.metadata.labels?.grafana_dashboard !== undefined,
