@@ -1,7 +1,8 @@
 // The shipped alert rules (chart/files/node-auditor.rules.yaml) with the real promtool: the file
 // loads, every alert fires in its unit test (rules.test.yaml) with its labels and texts and
 // stays quiet for healthy series; every alert has a runbook; expressions only use metrics and
-// labels the agent really exports; the page explains every NotReady cause.
+// labels the agent (or, for the DaemonSet, kube-state-metrics) really exports; the page
+// explains every NotReady cause.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
@@ -121,9 +122,22 @@ test('every alert has a severity, a summary, a description and a runbook that ex
 });
 
 const CATALOGUE = new Map<string, readonly string[]>(METRICS.map((m) => [m.name, m.labels]));
+/**
+ * kube-state-metrics' DaemonSet series (its documentation, docs/metrics/workload/daemonset-
+ * metrics.md): where the agent is missing it has no series of its own.
+ */
+const KUBE_STATE_METRICS = new Map<string, readonly string[]>(
+  [
+    'kube_daemonset_status_desired_number_scheduled',
+    'kube_daemonset_status_number_available',
+    'kube_daemonset_status_updated_number_scheduled',
+  ].map((name) => [name, ['namespace', 'daemonset']]),
+);
 /** Series names of a histogram or counter as Prometheus stores them. */
 function catalogueLabels(name: string): readonly string[] | undefined {
   if (name === 'up') return [];
+  const kubeStateMetrics = KUBE_STATE_METRICS.get(name);
+  if (kubeStateMetrics !== undefined) return kubeStateMetrics;
   const base = name.replace(/_(bucket|sum|count)$/, '');
   const labels = CATALOGUE.get(name) ?? CATALOGUE.get(base);
   return labels === undefined ? undefined : name.endsWith('_bucket') ? [...labels, 'le'] : labels;

@@ -9,7 +9,7 @@
 // still ask an API server for discovery and OpenAPI (checked: "failed to download openapi ...
 // connection refused"), and there is none on this machine.
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -27,7 +27,7 @@ import type { PolicyRule } from '../../agent/kubernetes/permissions.ts';
 import { loadConfig } from '../../agent/config/loadConfig.ts';
 import { REMEDIATION_ACTIONS } from '../../agent/config/remediationSchema.ts';
 import { checkIds } from '../../agent/checks/registry.ts';
-import { REPO, runCli, tempDir } from '../helpers.ts';
+import { REPO, requireTool, runCli, tempDir } from '../helpers.ts';
 import { helmBinary } from './helmTool.ts';
 import type { HelmMajor } from './helmTool.ts';
 
@@ -885,9 +885,9 @@ test('kube-prometheus-stack: ServiceMonitor, PrometheusRule and dashboards carry
     { action: 'labeldrop', regex: '(namespace|pod|container)' },
   ]);
   assert.equal(monitor.spec.endpoints[0]?.honorLabels, true);
-  // the alert for an absent agent selects its targets by job, which is node-auditor
-  assert.equal(monitor.spec.jobLabel, 'app.kubernetes.io/name');
-  assert.equal(service.metadata.labels?.['app.kubernetes.io/name'], 'node-auditor');
+  // the alert for an agent that is down selects its targets by job, which is node-auditor
+  assert.equal(monitor.spec.jobLabel, 'app.kubernetes.io/part-of');
+  assert.equal(service.metadata.labels?.['app.kubernetes.io/part-of'], 'node-auditor');
 
   // rules and dashboards come from files other parts of issue 8 write; whatever is there is
   // rendered, and nothing when they are not there yet
@@ -898,7 +898,7 @@ test('kube-prometheus-stack: ServiceMonitor, PrometheusRule and dashboards carry
   else {
     assert.equal(rules.length, 1);
     assert.partialDeepStrictEqual(rules[0]!.metadata.labels, release);
-    assert.deepEqual(rules[0]!.spec.groups, (loadYaml(rulesText) as { groups: unknown }).groups);
+    assert.deepEqual(rules[0]!.spec.groups, renderedRules(rulesText).groups);
   }
   const dashboardDir = path.join(CHART, 'files', 'dashboards');
   const dashboardFiles = (await fs.readdir(dashboardDir).catch(() => [])).filter((f) =>
@@ -927,10 +927,23 @@ interface RuleGroups {
   }[];
 }
 
+/**
+ * The shipped rules as the chart renders them for RELEASE in NAMESPACE: the DaemonSet that
+ * NodeAuditorMissing reads is the release's own, not any whose name contains node-auditor.
+ */
+function renderedRules(rulesText: string): RuleGroups {
+  const own = rulesText.replaceAll(
+    'daemonset=~".*node-auditor.*"',
+    `namespace="${NAMESPACE}", daemonset="${RELEASE}-node-auditor"`,
+  );
+  assert.notEqual(own, rulesText, 'the rules file selects the DaemonSet as the template expects');
+  return loadYaml(own) as RuleGroups;
+}
+
 test('prometheusRule.runbookBaseUrl: every runbook link of the PrometheusRule points there, the rules are otherwise the file', async (t) => {
-  const shipped = loadYaml(
+  const shipped = renderedRules(
     await fs.readFile(path.join(CHART, 'files', 'node-auditor.rules.yaml'), 'utf8'),
-  ) as RuleGroups;
+  );
   for (const base of ['https://wiki.example.com/sre/runbooks', 'https://git.example.com/na/']) {
     const objects = await render(t, {
       prometheusRule: { enabled: true, runbookBaseUrl: base },
@@ -959,6 +972,104 @@ test('prometheusRule.runbookBaseUrl: every runbook link of the PrometheusRule po
   if (refused === undefined) return;
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /runbookBaseUrl/);
+});
+
+test('the PrometheusRule finds its own agents whatever nameOverride and fullnameOverride make of the names: promtool fires NodeAuditorDown and NodeAuditorMissing on them', async (t) => {
+  const promtool = requireTool(t, 'promtool');
+  if (promtool === undefined) return;
+  const objects = await render(t, {
+    ...KUBE_PROMETHEUS_STACK_VALUES,
+    nameOverride: 'auditor',
+    fullnameOverride: 'fleet-agents',
+  });
+  if (objects === undefined) return;
+  // the job the Prometheus Operator gives the agents' targets: the Service's label that the
+  // ServiceMonitor's jobLabel names
+  const monitor = only(objects, 'ServiceMonitor') as ServiceMonitor;
+  const service = only(objects, 'Service');
+  const job = service.metadata.labels?.[monitor.spec.jobLabel];
+  assert.equal(job, 'node-auditor');
+  const { ds } = daemonSet(objects);
+  assert.equal(ds.metadata.name, 'fleet-agents');
+  const rule = only(objects, 'PrometheusRule') as KubeObject & { spec: { groups: unknown } };
+
+  const dir = await tempDir(t);
+  await fs.writeFile(path.join(dir, 'rules.yaml'), dumpYaml({ groups: rule.spec.groups }));
+  const ksm = (metric: string, namespace: string, name: string) =>
+    `${metric}{job="kube-state-metrics",instance="10.0.1.9:8080",namespace="${namespace}",daemonset="${name}"}`;
+  const missing = (namespace: string, name: string) => [
+    {
+      series: ksm('kube_daemonset_status_desired_number_scheduled', namespace, name),
+      values: '3x30',
+    },
+    { series: ksm('kube_daemonset_status_number_available', namespace, name), values: '2x30' },
+    {
+      series: ksm('kube_daemonset_status_updated_number_scheduled', namespace, name),
+      values: '3x30',
+    },
+  ];
+  const runbook = (alert: string) =>
+    `https://github.com/node-auditor/node-auditor/blob/main/docs/runbooks/${alert}.md`;
+  const unitTests = {
+    rule_files: ['rules.yaml'],
+    evaluation_interval: '1m',
+    tests: [
+      {
+        interval: '1m',
+        input_series: [
+          { series: `up{job="${job}",instance="10.0.0.5:9746",node="node-a"}`, values: '0x30' },
+          ...missing(NAMESPACE, 'fleet-agents'),
+          // another release's DaemonSet, in another namespace: not this rule's to report
+          ...missing('other', 'node-auditor'),
+        ],
+        alert_rule_test: [
+          {
+            eval_time: '20m',
+            alertname: 'NodeAuditorDown',
+            exp_alerts: [
+              {
+                exp_labels: { job, instance: '10.0.0.5:9746', node: 'node-a', severity: 'warning' },
+                exp_annotations: {
+                  summary: 'node-auditor on node node-a cannot be scraped',
+                  description:
+                    'Prometheus has failed to scrape the node-auditor agent at 10.0.0.5:9746 (node node-a) for 10 minutes: the agent pod is not running or not answering, or the whole node is down. No node-auditor alert can fire for this node while this lasts.',
+                  runbook_url: runbook('NodeAuditorDown'),
+                },
+              },
+            ],
+          },
+          {
+            eval_time: '20m',
+            alertname: 'NodeAuditorMissing',
+            exp_alerts: [
+              {
+                exp_labels: {
+                  job: 'kube-state-metrics',
+                  instance: '10.0.1.9:8080',
+                  namespace: NAMESPACE,
+                  daemonset: 'fleet-agents',
+                  severity: 'warning',
+                },
+                exp_annotations: {
+                  summary: `node-auditor has no available agent on 1 node(s) (DaemonSet ${NAMESPACE}/fleet-agents)`,
+                  description: `For 15 minutes, 1 node(s) that DaemonSet ${NAMESPACE}/fleet-agents should run on had no available node-auditor agent (kube-state-metrics: desired minus available): its pod was not created, is pending, or is not ready. NodeAuditorDown cannot see a node whose agent has no scrape target, so no node-auditor alert can fire for these nodes while this lasts.`,
+                  runbook_url: runbook('NodeAuditorMissing'),
+                },
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  };
+  await fs.writeFile(path.join(dir, 'tests.yaml'), dumpYaml(unitTests, { lineWidth: -1 }));
+  const run = spawnSync(promtool, ['test', 'rules', 'tests.yaml'], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+  assert.match(run.stdout, /SUCCESS/);
 });
 
 function dashboardConfigMaps(objects: KubeObject[]) {
