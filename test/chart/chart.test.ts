@@ -1278,4 +1278,9 @@ test('NOTES.txt says how to see the agent work', async (t) => {
   assert.match(notes, /curl -s http:\/\/127\.0\.0\.1:9746\/api\/v1\/findings/);
   assert.match(notes, /curl -s http:\/\/127\.0\.0\.1:9746\/metrics/);
   assert.match(notes, /rollout status daemonset\/na-node-auditor/);
+  // hostPID, hostNetwork and host paths: a namespace below the privileged level gets no pod
+  assert.match(
+    notes,
+    /kubectl label namespace monitoring pod-security\.kubernetes\.io\/enforce=privileged/,
+  );
 });
