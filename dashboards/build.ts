@@ -527,11 +527,13 @@ export function fleetDashboard(): dashboard.Dashboard {
       timeSeriesPanel(ids, {
         title: 'Nodes by NotReady cause',
         description:
-          'Nodes with each root cause attributed (node_auditor_notready_cause = 1): while the node is NotReady (or its kubelet unhealthy), or while a live fact says the cause is in effect and NotReady is imminent (inotify watches exhausted before the kubelet restarts). Only causes in effect are drawn. The runbook of each cause says how to fix it.',
+          'NotReady nodes by the root cause attributed to them (node_auditor_notready_cause = 1 on a node whose node_auditor_node_ready = 0), as the NodeNotReady page counts them. A cause in effect on a node that is still Ready (NotReady imminent: inotify watches exhausted before the kubelet restarts) is not counted here: the one-node dashboard and the NodeNotReadyImminent alert show it. The runbook of each cause says how to fix it.',
         unit: 'short',
         queries: [
           {
-            expr: `sum by (cause) (node_auditor_notready_cause${s()}) > 0`,
+            // the cause's series and the readiness come from the same target: joined on every
+            // label but cause, as the NodeNotReady alert joins them
+            expr: `sum by (cause) (node_auditor_notready_cause${s()} == 1 and ignoring (cause) node_auditor_node_ready${s()} == 0)`,
             legend: '{{cause}}',
           },
         ],

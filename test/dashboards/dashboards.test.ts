@@ -5,11 +5,13 @@
 // problems (inotify exhausted, NotReady, zombies, a broken pause, anonymous kubelet, a vulnerable
 // version, the cAdvisor log lines), every panel query returns series.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { parser } from '@prometheus-io/lezer-promql';
+import { dump as dumpYaml } from 'js-yaml';
 import { DASHBOARD_DIR, DASHBOARDS, renderDashboards } from '../../dashboards/build.ts';
 import { METRICS } from '../../agent/sinks/metrics/catalogue.ts';
 import { startFakeKubeApi } from '../kube/fakeKubeApi.ts';
@@ -401,6 +403,66 @@ async function seedLogLinesNow(): Promise<string> {
   const stamp = `${month} ${String(now.getUTCDate()).padStart(2, ' ')} ${now.toISOString().slice(11, 19)}`;
   return text.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/gm, stamp);
 }
+
+test('"Nodes by NotReady cause" counts NotReady nodes only, not a cause on a node still Ready (promtool evaluates the committed query)', async (t) => {
+  const promtool = requireTool(t, 'promtool');
+  if (promtool === undefined) return;
+  const q = panelQueries(await committedDashboards()).find(
+    (p) =>
+      p.where.startsWith('node-auditor-fleet.json') && p.panel.title === 'Nodes by NotReady cause',
+  );
+  assert.ok(q, 'the fleet panel');
+  const all = { cluster: '.*', node: '.*', rateInterval: '1m' };
+  const series = (node: string, ready: number, causes: Record<string, number>) => [
+    {
+      series: `node_auditor_node_ready{job="node-auditor",instance="${node}:9746",node="${node}"}`,
+      values: `${ready}x5`,
+    },
+    ...Object.entries(causes).map(([cause, value]) => ({
+      series: `node_auditor_notready_cause{job="node-auditor",instance="${node}:9746",node="${node}",cause="${cause}"}`,
+      values: `${value}x5`,
+    })),
+  ];
+  const dir = await tempDir(t);
+  await fs.writeFile(
+    path.join(dir, 'tests.yaml'),
+    dumpYaml(
+      {
+        rule_files: [],
+        evaluation_interval: '1m',
+        tests: [
+          {
+            interval: '1m',
+            input_series: [
+              // NotReady, its watches exhausted
+              ...series('node-a', 0, { InotifyWatchesExhausted: 1, KubeletDown: 0 }),
+              // NotReady, the same cause
+              ...series('node-b', 0, { InotifyWatchesExhausted: 1, KubeletDown: 0 }),
+              // still Ready, its watches exhausted (imminent) and its runtime down: not counted
+              ...series('node-c', 1, { InotifyWatchesExhausted: 1, ContainerRuntimeDown: 1 }),
+              // Ready, no cause
+              ...series('node-d', 1, { InotifyWatchesExhausted: 0 }),
+            ],
+            promql_expr_test: [
+              {
+                expr: substitute(q.expr, all),
+                eval_time: '4m',
+                exp_samples: [{ labels: '{cause="InotifyWatchesExhausted"}', value: 2 }],
+              },
+            ],
+          },
+        ],
+      },
+      { lineWidth: -1 },
+    ),
+  );
+  const run = spawnSync(promtool, ['test', 'rules', 'tests.yaml'], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(run.status, 0, `${q.expr}\n${run.stdout}${run.stderr}`);
+});
 
 test('every panel query returns series from a real Prometheus scraping a real agent on a node with problems', async (t) => {
   if (requireTool(t, 'prometheus') === undefined) return;
