@@ -831,6 +831,63 @@ test('the rendered config is one the agent accepts, with the chart-owned keys se
   }
 });
 
+/**
+ * A ConfigMap volume mounted read-only in the agent, and checks.cve.feedFile (as the agent reads
+ * the rendered config) a file inside that mount.
+ */
+async function assertCveFeedMounted(t: TestContext, objects: KubeObject[], configMap: string) {
+  const { pod, agent } = daemonSet(objects);
+  const volume = pod.volumes.find((v) => v.configMap?.name === configMap);
+  assert.ok(volume, `a volume of ConfigMap ${configMap}`);
+  const mount = agent.volumeMounts.find((m) => m.name === volume.name);
+  assert.ok(mount, `the agent mounts ${volume.name}`);
+  assert.equal(mount.readOnly, true);
+  const file = path.join(await tempDir(t), 'config.yaml');
+  await fs.writeFile(file, agentConfigText(objects));
+  const { config } = await loadConfig({ file, env: {} });
+  const feedFile = config.checks.cve?.feedFile;
+  assert.equal(typeof feedFile, 'string');
+  assert.equal(path.posix.dirname(feedFile as string), mount.mountPath, 'feedFile is in the mount');
+}
+
+test('extraVolumes and extraVolumeMounts: your own CVE table from a ConfigMap reaches the cve check, as the chart README and the runbook say', async (t) => {
+  // the values of chart/README.md, "With your own CVE table", as written there
+  const readme = await fs.readFile(path.join(CHART, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('### With your own CVE table'));
+  const block = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.ok(block, 'the README section has a values block');
+  const fromReadme = await render(t, loadYaml(block) as object);
+  if (fromReadme === undefined) return;
+  await assertCveFeedMounted(t, fromReadme, 'node-auditor-cves');
+
+  // the helm upgrade of the KubernetesVersionVulnerable runbook, its --set arguments as written
+  const runbook = await fs.readFile(
+    path.join(REPO, 'docs', 'runbooks', 'KubernetesVersionVulnerable.md'),
+    'utf8',
+  );
+  const sets = [...runbook.matchAll(/--set '([^']+)'/g)].flatMap((m) => ['--set', m[1]!]);
+  assert.ok(sets.length >= 12, `${sets.length / 2} --set arguments in the runbook`);
+  const fromRunbook = await render(t, {}, CHART, sets);
+  if (fromRunbook === undefined) return;
+  await assertCveFeedMounted(t, fromRunbook, 'node-auditor-cves');
+
+  // a mount over the host's paths or the config is refused, by name
+  for (const mountPath of ['/host/etc', '/etc/node-auditor']) {
+    const result = await helm(t, [
+      'template',
+      RELEASE,
+      CHART,
+      '--set',
+      'extraVolumeMounts[0].name=x',
+      '--set',
+      `extraVolumeMounts[0].mountPath=${mountPath}`,
+    ]);
+    if (result === undefined) return;
+    assert.notEqual(result.code, 0, mountPath);
+    assert.match(result.stderr, /extraVolumeMounts/, mountPath);
+  }
+});
+
 test('checksum/config changes with the config, and only then', async (t) => {
   const checksum = async (values: object) => {
     const objects = await render(t, values);
