@@ -195,6 +195,9 @@ export class KubernetesSession {
         checksRun: options.checksRun,
         heartbeatMs: durationMs(settings.nodeConditions.heartbeatInterval),
         log,
+        onForeign: (type, foreign) => {
+          metrics.set('node_auditor_node_condition_foreign', foreign ? 1 : 0, { type });
+        },
         ...(options.conditionProblems === undefined
           ? {}
           : { ruleProblems: options.conditionProblems }),

@@ -1,9 +1,11 @@
 // NodeConditions against an API server that merges status.conditions as a real one does.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import pino from 'pino';
 import { draft } from '../../agent/findings/finding.ts';
 import { FindingStore } from '../../agent/findings/findingStore.ts';
 import { OwnNode } from '../../agent/kubernetes/ownNode.ts';
+import type { NodeCondition } from '../kube/fakeKubeApi.ts';
 import { NodeConditions } from '../../agent/sinks/kubernetes/nodeConditions.ts';
 import type { NodeConditionsOptions } from '../../agent/sinks/kubernetes/nodeConditions.ts';
 import { eventually, sleep } from '../helpers.ts';
@@ -102,11 +104,11 @@ test('a condition is raised True while the problem lasts and set back to False w
   sink.start();
   await inotifyPressureTrue(h, 'InotifyPressure True');
   const raised = condition(h, 'InotifyPressure');
-  assert.equal(raised?.reason, 'InotifyWatchesExhausted');
+  assert.equal(raised?.reason, 'NodeAuditorInotifyWatchesExhausted');
   assert.equal(raised?.message, 'inotify watches 8192/8192 used by uid 0');
-  // the other conditions are there, False, with node-problem-detector's reasons
+  // the other conditions are there, False, with reasons of the agent's own (not NPD's)
   assert.equal(condition(h, 'KernelDeadlock')?.status, 'False');
-  assert.equal(condition(h, 'KernelDeadlock')?.reason, 'KernelHasNoDeadlock');
+  assert.equal(condition(h, 'KernelDeadlock')?.reason, 'NodeAuditorKernelHasNoDeadlock');
   // and the kubelet's Ready is untouched (a merge patch would have replaced the whole list)
   assert.equal(condition(h, 'Ready')?.status, 'True');
   assert.equal(condition(h, 'Ready')?.reason, 'KubeletReady');
@@ -119,7 +121,7 @@ test('a condition is raised True while the problem lasts and set back to False w
     'InotifyPressure False',
   );
   const cleared = condition(h, 'InotifyPressure');
-  assert.equal(cleared?.reason, 'InotifyHasHeadroom');
+  assert.equal(cleared?.reason, 'NodeAuditorInotifyHasHeadroom');
   assert.notEqual(cleared?.lastTransitionTime, raised?.lastTransitionTime);
   const patches = h.fake.requests.filter(
     (r) => r.method === 'PATCH' && r.path === '/api/v1/nodes/k1-node01/status',
@@ -142,15 +144,15 @@ test('a condition a log rule names (DockerHung -> KernelDeadlock) is raised, and
   store.reconcile('logs', [hung]);
   first.start();
   await eventually(
-    () => (condition(h, 'KernelDeadlock')?.reason === 'DockerHung' ? true : undefined),
+    () => (condition(h, 'KernelDeadlock')?.reason === 'NodeAuditorDockerHung' ? true : undefined),
     5000,
     'KernelDeadlock True (DockerHung)',
   );
   assert.equal(condition(h, 'KernelDeadlock')?.status, 'True');
   first.stop();
 
-  // a new agent: the incident is over. The condition says DockerHung, a reason of this agent's
-  // rules: it is set back to False, not left alone as another writer's
+  // a new agent: the incident is over. The condition's reason is the agent's (NodeAuditor...):
+  // it is set back to False, not left alone as another writer's
   const store2 = new FindingStore();
   const second = wiredSink(t, h, node, store2);
   store2.reconcile('logs', []);
@@ -160,7 +162,7 @@ test('a condition a log rule names (DockerHung -> KernelDeadlock) is raised, and
     5000,
     'KernelDeadlock False',
   );
-  assert.equal(condition(h, 'KernelDeadlock')?.reason, 'KernelHasNoDeadlock');
+  assert.equal(condition(h, 'KernelDeadlock')?.reason, 'NodeAuditorKernelHasNoDeadlock');
 });
 
 test('after a restart a still-true condition stays True, with its transition time; nothing before the first pass', async (t) => {
@@ -256,6 +258,218 @@ test("nothing is said for conditions no check looked at, and another writer's co
   assert.ok(
     written.every((b) => !b.includes('KernelDeadlock')),
     'never written',
+  );
+});
+
+/** Log lines (JSON) of one sink. */
+function capturingLog() {
+  const lines: { event?: string; type?: string }[] = [];
+  const log = pino(
+    { level: 'info' },
+    {
+      write: (line: string) => {
+        lines.push(JSON.parse(line) as { event?: string; type?: string });
+      },
+    },
+  );
+  return { log, lines };
+}
+
+/**
+ * node-problem-detector writing a condition as its kernel monitor does: its reason and message,
+ * a fresh heartbeat, the transition time kept while the status is.
+ */
+function npdWrites(
+  h: Harness,
+  type: string,
+  status: 'True' | 'False',
+  reason: string,
+  message: string,
+) {
+  h.fake.updateNode('k1-node01', (n) => {
+    const conditions = n.status.conditions ?? [];
+    const old = conditions.find((c) => c.type === type);
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    n.status.conditions = [
+      ...conditions.filter((c) => c.type !== type),
+      {
+        type,
+        status,
+        reason,
+        message,
+        lastHeartbeatTime: now,
+        lastTransitionTime: old?.status === status ? old.lastTransitionTime : now,
+      },
+    ];
+  });
+}
+
+/** The nodes/status patches the agent sent that mention a condition type. */
+function patchesOf(h: Harness, type: string): number {
+  return h.fake.requests.filter(
+    (r) =>
+      r.method === 'PATCH' &&
+      r.path === '/api/v1/nodes/k1-node01/status' &&
+      JSON.stringify(r.body).includes(`"type":"${type}"`),
+  ).length;
+}
+
+/** node-problem-detector's kernel-monitor.json, loaded into the agent too (npdConfigs). */
+const NPD_RULE_PROBLEMS = new Map([
+  ['KernelDeadlock', ['DockerHung']],
+  ['ReadonlyFilesystem', ['FilesystemIsReadOnly']],
+]);
+
+test("node-problem-detector's conditions, with NPD's own reasons, are never written over: no flip-flop across heartbeats", async (t) => {
+  const h = await harness(t);
+  const node = await watching(t, h);
+  // NPD's kernel monitor says: no deadlock (its healthy reason), filesystem read-only
+  npdWrites(h, 'KernelDeadlock', 'False', 'KernelHasNoDeadlock', 'kernel has no deadlock');
+  npdWrites(
+    h,
+    'ReadonlyFilesystem',
+    'True',
+    'FilesystemIsReadOnly',
+    'Remounting filesystem read-only',
+  );
+  await eventually(
+    () =>
+      node.condition('ReadonlyFilesystem') && node.condition('KernelDeadlock') ? true : undefined,
+    5000,
+    "the watch to see NPD's conditions",
+  );
+  // the agent sees a deadlock NPD does not, and no read-only filesystem
+  const store = new FindingStore();
+  store.reconcile('logs', [
+    draft('KernelDeadlock', 'incident:kernel', {
+      severity: 'critical',
+      title: 'task containerd blocked for more than 120 seconds',
+      message: 'm',
+      evidence: [],
+    }),
+  ]);
+  const { log, lines } = capturingLog();
+  const foreign: [string, boolean][] = [];
+  const sink = wiredSink(t, h, node, store, ['logs'], {
+    heartbeatMs: 1000,
+    log,
+    ruleProblems: () => NPD_RULE_PROBLEMS,
+    onForeign: (type, isForeign) => foreign.push([type, isForeign]),
+  });
+  sink.start();
+  await eventually(
+    () => (condition(h, 'KubeletUnhealthy') ? true : undefined),
+    5000,
+    'our conditions',
+  );
+  // NPD heartbeats its conditions; the agent heartbeats its own (every second here)
+  for (let i = 0; i < 3; i++) {
+    await sleep(800);
+    npdWrites(h, 'KernelDeadlock', 'False', 'KernelHasNoDeadlock', 'kernel has no deadlock');
+    npdWrites(
+      h,
+      'ReadonlyFilesystem',
+      'True',
+      'FilesystemIsReadOnly',
+      'Remounting filesystem read-only',
+    );
+  }
+  await sleep(1200);
+  assert.ok(patchesOf(h, 'KubeletUnhealthy') >= 3, 'the agent kept heartbeating its own');
+  assert.equal(patchesOf(h, 'KernelDeadlock'), 0, "NPD's KernelDeadlock never written");
+  assert.equal(patchesOf(h, 'ReadonlyFilesystem'), 0, "NPD's ReadonlyFilesystem never written");
+  assert.equal(condition(h, 'KernelDeadlock')?.reason, 'KernelHasNoDeadlock');
+  assert.equal(condition(h, 'ReadonlyFilesystem')?.status, 'True');
+  assert.equal(condition(h, 'ReadonlyFilesystem')?.reason, 'FilesystemIsReadOnly');
+  // said once per type, and counted, however many times the sink looked
+  assert.deepEqual(foreign.sort(), [
+    ['KernelDeadlock', true],
+    ['ReadonlyFilesystem', true],
+  ]);
+  assert.deepEqual(
+    lines
+      .filter((l) => l.event === 'kube.conditions.foreign')
+      .map((l) => l.type)
+      .sort(),
+    ['KernelDeadlock', 'ReadonlyFilesystem'],
+  );
+});
+
+test("a condition of the agent that NPD writes over is NPD's from then on; once NPD's is gone, the agent writes it again", async (t) => {
+  const h = await harness(t);
+  const node = await watching(t, h);
+  const store = new FindingStore();
+  store.reconcile('logs', [
+    draft('KernelDeadlock', 'incident:kernel', {
+      severity: 'critical',
+      title: 'task containerd blocked for more than 120 seconds',
+      message: 'm',
+      evidence: [],
+    }),
+  ]);
+  const foreign: [string, boolean][] = [];
+  const sink = wiredSink(t, h, node, store, ['logs'], {
+    heartbeatMs: 1000,
+    onForeign: (type, isForeign) => foreign.push([type, isForeign]),
+  });
+  sink.start();
+  await eventually(
+    () => (condition(h, 'KernelDeadlock')?.status === 'True' ? true : undefined),
+    5000,
+    'KernelDeadlock True',
+  );
+  assert.equal(condition(h, 'KernelDeadlock')?.reason, 'NodeAuditorKernelDeadlock');
+
+  // NPD starts on the node and writes its own view
+  npdWrites(h, 'KernelDeadlock', 'False', 'KernelHasNoDeadlock', 'kernel has no deadlock');
+  await eventually(() => (foreign.length > 0 ? true : undefined), 5000, 'the agent to notice');
+  const written = patchesOf(h, 'KernelDeadlock');
+  await sleep(2500); // two of the agent's heartbeats
+  assert.equal(patchesOf(h, 'KernelDeadlock'), written, 'not taken back on a heartbeat');
+  assert.equal(condition(h, 'KernelDeadlock')?.status, 'False');
+  assert.equal(condition(h, 'KernelDeadlock')?.reason, 'KernelHasNoDeadlock');
+
+  // NPD is removed and its condition with it (a JSON merge patch of the list, by hand)
+  h.fake.updateNode('k1-node01', (n) => {
+    n.status.conditions = n.status.conditions?.filter((c) => c.type !== 'KernelDeadlock');
+  });
+  await eventually(
+    () =>
+      condition(h, 'KernelDeadlock')?.reason === 'NodeAuditorKernelDeadlock' ? true : undefined,
+    5000,
+    "KernelDeadlock the agent's again",
+  );
+  assert.deepEqual(foreign, [
+    ['KernelDeadlock', true],
+    ['KernelDeadlock', false],
+  ]);
+});
+
+test("a condition of the agent's that someone removes or changes is written again at once, not at the next heartbeat", async (t) => {
+  const h = await harness(t);
+  const node = await watching(t, h);
+  const store = new FindingStore();
+  wiredSink(t, h, node, store, ['inotify']).start(); // heartbeat: a minute
+  store.reconcile('inotify', [exhausted]);
+  await inotifyPressureTrue(h, 'raised');
+  const rewritten = async (what: string, tamper: (c: NodeCondition[]) => NodeCondition[]) => {
+    const before = patchesOf(h, 'InotifyPressure');
+    h.fake.updateNode('k1-node01', (n) => {
+      n.status.conditions = tamper(n.status.conditions ?? []);
+    });
+    await eventually(
+      () => (patchesOf(h, 'InotifyPressure') > before ? true : undefined),
+      5000,
+      `written again after ${what}`,
+    );
+    await inotifyPressureTrue(h, `True after ${what}`);
+    assert.equal(condition(h, 'InotifyPressure')?.reason, 'NodeAuditorInotifyWatchesExhausted');
+  };
+  // a JSON merge patch of status.conditions by some other tool drops it
+  await rewritten('it was removed', (list) => list.filter((c) => c.type !== 'InotifyPressure'));
+  // someone sets it False by hand, keeping the agent's reason
+  await rewritten('it was set False', (list) =>
+    list.map((c) => (c.type === 'InotifyPressure' ? { ...c, status: 'False' } : c)),
   );
 });
 

@@ -1,15 +1,23 @@
 // NodeConditions (opt-in, kubernetes.nodeConditions.enabled): findings that make a node
 // unhealthy set a condition on the Node, True while the problem lasts and False again when it
-// clears (node-problem-detector's never go back). Names and "healthy" reasons are NPD's where
-// NPD has the condition, so dashboards and remedies written for NPD keep working.
+// clears (node-problem-detector's never go back). The condition types are NPD's where NPD has
+// the condition, so dashboards and alerts written for NPD keep working.
+//
+// Every reason the agent writes begins with "NodeAuditor" (as the kubelet's begin with
+// "Kubelet"), and no other writer's does: that is how the agent tells its conditions from
+// NPD's, which share the types. Taking NPD's reasons (KernelHasNoDeadlock, DockerHung) for its
+// own, the agent would overwrite NPD's condition and NPD the agent's, in turn. A condition whose reason does not begin so is another writer's: left alone
+// for as long as it is there (one log line, node_auditor_node_condition_foreign 1), even one
+// the agent wrote before and NPD has since written over. What the agent compares with is the
+// Node as its watch last delivered it, not what it last wrote: a condition removed or changed
+// behind its back is written again at once, not at the next heartbeat.
 //
 // Patched on nodes/status as a strategic merge patch: it merges conditions by type and keeps
 // every other writer's (the fixtures show a JSON merge patch replaces the whole list, Ready
 // included). Nothing is written before the agent's first pass is done, so a restart never
 // flips a still-true condition to False and back; lastTransitionTime changes only when the
 // status does. A condition is written only when a check that can raise it has run (saying
-// "kubelet is healthy" needs something that looked), and never over another writer's: if
-// node-problem-detector already sets KernelDeadlock, it keeps it.
+// "kubelet is healthy" needs something that looked).
 //
 // The heartbeat period and the retry backoff are measured on a monotonic clock, as the leader
 // Lease's are: a wall clock stepped back (NTP, a fixed RTC) would otherwise stall heartbeats
@@ -31,7 +39,7 @@ export interface ConditionRule {
   /** Findings that make it True: by NotReady cause, or by problem. */
   causes: readonly Cause[];
   problems: readonly string[];
-  /** Reason and message while it is False. */
+  /** Reason (NodeAuditor and NPD's healthy reason, where NPD has one) and message while False. */
   okReason: string;
   okMessage: string;
 }
@@ -42,7 +50,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     sources: ['inotify', 'logs'],
     causes: ['InotifyWatchesExhausted', 'InotifyInstancesExhausted'],
     problems: ['InotifyWatchesNearLimit', 'InotifyInstancesNearLimit'],
-    okReason: 'InotifyHasHeadroom',
+    okReason: 'NodeAuditorInotifyHasHeadroom',
     okMessage: 'inotify watches and instances are below their limits',
   },
   {
@@ -50,7 +58,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     sources: ['logs'],
     causes: [],
     problems: ['KernelDeadlock'],
-    okReason: 'KernelHasNoDeadlock',
+    okReason: 'NodeAuditorKernelHasNoDeadlock',
     okMessage: 'kernel has no deadlock',
   },
   {
@@ -58,7 +66,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     sources: ['logs'],
     causes: [],
     problems: ['ReadonlyFilesystem'],
-    okReason: 'FilesystemIsNotReadOnly',
+    okReason: 'NodeAuditorFilesystemIsNotReadOnly',
     okMessage: 'Filesystem is not read-only',
   },
   {
@@ -66,7 +74,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     sources: ['logs'],
     causes: [],
     problems: ['XfsShutdown'],
-    okReason: 'XfsHasNotShutDown',
+    okReason: 'NodeAuditorXfsHasNotShutDown',
     okMessage: 'no XFS filesystem has shut down',
   },
   {
@@ -74,7 +82,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     sources: ['logs'],
     causes: ['KubeletCrashLoop'],
     problems: [],
-    okReason: 'NoFrequentKubeletRestart',
+    okReason: 'NodeAuditorNoFrequentKubeletRestart',
     okMessage: 'kubelet is functioning properly',
   },
   {
@@ -82,7 +90,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     sources: ['logs', 'kubelet-cert'],
     causes: ['KubeletDown', 'PLEGUnhealthy', 'KubeletClientCertExpired'],
     problems: [],
-    okReason: 'KubeletIsHealthy',
+    okReason: 'NodeAuditorKubeletIsHealthy',
     okMessage: 'kubelet on the node is functioning properly',
   },
   {
@@ -90,10 +98,13 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     sources: ['logs', 'container-runtime'],
     causes: ['ContainerRuntimeDown'],
     problems: [],
-    okReason: 'ContainerRuntimeIsHealthy',
+    okReason: 'NodeAuditorContainerRuntimeIsHealthy',
     okMessage: 'Container runtime on the node is functioning properly',
   },
 ];
+
+/** What begins every reason the agent writes, and no other writer's. */
+export const REASON_PREFIX = 'NodeAuditor';
 
 export interface NodeConditionsOptions {
   api: KubeApi;
@@ -105,7 +116,8 @@ export interface NodeConditionsOptions {
   checksRun: () => ReadonlySet<string>;
   heartbeatMs: number;
   log: Logger;
-  onWritten?: () => void;
+  /** A condition type is another writer's (true) and left alone, or the agent's again (false). */
+  onForeign?: (type: string, foreign: boolean) => void;
   /** Wall time, for the timestamps written into the conditions only. */
   now?: () => Date;
   /** Monotonic milliseconds, for the heartbeat period and the backoff (tests may drive it). */
@@ -114,8 +126,8 @@ export interface NodeConditionsOptions {
   /**
    * Problems that set a condition because a log rule says so (its `condition`, as
    * node-problem-detector's "permanent" rules: DockerHung -> KernelDeadlock), by condition type,
-   * from the rules in force. They count as the condition's own problems: raised, recognised as
-   * this agent's reason after a restart, and cleared.
+   * from the rules in force. They count as the condition's own problems: raised (reason
+   * NodeAuditorDockerHung) and cleared.
    */
   ruleProblems?: () => ReadonlyMap<string, readonly string[]>;
 }
@@ -133,9 +145,15 @@ export class NodeConditions {
   private again = false;
   /** What we last wrote: type -> status|reason|message. */
   private written = new Map<string, string>();
+  /**
+   * The Node's resourceVersion when we last wrote: while the watch still delivers that one, it
+   * has not caught up with the write, and `written` is what the Node says.
+   */
+  private writtenOver: string | undefined;
   /** Status and transition time we last wrote (fresher than the watched Node right after a write). */
   private ours = new Map<string, { status: string; since: string }>();
-  private readonly warnedForeign = new Set<string>();
+  /** Condition types another writer holds (said once each time one is taken). */
+  private readonly foreign = new Set<string>();
   /** No write before this (monotonic ms): the backoff after a failure, or a Retry-After. */
   private notBefore = -Infinity;
   /** When the last write succeeded (monotonic ms). */
@@ -183,16 +201,11 @@ export class NodeConditions {
     for (const rule of this.rules) {
       if (!rule.sources.some((check) => ran.has(check))) continue;
       const existing = this.options.ownNode.condition(rule.type);
-      if (existing !== undefined && !this.ourReason(rule, existing.reason)) {
-        if (!this.warnedForeign.has(rule.type)) {
-          this.warnedForeign.add(rule.type);
-          this.options.log.warn(
-            { event: 'kube.conditions.foreign', type: rule.type, reason: existing.reason },
-            `NodeCondition ${rule.type} belongs to another writer (reason ${existing.reason ?? 'none'}); leaving it alone`,
-          );
-        }
+      if (existing !== undefined && !ours(existing.reason)) {
+        this.markForeign(rule.type, existing.reason);
         continue;
       }
+      this.markOurs(rule.type);
       const problems = this.problemsOf(rule);
       const hit = findings.find(
         (f) =>
@@ -207,7 +220,7 @@ export class NodeConditions {
       out.push({
         type: rule.type,
         status,
-        reason: hit === undefined ? rule.okReason : (hit.cause ?? hit.problem),
+        reason: hit === undefined ? rule.okReason : `${REASON_PREFIX}${hit.cause ?? hit.problem}`,
         message: hit === undefined ? rule.okMessage : hit.title,
         lastHeartbeatTime: at,
         lastTransitionTime: previous?.status === status ? previous.since : at,
@@ -216,18 +229,42 @@ export class NodeConditions {
     return out;
   }
 
-  /** A reason this agent would write for that condition: ours to update. */
-  private ourReason(rule: ConditionRule, reason: string | undefined): boolean {
-    return (
-      reason === rule.okReason ||
-      (rule.causes as readonly string[]).includes(reason ?? '') ||
-      this.problemsOf(rule).includes(reason ?? '')
+  private markForeign(type: string, reason: string | undefined): void {
+    // what we wrote of it no longer stands: if it is ours again one day, it starts afresh
+    this.written.delete(type);
+    this.ours.delete(type);
+    if (this.foreign.has(type)) return;
+    this.foreign.add(type);
+    this.options.onForeign?.(type, true);
+    this.options.log.warn(
+      { event: 'kube.conditions.foreign', type, reason },
+      `NodeCondition ${type} belongs to another writer (reason ${reason ?? 'none'}, node-problem-detector's?); leaving it alone`,
+    );
+  }
+
+  private markOurs(type: string): void {
+    if (!this.foreign.delete(type)) return;
+    this.options.onForeign?.(type, false);
+    this.options.log.info(
+      { event: 'kube.conditions.ours', type },
+      `NodeCondition ${type} has no other writer any more; the agent writes it`,
     );
   }
 
   private problemsOf(rule: ConditionRule): readonly string[] {
     const fromRules = this.options.ruleProblems?.().get(rule.type);
     return fromRules === undefined ? rule.problems : [...rule.problems, ...fromRules];
+  }
+
+  /** Conditions whose status, reason or message differ from the Node's (as far as we know it). */
+  private differs(conditions: readonly NodeCondition[]): boolean {
+    const node = this.options.ownNode;
+    const caughtUp = node.node?.metadata?.resourceVersion !== this.writtenOver;
+    return conditions.some((c) => {
+      if (!caughtUp) return this.written.get(c.type) !== signature(c);
+      const live = node.condition(c.type);
+      return live === undefined || signature(live) !== signature(c);
+    });
   }
 
   private async write(): Promise<void> {
@@ -244,21 +281,21 @@ export class NodeConditions {
         this.schedule(this.options.heartbeatMs);
         return;
       }
-      const changed = conditions.some((c) => this.written.get(c.type) !== signature(c));
       const heartbeatDue = this.monotonic() - this.lastWriteAt >= this.options.heartbeatMs;
-      if (changed || heartbeatDue) {
+      if (this.differs(conditions) || heartbeatDue) {
+        const over = this.options.ownNode.node.metadata?.resourceVersion;
         await this.options.api.request({
           verb: 'patch',
           path: `/api/v1/nodes/${this.options.nodeName}/status`,
           contentType: 'application/strategic-merge-patch+json',
           body: { status: { conditions } },
         });
+        this.writtenOver = over;
         this.written = new Map(conditions.map((c) => [c.type, signature(c)]));
         for (const c of conditions)
           this.ours.set(c.type, { status: c.status, since: c.lastTransitionTime ?? '' });
         this.lastWriteAt = this.monotonic();
         this.retry.reset();
-        this.options.onWritten?.();
       }
       // the next heartbeat is due a period after the last write, however often we were asked
       // in between (every change of the Node asks): waiting a whole period from each would
@@ -295,6 +332,11 @@ export class NodeConditions {
     }, ms);
     this.timer.unref();
   }
+}
+
+/** A reason this agent writes: its condition to update. Any other is another writer's. */
+function ours(reason: string | undefined): boolean {
+  return reason?.startsWith(REASON_PREFIX) === true;
 }
 
 function signature(c: NodeCondition): string {

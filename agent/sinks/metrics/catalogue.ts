@@ -253,6 +253,12 @@ export const METRICS = [
     labels: [],
   },
   {
+    name: 'node_auditor_node_condition_foreign',
+    type: 'gauge',
+    help: "1 while another writer (node-problem-detector) holds this NodeCondition type, whose reason is not one of the agent's: the agent leaves it alone. 0 once the agent writes it again.",
+    labels: ['type'],
+  },
+  {
     name: 'node_auditor_leader',
     type: 'gauge',
     help: 'Whether this agent holds the leader Lease and runs the cluster-scoped audits (1) or not (0).',
