@@ -1,5 +1,5 @@
 // Issue 3: what the Kubernetes client costs. Importing @kubernetes/client-node whole vs the
-// parts the agent uses (kubeconfig parsing, exec and token-file auth, node:https), each in a
+// parts the agent uses (kubeconfig parsing, exec-plugin auth, node:https), each in a
 // fresh Node process beside a listening HTTP server, in the same run.
 import { spawnSync } from 'node:child_process';
 import { REPO } from './benchSupport.ts';
@@ -29,7 +29,6 @@ export function kubeClientCost(): Result[] {
   const used = measure([
     '@kubernetes/client-node/dist/config_types.js',
     '@kubernetes/client-node/dist/exec_auth.js',
-    '@kubernetes/client-node/dist/file_auth.js',
     'node:https',
   ]);
   return [

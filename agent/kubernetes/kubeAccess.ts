@@ -1,7 +1,7 @@
 // Credentials and TLS for the Kubernetes API found by kubeDiscovery.ts.
 //
 // From @kubernetes/client-node we take the parts that carry knowledge (kubeconfig parsing,
-// exec-plugin and token-file authentication) and leave the generated API client: importing
+// exec-plugin authentication) and leave the generated API client: importing
 // it costs about 80 MiB of RSS and 0.4 s on every node (bench/RESULTS.md). Requests go through
 // node:https (kubeApi.ts).
 import { spawn } from 'node:child_process';
@@ -11,10 +11,10 @@ import path from 'node:path';
 import { newClusters, newContexts, newUsers } from '@kubernetes/client-node/dist/config_types.js';
 import type { Cluster, User } from '@kubernetes/client-node/dist/config_types.js';
 import { ExecAuth } from '@kubernetes/client-node/dist/exec_auth.js';
-import { FileAuth } from '@kubernetes/client-node/dist/file_auth.js';
 import { AuditorError, ErrorCode, describeError, errnoCode, fileErrorReason } from '../errors.ts';
 import { jsYaml } from '../parsers/yaml.ts';
 import type { KubeSource } from './kubeDiscovery.ts';
+import { TokenFile } from './tokenFile.ts';
 
 export interface TlsMaterial {
   ca?: string;
@@ -33,7 +33,8 @@ export interface KubeAccess {
   tls: TlsMaterial;
   /**
    * Add credentials to a request: the Authorization header, or a client certificate an exec
-   * plugin returned. Re-reads a rotated ServiceAccount token (every 60 s, as client-go).
+   * plugin returned. Re-reads a token file (the ServiceAccount's, a kubeconfig's `token-file`)
+   * every 60 s, as client-go, so a rotated token is used.
    */
   authenticate(request: {
     headers: Record<string, string>;
@@ -42,43 +43,42 @@ export interface KubeAccess {
   }): Promise<void>;
 }
 
+export interface KubeAccessOptions {
+  credentialTimeoutMs?: number;
+  /** Monotonic milliseconds, for the age of a token read from a file (tests may drive it). */
+  monotonic?: () => number;
+}
+
 /** Open what discovery found. Throws AuditorError (a configuration error) for a bad kubeconfig. */
 export async function openKubeAccess(
   source: KubeSource,
-  options: { credentialTimeoutMs?: number } = {},
+  options: KubeAccessOptions = {},
 ): Promise<KubeAccess> {
   return source.kind === 'kubeconfig'
-    ? fromKubeconfig(source.file, options.credentialTimeoutMs ?? 10_000)
-    : fromServiceAccount(source);
+    ? fromKubeconfig(source.file, options)
+    : fromServiceAccount(source, options);
 }
 
-async function fromServiceAccount({
-  host,
-  port,
-  dir,
-}: {
-  host: string;
-  port: string;
-  dir: string;
-}): Promise<KubeAccess> {
-  const tokenFile = path.join(dir, 'token');
+async function fromServiceAccount(
+  { host, port, dir }: { host: string; port: string; dir: string },
+  options: KubeAccessOptions,
+): Promise<KubeAccess> {
+  const token = new TokenFile(path.join(dir, 'token'), options.monotonic);
   const ca = await readOptional(path.join(dir, 'ca.crt'));
   const namespace = (await readOptional(path.join(dir, 'namespace')))?.trim();
-  const fileAuth = new FileAuth();
-  const user = {
-    name: 'service-account',
-    authProvider: { name: 'tokenFile', config: { tokenFile } },
-  } as unknown as User;
   return {
     server: new URL(`https://${host.includes(':') ? `[${host}]` : host}:${port}`),
     source: 'in-cluster',
     ...(namespace === undefined || namespace === '' ? {} : { namespace }),
     tls: { ...(ca === undefined ? {} : { ca }), rejectUnauthorized: true },
-    authenticate: (request) => fileAuth.applyAuthentication(user, request),
+    async authenticate(request) {
+      request.headers.Authorization = `Bearer ${await token.get()}`;
+    },
   };
 }
 
-async function fromKubeconfig(file: string, credentialTimeoutMs: number): Promise<KubeAccess> {
+async function fromKubeconfig(file: string, options: KubeAccessOptions): Promise<KubeAccess> {
+  const credentialTimeoutMs = options.credentialTimeoutMs ?? 10_000;
   const fail = (why: string, cause?: unknown): AuditorError =>
     new AuditorError(ErrorCode.ConfigInvalid, `kubeconfig ${file}: ${why}`, { cause });
   let parsed: unknown;
@@ -100,7 +100,9 @@ async function fromKubeconfig(file: string, credentialTimeoutMs: number): Promis
   let users: User[];
   try {
     clusters = newClusters(doc.clusters);
-    users = newUsers(doc.users);
+    // without token-file: client-node would read it once, here, relative to the current
+    // directory and untrimmed; it is read below as kubectl reads it
+    users = newUsers(withoutTokenFiles(doc.users));
   } catch (error) {
     throw fail(describeError(error), error);
   }
@@ -128,6 +130,18 @@ async function fromKubeconfig(file: string, credentialTimeoutMs: number): Promis
   const ca = await material(cluster.caData, cluster.caFile);
   const cert = await material(user.certData, user.certFile);
   const key = await material(user.keyData, user.keyFile);
+  // a token wins over a token file (client-go's order); the file is read now, so that one
+  // that cannot be read is a configuration error, and again every minute after
+  const tokenFileName = text(tokenFileOf(doc.users, user.name));
+  let tokenFile: TokenFile | undefined;
+  if (text(user.token) === undefined && tokenFileName !== undefined) {
+    tokenFile = new TokenFile(path.resolve(dir, tokenFileName), options.monotonic);
+    try {
+      await tokenFile.get();
+    } catch (error) {
+      throw fail(describeError(error), error);
+    }
+  }
   let server: URL;
   try {
     server = new URL(cluster.server);
@@ -172,7 +186,9 @@ async function fromKubeconfig(file: string, credentialTimeoutMs: number): Promis
         credentials = run.catch(() => undefined);
         await run;
       } else if (text(user.token) !== undefined) {
-        request.headers.Authorization = `Bearer ${text(user.token) ?? ''}`;
+        request.headers.Authorization = `Bearer ${text(user.token)?.trim() ?? ''}`;
+      } else if (tokenFile !== undefined) {
+        request.headers.Authorization = `Bearer ${await tokenFile.get()}`;
       } else if (text(user.username) !== undefined && text(user.password) !== undefined) {
         request.headers.Authorization = `Basic ${Buffer.from(`${text(user.username) ?? ''}:${text(user.password) ?? ''}`).toString('base64')}`;
       }
@@ -213,6 +229,26 @@ function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T>
   return Promise.race([work, deadline]).finally(() => {
     clearTimeout(timer);
   });
+}
+
+/** The kubeconfig's users with no `token-file` (kept by tokenFileOf). */
+function withoutTokenFiles(users: unknown): unknown {
+  if (!Array.isArray(users)) return users;
+  return users.map((entry: unknown) => {
+    const user = (entry as { user?: unknown } | null)?.user;
+    if (typeof user !== 'object' || user === null || !('token-file' in user)) return entry;
+    const rest: Record<string, unknown> = { ...user };
+    delete rest['token-file'];
+    return { ...(entry as Record<string, unknown>), user: rest };
+  });
+}
+
+/** The `token-file` of the named user, as written in the kubeconfig. */
+function tokenFileOf(users: unknown, name: string): unknown {
+  if (!Array.isArray(users)) return undefined;
+  const entry = users.find((u: unknown) => (u as { name?: unknown } | null)?.name === name) as
+    { user?: Record<string, unknown> | null } | undefined;
+  return entry?.user?.['token-file'];
 }
 
 /** client-node types these as strings, but leaves null where the kubeconfig has nothing. */

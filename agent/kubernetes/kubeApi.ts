@@ -207,20 +207,38 @@ export class KubeApi {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const silenceMs = idleMs ?? timeoutMs;
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = https.request(
-        url,
-        {
-          method: METHOD[options.verb],
-          agent: this.agent,
-          headers: auth.headers,
-          ...(auth.cert === undefined ? {} : { cert: auth.cert, key: auth.key }),
-          ...(options.signal === undefined ? {} : { signal: options.signal }),
-        },
-        (res) => {
-          clearTimeout(noResponse);
-          resolve(res);
-        },
-      );
+      let req: ReturnType<typeof https.request>;
+      try {
+        req = https.request(
+          url,
+          {
+            method: METHOD[options.verb],
+            agent: this.agent,
+            headers: auth.headers,
+            ...(auth.cert === undefined ? {} : { cert: auth.cert, key: auth.key }),
+            ...(options.signal === undefined ? {} : { signal: options.signal }),
+          },
+          (res) => {
+            clearTimeout(noResponse);
+            resolve(res);
+          },
+        );
+      } catch (error) {
+        // thrown before anything is sent (a header value with a newline: ERR_INVALID_CHAR): a
+        // failed call like any other, counted, not an exception no caller expects
+        reject(
+          this.fail(
+            options.verb,
+            options.path,
+            0,
+            'InvalidRequest',
+            // node:http names the header, never its value (it may be the token)
+            describeError(error).split('\n')[0] ?? 'invalid request',
+            error,
+          ),
+        );
+        return;
+      }
       const noResponse = setTimeout(() => {
         req.destroy(new Error(`no response within ${timeoutMs}ms`));
       }, timeoutMs);

@@ -3,8 +3,13 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import { openKubeAccess } from '../../agent/kubernetes/kubeAccess.ts';
+import type { KubeAccess, KubeAccessOptions } from '../../agent/kubernetes/kubeAccess.ts';
+import { KubeApi, KubeApiError } from '../../agent/kubernetes/kubeApi.ts';
 import { discoverKube } from '../../agent/kubernetes/kubeDiscovery.ts';
+import type { KubeSource } from '../../agent/kubernetes/kubeDiscovery.ts';
+import { startFakeKubeApi } from '../kube/fakeKubeApi.ts';
 import { eventually, tempDir, writeFiles } from '../helpers.ts';
 
 const kubeconfig = (
@@ -95,22 +100,129 @@ test('a kubeconfig: server, CA and client cert from files relative to it, namesp
 test('in-cluster: the ServiceAccount token is re-read when it rotates', async (t) => {
   const dir = await tempDir(t);
   await writeFiles(dir, { token: 'first', 'ca.crt': 'CA', namespace: 'node-auditor\n' });
-  const access = await openKubeAccess({ kind: 'in-cluster', host: 'fd00::1', port: '443', dir });
+  let now = 0; // monotonic: a wall clock stepped back must not stall the re-reading
+  const access = await openKubeAccess(
+    { kind: 'in-cluster', host: 'fd00::1', port: '443', dir },
+    { monotonic: () => now },
+  );
   assert.equal(access.server.href, 'https://[fd00::1]/');
   assert.equal(access.namespace, 'node-auditor');
-  const before = { headers: {} as Record<string, string> };
-  await access.authenticate(before);
+  assert.equal(await authorization(access), 'Bearer first');
   await fs.writeFile(path.join(dir, 'token'), 'second');
-  const early = { headers: {} as Record<string, string> };
-  await access.authenticate(early);
-  assert.equal(early.headers.Authorization, 'Bearer first', 'not re-read within the minute');
-  assert.equal(before.headers.Authorization, 'Bearer first');
-  // client-go (and client-node's FileAuth) re-read it after 60 s: let a minute pass
-  t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
-  t.mock.timers.tick(61_000);
-  const after = { headers: {} as Record<string, string> };
-  await access.authenticate(after);
-  assert.equal(after.headers.Authorization, 'Bearer second');
+  now += 59_000;
+  assert.equal(await authorization(access), 'Bearer first', 'not re-read within the minute');
+  // client-go re-reads it after 60 s
+  now += 2000;
+  assert.equal(await authorization(access), 'Bearer second');
+  // a re-read that fails (the file gone for a moment) keeps the token it had
+  await fs.rm(path.join(dir, 'token'));
+  now += 61_000;
+  assert.equal(await authorization(access), 'Bearer second');
+});
+
+/** The Authorization header the access adds to a request. */
+async function authorization(access: KubeAccess): Promise<string | undefined> {
+  const request = { headers: {} as Record<string, string> };
+  await access.authenticate(request);
+  return request.headers.Authorization;
+}
+
+/** A client of the fake as the agent builds one, counting what the agent's metric counts. */
+async function clientOf(
+  t: TestContext,
+  source: KubeSource,
+  options: KubeAccessOptions = {},
+): Promise<{ api: KubeApi; errors: KubeApiError[] }> {
+  const errors: KubeApiError[] = [];
+  const api = new KubeApi(await openKubeAccess(source, options), {
+    timeoutMs: 3000,
+    onError: (_verb, error) => errors.push(error),
+  });
+  t.after(() => {
+    api.close();
+  });
+  return { api, errors };
+}
+
+test("a kubeconfig's token-file: relative to the kubeconfig, trimmed, read again a minute later (against the API server)", async (t) => {
+  const fake = await startFakeKubeApi();
+  t.after(() => fake.close());
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'conf', 'kubeconfig');
+  await fake.writeKubeconfig(file, 'sa');
+  await fs.writeFile(
+    file,
+    (await fs.readFile(file, 'utf8')).replace(/^ {4}token: .*$/m, '    token-file: sa-token'),
+  );
+  // what `kubectl create token node-auditor > sa-token` leaves: a newline at the end
+  await fs.writeFile(path.join(dir, 'conf', 'sa-token'), `${fake.tokens.sa}\n`);
+  let now = 0;
+  const { api, errors } = await clientOf(t, { kind: 'kubeconfig', file }, { monotonic: () => now });
+  const listNodes = () => api.request({ verb: 'list', path: '/api/v1/nodes' });
+  const identities = () => fake.requests.map((r) => r.identity);
+
+  assert.equal(process.cwd() === path.join(dir, 'conf'), false, 'not resolved by luck');
+  await listNodes();
+  assert.deepEqual(identities(), ['sa']);
+
+  // the token is rotated (here: to another identity's, so the server tells which one came)
+  await fs.writeFile(path.join(dir, 'conf', 'sa-token'), `${fake.tokens.node}\n`);
+  now += 30_000;
+  await listNodes();
+  now += 31_000;
+  await listNodes();
+  assert.deepEqual(identities(), ['sa', 'sa', 'node']);
+  assert.deepEqual(errors, []);
+
+  // a token-file that cannot be read is a configuration error naming it
+  await fs.rm(path.join(dir, 'conf', 'sa-token'));
+  await assert.rejects(
+    openKubeAccess({ kind: 'kubeconfig', file }),
+    /cannot read the token file .*conf\/sa-token: no such file/,
+  );
+});
+
+test('in-cluster: a token file ending in a newline works (against the API server)', async (t) => {
+  const fake = await startFakeKubeApi();
+  t.after(() => fake.close());
+  const dir = await tempDir(t);
+  await fake.writeServiceAccountDir(dir);
+  await fs.writeFile(path.join(dir, 'token'), `${fake.tokens.sa}\n`);
+  const { api, errors } = await clientOf(t, {
+    kind: 'in-cluster',
+    host: '127.0.0.1',
+    port: String(fake.port),
+    dir,
+  });
+  const list = await api.request<{ items: unknown[] }>({ verb: 'list', path: '/api/v1/nodes' });
+  assert.equal(list.items.length, 1);
+  assert.deepEqual(
+    fake.requests.map((r) => [r.identity, r.status]),
+    [['sa', 200]],
+  );
+  assert.deepEqual(errors, []);
+});
+
+test('a credential that cannot go into a header fails the call as a counted API error, without the token in it', async (t) => {
+  const fake = await startFakeKubeApi();
+  t.after(() => fake.close());
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'kubeconfig');
+  await fake.writeKubeconfig(file, 'sa');
+  await fs.writeFile(
+    file,
+    (await fs.readFile(file, 'utf8')).replace(/^ {4}token: .*$/m, '    token: "secret\\nhalf"'),
+  );
+  const { api, errors } = await clientOf(t, { kind: 'kubeconfig', file });
+  const failed = await api.request({ verb: 'list', path: '/api/v1/nodes' }).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  assert.ok(failed instanceof KubeApiError, `a KubeApiError, not ${String(failed)}`);
+  assert.equal(failed.reason, 'InvalidRequest');
+  assert.equal(errors.length, 1, 'counted in node_auditor_kube_api_errors_total');
+  assert.ok(!String(failed).includes('secret'), String(failed));
+  assert.deepEqual(fake.requests, [], 'nothing was sent');
 });
 
 test('a broken kubeconfig is an error naming the file and what is wrong', async (t) => {
