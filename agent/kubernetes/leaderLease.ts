@@ -74,17 +74,29 @@ export class LeaderLease {
       baseMs: this.options.retryMs,
       maxMs: this.options.leaseDurationMs,
     });
+    // one warning per outage, not one per retry (an identity without rights on the Lease
+    // fails every retry for as long as it runs); every failed call is still counted in
+    // node_auditor_kube_api_errors_total
+    let failing = false;
     while (!signal.aborted && !this.stopping) {
       let wait = this.options.retryMs;
       try {
         await this.tryAcquireOrRenew(signal);
         followerBackoff.reset();
+        if (failing)
+          this.options.log.info(
+            { event: 'kube.lease.recovered', lease: this.lease() },
+            'leader lease: requests work again',
+          );
+        failing = false;
       } catch (error) {
         if (!(error instanceof KubeApiError && error.status === 409)) {
-          this.options.log.warn(
-            { event: 'kube.lease.error', err: String(error) },
-            'leader lease: request failed',
-          );
+          if (!failing)
+            this.options.log.warn(
+              { event: 'kube.lease.error', lease: this.lease(), err: String(error) },
+              'leader lease: request failed; retrying with backoff',
+            );
+          failing = true;
           // a leader keeps trying every period until its deadline; a follower backs off
           if (!this.leader) wait = followerBackoff.next();
         }
@@ -212,13 +224,17 @@ export class LeaderLease {
     this.options.log.info(
       {
         event: leader ? 'kube.lease.acquired' : 'kube.lease.lost',
-        lease: `${this.options.namespace}/${this.options.name}`,
+        lease: this.lease(),
         identity: this.options.identity,
         why,
       },
       leader ? 'this agent is the leader' : 'this agent is no longer the leader',
     );
     this.options.onChange?.(leader);
+  }
+
+  private lease(): string {
+    return `${this.options.namespace}/${this.options.name}`;
   }
 
   private collection(): string {

@@ -156,3 +156,47 @@ test('an API server that hangs (connections open, no answer): local work goes on
   proxy.resume();
   await recovers(agent);
 });
+
+test('an agent whose ServiceAccount has no rights yet: each part says so once, every refusal is counted, local work goes on', async (t) => {
+  // the chart's roles not bound (yet): 403 for the Lease, the Node, the pods, Events
+  const fake = await startFakeKubeApi({ rbacFeatures: [] });
+  t.after(() => fake.close());
+  const dir = await tempDir(t);
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  await fake.writeKubeconfig(kubeconfig, 'sa');
+  const agent = await startAgent(
+    t,
+    [
+      '--kubeconfig',
+      kubeconfig,
+      '--node-name',
+      'k1-node01',
+      '--host-root',
+      fixtureHost('bad-runtime'),
+    ],
+    {
+      env: {
+        NODE_AUDITOR_KUBERNETES__LEADER_ELECTION__LEASE_DURATION: '2s',
+        NODE_AUDITOR_KUBERNETES__LEADER_ELECTION__RETRY_PERIOD: '500ms',
+        NODE_AUDITOR_CHECKS__SYSCTL__INTERVAL: '1s',
+        NODE_AUDITOR_CHECKS__CVE__ENABLED: 'false',
+      },
+    },
+  );
+  const leaseTries = () =>
+    fake.requests.filter((r) => r.path.includes('/leases/') && r.status === 403).length;
+  await eventually(
+    () => (leaseTries() >= 4 ? true : undefined),
+    20_000,
+    'four refused Lease tries',
+  );
+  const m = await scrape(agent);
+  assert.ok(getErrors(m) >= leaseTries(), `refusals counted (${getErrors(m)})`);
+  assert.ok(checkRuns(m) >= 2, 'the sysctl check keeps running');
+  assert.equal(leader(m), 0);
+  // one warning per part for the whole outage, however many retries: the Lease, the two watches
+  const warned = (event: string) =>
+    agent.logs.filter((l) => l.level === 'warn' && l.event === event).length;
+  assert.equal(warned('kube.lease.error'), 1, 'the Lease refusals are one warning');
+  assert.equal(warned('kube.watch.failing'), 2, 'the Node and pods watches, one each');
+});

@@ -205,6 +205,20 @@ describe('errors match the recordings byte for byte', () => {
     assert.equal((await replay('sa-patch-node-status-smp-200.json', 'sa')).status, 200);
   });
 
+  test('403: a ServiceAccount with no RBAC granted (rbacFeatures: [])', async () => {
+    const granted = api;
+    api = await startFakeKubeApi({ rbacFeatures: [] });
+    try {
+      await sameAsRecorded('sa-create-lease-norbac-403.json', 'sa');
+      await sameAsRecorded('sa-get-node-k1-node01-norbac-403.json', 'sa');
+      await sameAsRecorded('sa-patch-node-status-norbac-403.json', 'sa');
+      await sameAsRecorded('sa-clusterrolebindings-norbac-403.json', 'sa');
+    } finally {
+      await api.close();
+      api = granted;
+    }
+  });
+
   test('403: anonymous, and the node identity (Node authorizer, NodeRestriction)', async () => {
     await sameAsRecorded('anonymous-nodes-403.json', 'anonymous');
     await sameAsRecorded('anonymous-get-node-does-not-exist-403.json', 'anonymous');

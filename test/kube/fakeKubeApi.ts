@@ -4,7 +4,8 @@
 // (see the README there); what was not recorded follows the apiserver's source.
 //
 // The ServiceAccount identity is authorized with agent/kubernetes/permissions.ts, so a call
-// that the agent's RBAC does not allow fails here with the same 403 a cluster would send.
+// that the agent's RBAC does not allow fails here with the same 403 a cluster would send
+// (or, with rbacFeatures: [], as before any role is bound: the sa-*-norbac recordings).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { writeFile, mkdir } from 'node:fs/promises';
@@ -41,7 +42,7 @@ export interface FakeKubeApiOptions {
    * them for the agent's settings. Default: every one but the remediation ones, the recorded
    * ServiceAccount's rights.
    */
-  rbacFeatures?: readonly Feature[];
+  rbacFeatures?: readonly Feature[]; // [] : nothing bound (the sa-*-norbac recordings)
   /** Also the remediation features' rules, as the chart grants them with an action enabled. */
   remediationRbac?: boolean;
 }

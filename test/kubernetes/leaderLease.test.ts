@@ -316,3 +316,59 @@ test('two candidates update the Lease from the same resourceVersion: one wins, t
   assert.equal(loser.outcome(), 'running', 'no crash');
   assert.deepEqual(forbidden(h.fake), []);
 });
+
+/** The agent's warnings that a Lease request failed, and its notes that they work again. */
+function leaseLog(lines: { event?: string }[]) {
+  return {
+    errors: lines.filter((l) => l.event === 'kube.lease.error').length,
+    recovered: lines.filter((l) => l.event === 'kube.lease.recovered').length,
+  };
+}
+
+test('an identity without rights on the Lease is warned about once, not on every retry; every failure is counted', async (t) => {
+  // the ServiceAccount before the chart's roles are bound: 403 on the Lease for ever
+  const h = await harness(t, { rbacFeatures: [] });
+  const { log, lines } = capturingLog();
+  const a = agent(h.api, 'k1-node01_a', 1000, 100, log);
+  t.after(() => {
+    a.crash();
+  });
+  await eventually(
+    () => (h.fake.requests.filter((r) => r.status === 403).length >= 5 ? true : undefined),
+    10_000,
+    'five refused tries',
+  );
+  a.crash();
+  const refused = h.fake.requests.filter((r) => r.path === LEASE_PATH && r.status === 403);
+  assert.equal(refused.length, h.fake.requests.length, 'only the Lease was asked for');
+  assert.deepEqual(leaseLog(lines), { errors: 1, recovered: 0 });
+  assert.equal(h.errors.length, refused.length, 'each counted in kube_api_errors_total');
+  assert.deepEqual(a.changes, [], 'never leader');
+  await eventually(
+    () => (a.outcome() === 'returned' ? true : undefined),
+    2000,
+    'the loop to end, not throw',
+  );
+});
+
+test('a Lease outage is one warning and one recovery line, however many retries it took', async (t) => {
+  const h = await harness(t);
+  const { log, lines } = capturingLog();
+  const lease = (method: string, path: string) => path === LEASE_PATH && method === 'GET';
+  h.fake.failNext(3, 503, { match: lease });
+  const a = agent(h.api, 'k1-node01_a', 2000, 100, log);
+  t.after(() => {
+    a.crash();
+  });
+  await eventually(() => (a.lease.isLeader ? true : undefined), 10_000, 'leader after the outage');
+  assert.deepEqual(leaseLog(lines), { errors: 1, recovered: 1 });
+  // a second outage while leading: said again, once
+  h.fake.failNext(3, 503, { match: lease });
+  await eventually(
+    () => (leaseLog(lines).recovered === 2 ? true : undefined),
+    10_000,
+    'the second recovery',
+  );
+  assert.deepEqual(leaseLog(lines), { errors: 2, recovered: 2 });
+  assert.equal(h.errors.length, 6, 'every failed call counted');
+});
