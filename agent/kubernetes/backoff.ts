@@ -1,5 +1,7 @@
-// Retry delays: exponential with full jitter, capped, reset after a success. Jitter matters for
-// a DaemonSet: a thousand agents must not hit a recovering API server in the same second.
+// Retry delays: exponential with "equal jitter" (half of each step fixed, the other half
+// random), capped, reset after a success. Jitter matters for a DaemonSet: a thousand agents must
+// not hit a recovering API server in the same second. The fixed half keeps a retry from coming
+// at once (full jitter can draw 0), so the delays still grow with every failure.
 
 export class Backoff {
   private attempt = 0;

@@ -24,11 +24,6 @@ export class TokenBucket {
     return true;
   }
 
-  /** Give back a token spent on a call that failed for reasons of the API's, not ours. */
-  refund(): void {
-    this.tokens = Math.min(this.burst, this.tokens + 1);
-  }
-
   /** Milliseconds until take() can succeed. */
   msUntilToken(): number {
     this.refill();
