@@ -30,6 +30,12 @@ export interface KubeAccess {
   source: string;
   /** The namespace of the ServiceAccount or of the kubeconfig context, if known. */
   namespace?: string;
+  /**
+   * Why the kubeconfig's credentials cannot work here (an auth-provider, an exec plugin that
+   * needs a terminal), said once when the API is opened: otherwise each call would just be
+   * refused, or wait for the plugin, with no word of why.
+   */
+  unusable?: string;
   tls: TlsMaterial;
   /**
    * Add credentials to a request: the Authorization header, or a client certificate an exec
@@ -160,11 +166,19 @@ async function fromKubeconfig(file: string, options: KubeAccessOptions): Promise
     usesExec && command !== undefined && command.includes('/') && !path.isAbsolute(command)
       ? { ...user, exec: { ...execSpec, command: path.resolve(dir, command) } }
       : user;
+  const unusable = unusableCredentials(user, usesExec, {
+    other:
+      text(user.token) !== undefined ||
+      tokenFile !== undefined ||
+      cert !== undefined ||
+      (text(user.username) !== undefined && text(user.password) !== undefined),
+  });
   // one plugin run at a time: the first one's credential is cached for the others
   let credentials: Promise<unknown> = Promise.resolve();
   return {
     server,
     source: file,
+    ...(unusable === undefined ? {} : { unusable }),
     ...(context.namespace === undefined ? {} : { namespace: context.namespace }),
     tls: {
       ...(ca === undefined ? {} : { ca }),
@@ -194,6 +208,27 @@ async function fromKubeconfig(file: string, options: KubeAccessOptions): Promise
       }
     },
   };
+}
+
+/**
+ * What the agent cannot do with this user's credentials: an auth-provider other than exec
+ * (gcp, azure, oidc: client-go dropped them; client-node's would need the whole client), or an
+ * exec plugin that insists on a terminal. Names only, never the provider's config (tokens).
+ */
+function unusableCredentials(
+  user: User,
+  usesExec: boolean,
+  { other }: { other: boolean },
+): string | undefined {
+  const provider = (user.authProvider as { name?: unknown } | null | undefined)?.name;
+  if (!usesExec && user.authProvider !== null && user.authProvider !== undefined) {
+    return `user ${user.name} authenticates with auth-provider ${JSON.stringify(text(provider) ?? '')}, which node-auditor does not support; ${other ? 'its other credentials are used' : 'requests go without credentials and will be refused'}. Use a token, token-file, client certificate or exec plugin`;
+  }
+  const execSpec = user.exec as { command?: unknown; interactiveMode?: unknown } | null | undefined;
+  if (usesExec && execSpec?.interactiveMode === 'Always') {
+    return `user ${user.name}'s exec plugin ${JSON.stringify(text(execSpec.command) ?? '')} needs a terminal (interactiveMode: Always), which the agent does not have: each call fails once the plugin does (or after the request timeout). Use interactiveMode Never or IfAvailable`;
+  }
+  return undefined;
 }
 
 /**

@@ -358,5 +358,10 @@ export async function openKubeApi(
     { event: 'kube.on', server: access.server.origin, source: access.source },
     `Kubernetes API ${access.server.origin} (${access.source})`,
   );
+  if (access.unusable !== undefined)
+    options.log.warn(
+      { event: 'kube.auth.unsupported', source: access.source },
+      `kubeconfig ${access.source}: ${access.unusable}`,
+    );
   return api;
 }

@@ -4,9 +4,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
+import pino from 'pino';
 import { openKubeAccess } from '../../agent/kubernetes/kubeAccess.ts';
 import type { KubeAccess, KubeAccessOptions } from '../../agent/kubernetes/kubeAccess.ts';
-import { KubeApi, KubeApiError } from '../../agent/kubernetes/kubeApi.ts';
+import { KubeApi, KubeApiError, openKubeApi } from '../../agent/kubernetes/kubeApi.ts';
 import { discoverKube } from '../../agent/kubernetes/kubeDiscovery.ts';
 import type { KubeSource } from '../../agent/kubernetes/kubeDiscovery.ts';
 import { startFakeKubeApi } from '../kube/fakeKubeApi.ts';
@@ -294,4 +295,58 @@ test('exec plugins: a relative command runs from the kubeconfig directory; one t
     3000,
     'the plugin to be killed',
   );
+});
+
+test('credentials the agent cannot use (an auth-provider, an exec plugin needing a terminal) are one clear warning, without their secrets', async (t) => {
+  const fake = await startFakeKubeApi();
+  t.after(() => fake.close());
+  const dir = await tempDir(t);
+  const plain = path.join(dir, 'plain');
+  await fake.writeKubeconfig(plain, 'sa');
+  const text = await fs.readFile(plain, 'utf8');
+  const withUser = (user: string) => text.replace(/^ {4}token: .*$/m, user);
+  await writeFiles(dir, {
+    gcp: withUser(
+      '    auth-provider:\n      name: gcp\n      config:\n        access-token: secret-gcp-token\n        expiry: "2026-11-22T02:00:00Z"',
+    ),
+    interactive: withUser(
+      '    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/false\n      interactiveMode: Always',
+    ),
+  });
+  const open = async (name: string) => {
+    const lines: { event?: string; level: number; msg: string }[] = [];
+    const log = pino(
+      { level: 'info' },
+      { write: (line: string) => lines.push(JSON.parse(line) as (typeof lines)[number]) },
+    );
+    const errors: string[] = [];
+    const api = await openKubeApi(
+      { kind: 'kubeconfig', file: path.join(dir, name) },
+      { timeoutMs: 2000, log, onError: (verb) => errors.push(verb) },
+    );
+    t.after(() => {
+      api.close();
+    });
+    const failed = await api.request({ verb: 'list', path: '/api/v1/nodes' }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    return { lines: lines.filter((l) => l.level >= 40), failed, errors };
+  };
+
+  const gcp = await open('gcp');
+  assert.equal(gcp.lines.length, 1, JSON.stringify(gcp.lines));
+  assert.equal(gcp.lines[0]?.event, 'kube.auth.unsupported');
+  assert.match(gcp.lines[0]?.msg ?? '', /auth-provider "gcp", which node-auditor does not support/);
+  assert.match(gcp.lines[0]?.msg ?? '', /requests go without credentials/);
+  assert.ok(!JSON.stringify(gcp.lines).includes('secret-gcp-token'), 'no secret in the log');
+  // and then, as said: refused (as system:anonymous), counted
+  assert.ok(gcp.failed instanceof KubeApiError && gcp.failed.status === 403);
+  assert.deepEqual(gcp.errors, ['list']);
+
+  const interactive = await open('interactive');
+  assert.equal(interactive.lines.length, 1, JSON.stringify(interactive.lines));
+  assert.match(interactive.lines[0]?.msg ?? '', /needs a terminal \(interactiveMode: Always\)/);
+
+  assert.deepEqual((await open('plain')).lines, [], 'a usable kubeconfig: no warning');
 });
