@@ -2,9 +2,8 @@
 // reads as the agent's identity, the API server's address and CA for the anonymous probes,
 // leadership, and this node's Node object.
 import type { ClusterService } from '../checks/check.ts';
+import { listPages } from './kubeApi.ts';
 import type { KubeApi } from './kubeApi.ts';
-
-const LIST_PAGE = 500;
 
 export interface ClusterServiceOptions {
   /** `run`: holds the leader Lease (or election is off); `check`: always true. */
@@ -20,20 +19,12 @@ export function clusterService(api: KubeApi, options: ClusterServiceOptions): Cl
     get: <T>(path: string, signal?: AbortSignal) =>
       api.request<T>({ verb: 'get', path, ...(signal === undefined ? {} : { signal }) }),
     async list<T>(path: string, signal?: AbortSignal) {
-      const items: T[] = [];
-      let token = '';
-      do {
-        const page = await api.request<{ items?: T[]; metadata?: { continue?: string } }>({
-          verb: 'list',
-          path,
-          // pages of a large cluster's objects, as kubectl reads them
-          query: { limit: String(LIST_PAGE), ...(token === '' ? {} : { continue: token }) },
-          ...(signal === undefined ? {} : { signal }),
-        });
-        items.push(...(page.items ?? []));
-        token = page.metadata?.continue ?? '';
-      } while (token !== '');
-      return items;
+      // pages of a large cluster's objects, as kubectl reads them
+      const list = await listPages<T>(api, {
+        path,
+        ...(signal === undefined ? {} : { signal }),
+      });
+      return list.items;
     },
     server: {
       url: access.server,

@@ -118,7 +118,14 @@ export class KubeApi {
   async request<T = Record<string, unknown>>(options: RequestOptions): Promise<T> {
     const res = await this.send(options);
     const text = await readBody(res).catch((error: unknown) => {
-      throw this.fail(options.verb, options.path, 0, 'ReadError', describeError(error), error);
+      throw this.fail(
+        options.verb,
+        options.path,
+        0,
+        error instanceof BodyTooLarge ? RESPONSE_TOO_LARGE : 'ReadError',
+        describeError(error),
+        error,
+      );
     });
     if ((res.statusCode ?? 0) >= 300) throw this.statusError(options, res, text);
     try {
@@ -313,6 +320,16 @@ export class KubeApi {
   }
 }
 
+/** The reason of a KubeApiError for a body over MAX_BODY_BYTES. */
+const RESPONSE_TOO_LARGE = 'ResponseTooLarge';
+
+class BodyTooLarge extends Error {}
+
+/** A response refused for its size: a list too large to read in one piece. */
+export function isResponseTooLarge(error: unknown): boolean {
+  return error instanceof KubeApiError && error.reason === RESPONSE_TOO_LARGE;
+}
+
 async function readBody(res: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let total = 0;
@@ -320,11 +337,48 @@ async function readBody(res: IncomingMessage): Promise<string> {
     total += chunk.length;
     if (total > MAX_BODY_BYTES) {
       res.destroy();
-      throw new Error('response larger than 16 MiB');
+      throw new BodyTooLarge('response larger than 16 MiB');
     }
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** client-go's pager's page size. */
+export const LIST_PAGE_SIZE = 500;
+/** 5000 nodes or 150,000 pods (the documented cluster limits) at 500 a page is 300 pages. */
+const MAX_PAGES = 1000;
+
+/**
+ * A whole list read page by page (limit and continue), so that no one response is larger than
+ * a page: how a list from etcd (no resourceVersion) should be read. Not for resourceVersion
+ * "0": the API server's watch cache ignores limit then and answers everything at once. The
+ * resourceVersion is the first page's, the snapshot all pages come from.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the items' type, as with request<T>
+export async function listPages<T = Record<string, unknown>>(
+  api: KubeApi,
+  options: Omit<RequestOptions, 'verb' | 'body' | 'contentType'> & { pageSize?: number },
+): Promise<{ items: T[]; resourceVersion: string | undefined }> {
+  const { pageSize = LIST_PAGE_SIZE, ...request } = options;
+  const items: T[] = [];
+  let resourceVersion: string | undefined;
+  let token: string | undefined;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const list = await api.request<{
+      items?: T[];
+      metadata?: { continue?: string; resourceVersion?: string };
+    }>({
+      ...request,
+      verb: 'list',
+      query: { ...request.query, limit: String(pageSize), continue: token },
+    });
+    if (page === 0) resourceVersion = list.metadata?.resourceVersion;
+    for (const item of list.items ?? []) items.push(item);
+    token = list.metadata?.continue;
+    if (token === undefined || token === '') return { items, resourceVersion };
+  }
+  throw new Error(`the list of ${options.path} did not end after ${MAX_PAGES} pages`);
 }
 
 /**

@@ -2,6 +2,7 @@
 // other checks need to name a process: pod UID -> namespace, name, containers and their IDs.
 // Only those few strings are kept, never the pod objects: bounded memory with 250 pods.
 import type { Logger } from 'pino';
+import { isResponseTooLarge, listPages } from './kubeApi.ts';
 import type { KubeApi } from './kubeApi.ts';
 import { runWatchedCollection } from './watchedCollection.ts';
 
@@ -73,14 +74,28 @@ export class PodsOnNode {
 
   /** One list, no watch: the pods as they are now, for a one-shot run (`node-auditor check`). */
   async load(api: KubeApi, nodeName: string, signal?: AbortSignal): Promise<void> {
-    const list = await api.request<{ items?: PodObject[] }>({
-      verb: 'list',
-      path: PODS_PATH,
+    const fieldSelector = `spec.nodeName=${nodeName}`;
+    let items: PodObject[];
+    try {
       // from the API server's cache, as the watch's first list
-      query: { fieldSelector: `spec.nodeName=${nodeName}`, resourceVersion: '0' },
-      ...(signal === undefined ? {} : { signal }),
-    });
-    this.replace(list.items ?? []);
+      const list = await api.request<{ items?: PodObject[] }>({
+        verb: 'list',
+        path: PODS_PATH,
+        query: { fieldSelector, resourceVersion: '0' },
+        ...(signal === undefined ? {} : { signal }),
+      });
+      items = list.items ?? [];
+    } catch (error) {
+      if (!isResponseTooLarge(error)) throw error;
+      // too many (or too large) pods for one answer: etcd, in pages, as the watch does then
+      const list = await listPages<PodObject>(api, {
+        path: PODS_PATH,
+        query: { fieldSelector },
+        ...(signal === undefined ? {} : { signal }),
+      });
+      items = list.items;
+    }
+    this.replace(items);
   }
 
   private replace(items: readonly PodObject[]): void {

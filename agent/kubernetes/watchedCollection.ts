@@ -4,10 +4,15 @@
 // - 410 Expired (the resourceVersion was compacted away): list again, as the reflector does: at
 //   once and from the cache but no older than what we had seen; if the list's own position is
 //   already gone (a stale cache), back off and read etcd itself;
+// - a list from etcd is read in pages (limit/continue, client-go's pager): no one response is
+//   the whole collection. The lists from the watch cache are not paged (the cache ignores
+//   limit for resourceVersion "0", and client-go leaves the others unpaged so that the cache
+//   serves them); one that comes back larger than the client takes (16 MiB: a node packed
+//   with pods with large annotations) is read from etcd in pages from then on;
 // - any failure (API down, 5xx, 429): back off with jitter, then resume.
 import type { Logger } from 'pino';
 import { Backoff, sleep } from './backoff.ts';
-import { KubeApiError } from './kubeApi.ts';
+import { KubeApiError, isResponseTooLarge, listPages } from './kubeApi.ts';
 import type { KubeApi, KubeStatus } from './kubeApi.ts';
 
 export interface KubeObject {
@@ -31,6 +36,8 @@ export interface WatchedCollectionOptions<T extends KubeObject> {
   watchTimeoutSeconds?: () => number;
   /** Silence beyond the server's timeout after which a stream counts as dead. */
   idleGraceMs?: number;
+  /** Items per page of a list read from etcd (default client-go's 500). */
+  pageSize?: number;
 }
 
 /** A watch that ends this soon without delivering anything was not a watch (client-go's rule). */
@@ -56,20 +63,36 @@ export async function runWatchedCollection<T extends KubeObject>(
   // a watch from the last list's position delivered or lasted: a later 410 is ordinary expiry
   let followed = false;
   let failing = false;
+  // a list from the cache came back too large to read: from now on, etcd in pages
+  let paged = false;
 
   while (!signal.aborted) {
     try {
       if (resourceVersion === undefined) {
-        const list: { metadata?: { resourceVersion?: string }; items?: T[] } = await api.request({
-          verb: 'list',
-          path,
-          query: { fieldSelector: options.fieldSelector, resourceVersion: listFrom },
-          signal,
-        });
-        resourceVersion = list.metadata?.resourceVersion;
+        if (paged) listFrom = undefined;
+        const list: { items: T[]; resourceVersion: string | undefined } =
+          listFrom === undefined
+            ? await listPages<T>(api, {
+                path,
+                query: { fieldSelector: options.fieldSelector },
+                signal,
+                ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
+              })
+            : await api
+                .request<{ metadata?: { resourceVersion?: string }; items?: T[] }>({
+                  verb: 'list',
+                  path,
+                  query: { fieldSelector: options.fieldSelector, resourceVersion: listFrom },
+                  signal,
+                })
+                .then((l) => ({
+                  items: l.items ?? [],
+                  resourceVersion: l.metadata?.resourceVersion,
+                }));
+        resourceVersion = list.resourceVersion;
         listFrom = '0';
         followed = false;
-        options.onSync(list.items ?? []);
+        options.onSync(list.items);
       }
       // set by the event callback below
       const ended: { expired: boolean; error?: KubeStatus; delivered: number } = {
@@ -167,6 +190,9 @@ export async function runWatchedCollection<T extends KubeObject>(
       ) {
         // the cache did not catch up with the version the list asked for: etcd has it
         listFrom = undefined;
+      } else if (resourceVersion === undefined && isResponseTooLarge(error)) {
+        // the whole collection in one answer is more than we read: page it from etcd
+        paged = true;
       }
       health(false);
       const delay = backoff.next(

@@ -604,6 +604,30 @@ describe('watch', () => {
   });
 });
 
+describe('lists', () => {
+  test('limit pages a list from etcd (continue); the watch cache (resourceVersion=0) ignores it', async () => {
+    // the two recorded nodes: k1-node01, k1-node02
+    const first = await call('sa', 'GET', '/api/v1/nodes?limit=1');
+    assert.equal(first.status, 200);
+    assert.equal((first.body.items as unknown[]).length, 1);
+    const token = obj(first.body.metadata).continue;
+    assert.equal(typeof token, 'string');
+    const second = await call(
+      'sa',
+      'GET',
+      `/api/v1/nodes?limit=1&continue=${encodeURIComponent(String(token))}`,
+    );
+    assert.deepEqual(
+      (second.body.items as Obj[]).map((n) => obj(n.metadata).name),
+      ['k1-node02'],
+    );
+    assert.equal(obj(second.body.metadata).continue, undefined);
+    const cached = await call('sa', 'GET', '/api/v1/nodes?limit=1&resourceVersion=0');
+    assert.equal((cached.body.items as unknown[]).length, 2);
+    assert.equal(obj(cached.body.metadata).continue, undefined);
+  });
+});
+
 describe('faults', () => {
   test('failNext 429 with Retry-After, then normal service', async () => {
     api.failNext(1, 429, { retryAfterSeconds: 3 });

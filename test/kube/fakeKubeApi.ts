@@ -186,6 +186,7 @@ export interface AddPodInput {
   uid?: string;
   containers?: { name: string; containerID?: string; image?: string }[];
   labels?: Record<string, string>;
+  annotations?: Record<string, string>;
 }
 
 export interface FailNextOptions {
@@ -2810,6 +2811,7 @@ class FakeKubeApiServer implements FakeKubeApi {
         resourceVersion: this.nextRv(),
         creationTimestamp: created,
         ...(input.labels === undefined ? {} : { labels: input.labels }),
+        ...(input.annotations === undefined ? {} : { annotations: input.annotations }),
       },
       spec: {
         containers: containers.map((c) => ({
@@ -3312,7 +3314,11 @@ class FakeKubeApiServer implements FakeKubeApi {
       }
       items = items.filter((o) => this.objectKey(def, o) > start);
     }
-    const limit = Number(ex.url.searchParams.get('limit') ?? '0');
+    // resourceVersion=0 is answered from the watch cache, which ignores limit (v1.26's
+    // cacher.GetList delegates to etcd only with no resourceVersion, a continue, or a limit with
+    // a resourceVersion other than 0): everything at once, never a continue
+    const fromCache = ex.url.searchParams.get('resourceVersion') === '0' && cont === null;
+    const limit = fromCache ? 0 : Number(ex.url.searchParams.get('limit') ?? '0');
     if (Number.isInteger(limit) && limit > 0 && items.length > limit) {
       const page = items.slice(0, limit);
       const last = page[page.length - 1];

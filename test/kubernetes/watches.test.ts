@@ -122,6 +122,48 @@ test('pods on this node map to namespace, name and container IDs; 250 pods, only
   assert.deepEqual(forbidden(h.fake), []);
 });
 
+test('a node whose pods make a list over 16 MiB: read from etcd in pages, then followed (and by check)', async (t) => {
+  const h = await harness(t);
+  // 600 pods with 30 KB of annotations each (a last-applied-configuration, say): 18 MB at once
+  const big = { 'kubectl.kubernetes.io/last-applied-configuration': 'x'.repeat(30_000) };
+  for (let i = 0; i < 600; i++)
+    h.fake.addPod({
+      namespace: 'dense',
+      name: `app-${i}`,
+      nodeName: 'k1-node01',
+      annotations: big,
+    });
+  const pods = new PodsOnNode();
+  const abort = new AbortController();
+  void pods.run(h.api, 'k1-node01', silent, abort.signal);
+  t.after(() => {
+    abort.abort();
+  });
+  await eventually(() => (pods.size === 600 ? true : undefined), 15_000, '600 pods');
+  const lists = h.fake.requests
+    .filter((r) => r.path === '/api/v1/pods' && r.query.get('watch') === null)
+    .map((r) => ({
+      rv: r.query.get('resourceVersion'),
+      limit: r.query.get('limit'),
+      continued: r.query.has('continue'),
+    }));
+  // the cache's answer (everything at once) was refused for its size, once, and counted; then
+  // etcd, in client-go's pages of 500
+  assert.deepEqual(lists, [
+    { rv: '0', limit: null, continued: false },
+    { rv: null, limit: '500', continued: false },
+    { rv: null, limit: '500', continued: true },
+  ]);
+  assert.deepEqual(h.errors, ['list']);
+  // and the watch goes on from the pages' snapshot
+  h.fake.addPod({ namespace: 'dense', name: 'late', nodeName: 'k1-node01' });
+  await eventually(() => (pods.size === 601 ? true : undefined), 5000, 'the pod added later');
+  // `node-auditor check` lists once, no watch: the same fallback
+  const once = new PodsOnNode();
+  await once.load(h.api, 'k1-node01');
+  assert.equal(once.size, 601);
+});
+
 test('a watch that goes silent (a black hole between us and the API) is noticed and replaced', async (t) => {
   const h = await harness(t);
   const proxy = await startTcpProxy(h.fake.port);
