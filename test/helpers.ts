@@ -15,10 +15,41 @@ export function fixtureHost(name: string): string {
   return path.join(FIXTURE_HOSTS, name);
 }
 
-/** A temporary directory removed after the test. */
+const cleanups = new WeakMap<TestContext, (() => unknown)[]>();
+
+/**
+ * Run `fn` when the test ends, last added first (as Go's t.Cleanup): what was set up later (an
+ * agent, an Event recorder) stops before what it uses (its directory) goes. node:test runs
+ * t.after hooks in the order they were added, so a directory removed by one ran before the
+ * agent writing into it had stopped, and the agent wrote its state file again afterwards,
+ * leaving the directory behind. All of a test's cleanups run in one t.after hook, added with
+ * the first: a plain t.after added later runs after all of them.
+ */
+export function cleanup(t: TestContext, fn: () => unknown): void {
+  let stack = cleanups.get(t);
+  if (stack === undefined) {
+    const added: (() => unknown)[] = [];
+    stack = added;
+    cleanups.set(t, added);
+    t.after(async () => {
+      const failures: unknown[] = [];
+      for (let next = added.pop(); next !== undefined; next = added.pop()) {
+        try {
+          await next();
+        } catch (error) {
+          failures.push(error); // the others still run
+        }
+      }
+      if (failures.length > 0) throw new AggregateError(failures, 'a cleanup failed');
+    });
+  }
+  stack.push(fn);
+}
+
+/** A temporary directory removed after the test (after what was set up later has stopped). */
 export async function tempDir(t: TestContext, prefix = 'node-auditor-test-'): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  cleanup(t, () => fs.rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -176,7 +207,8 @@ export async function startAgent(
       return exited;
     },
   };
-  t.after(async () => {
+  // before its state directory (and the test's, made before it) are removed
+  cleanup(t, async () => {
     if (child.exitCode === null) child.kill('SIGKILL');
     await exited;
   });

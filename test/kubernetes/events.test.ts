@@ -6,10 +6,14 @@ import { test } from 'node:test';
 import { Backoff } from '../../agent/kubernetes/backoff.ts';
 import { EventRecorder } from '../../agent/sinks/kubernetes/eventRecorder.ts';
 import type { EventRecorderOptions } from '../../agent/sinks/kubernetes/eventRecorder.ts';
-import { eventually, sleep } from '../helpers.ts';
+import { cleanup, eventually, sleep } from '../helpers.ts';
 import { forbidden, harness, silent } from './kubeHarness.ts';
 import type { Harness } from './kubeHarness.ts';
 
+/**
+ * A recorder whose state file is in the harness's directory. Tests stop it with cleanup(), not
+ * t.after: stop() saves the state file, and must do so before the directory is removed.
+ */
 function recorder(h: Harness, overrides: Partial<EventRecorderOptions> = {}): EventRecorder {
   const sent: string[] = [];
   const r = new EventRecorder({
@@ -35,7 +39,7 @@ const eventCalls = (h: Harness) =>
 test('a storm of 10,000 identical lines is one Event with count 10000, in a couple of API calls', async (t) => {
   const h = await harness(t);
   const r = recorder(h);
-  t.after(() => r.stop());
+  cleanup(t, () => r.stop());
   for (let i = 0; i < 10_000; i++)
     r.record(
       'InotifyWatchesExhausted',
@@ -64,7 +68,7 @@ test("client-go's spam filter: new Events beyond the burst are dropped and count
   const h = await harness(t);
   const dropped: string[] = [];
   const r = recorder(h, { burst: 25, refillMs: 300_000, onDropped: (why) => dropped.push(why) });
-  t.after(() => r.stop());
+  cleanup(t, () => r.stop());
   for (let i = 0; i < 40; i++) r.record('OOMKilling', 'Warning', `Killed process ${i}`);
   await eventually(
     () => (h.fake.events().length === 25 && r.pending === 0 ? true : undefined),
@@ -83,7 +87,7 @@ test("client-go's spam filter: new Events beyond the burst are dropped and count
 test('a 60 s API outage: Events wait in order and go out once, none lost, none doubled', async (t) => {
   const h = await harness(t);
   const r = recorder(h);
-  t.after(() => r.stop());
+  cleanup(t, () => r.stop());
   r.record('KubeletCrashLoop', 'Warning', 'before the outage');
   await eventually(
     () => (h.fake.events().length === 1 ? true : undefined),
@@ -137,7 +141,7 @@ test('after a restart, an incident already reported is not reported again; new o
   const callsBefore = eventCalls(h).length;
 
   const second = recorder(h);
-  t.after(() => second.stop());
+  cleanup(t, () => second.stop());
   await second.load();
   second.report(
     'finding/sysctl/SysctlOutOfProfile:net.ipv4.ip_forward',
@@ -181,7 +185,7 @@ test('an Event the API server deleted (its TTL) is created again; a refused one 
   const h = await harness(t);
   const dropped: string[] = [];
   const r = recorder(h, { onDropped: (why) => dropped.push(why) });
-  t.after(() => r.stop());
+  cleanup(t, () => r.stop());
   r.record('PLEGUnhealthy', 'Warning', 'PLEG is not healthy');
   await eventually(() => (h.fake.events().length === 1 ? true : undefined), 5000, 'the Event');
   h.fake.deleteEvent('default', h.fake.events()[0]?.metadata.name ?? '');
@@ -204,7 +208,7 @@ test('an Event the API server deleted (its TTL) is created again; a refused one 
     statePath: undefined,
     onDropped: (why) => dropped.push(why),
   });
-  t.after(() => wrong.stop());
+  cleanup(t, () => wrong.stop());
   wrong.record('KubeletDown', 'Warning', 'kubelet is down');
   await eventually(() => (dropped.includes('rejected') ? true : undefined), 5000, 'the refusal');
   assert.equal(wrong.pending, 0);
@@ -213,7 +217,7 @@ test('an Event the API server deleted (its TTL) is created again; a refused one 
 test('429 Too Many Requests: the Retry-After is honoured, the failure counted, the Event still sent once', async (t) => {
   const h = await harness(t);
   const r = recorder(h);
-  t.after(() => r.stop());
+  cleanup(t, () => r.stop());
   h.fake.failNext(1, 429, { retryAfterSeconds: 2 });
   const started = Date.now();
   r.record('KubeletDown', 'Warning', 'kubelet is down');
@@ -227,7 +231,7 @@ test('429 Too Many Requests: the Retry-After is honoured, the failure counted, t
 test('a 429 Retry-After holds every later record too, not only the one that failed', async (t) => {
   const h = await harness(t);
   const r = recorder(h);
-  t.after(() => r.stop());
+  cleanup(t, () => r.stop());
   h.fake.failNext(1, 429, { retryAfterSeconds: 2 });
   r.record('KubeletDown', 'Warning', 'first');
   await eventually(() => (h.errors.length === 1 ? true : undefined), 3000, 'the 429');
@@ -250,7 +254,7 @@ test('the queue bound never drops the Event being sent, and counts exactly what 
   const h = await harness(t);
   const dropped: string[] = [];
   const r = recorder(h, { queueLimit: 2, onDropped: (why) => dropped.push(why) });
-  t.after(() => r.stop());
+  cleanup(t, () => r.stop());
   h.fake.setLatency(200);
   r.record('KubeletDown', 'Warning', 'A'); // goes in flight
   await sleep(50);
@@ -272,7 +276,7 @@ test('the queue bound never drops the Event being sent, and counts exactly what 
 test('raised, resolved, raised again while the API is down: the last word is the recurrence', async (t) => {
   const h = await harness(t);
   const r = recorder(h);
-  t.after(() => r.stop());
+  cleanup(t, () => r.stop());
   await h.fake.goDown();
   r.report('finding/inotify/x', 'InotifyWatchesExhausted', 'Warning', 'watches exhausted');
   r.resolve('finding/inotify/x', 'resolved: watches exhausted');
@@ -316,7 +320,7 @@ test('a state file of the wrong shape is set aside, never stops the agent', asyn
 test('before the Node is known its name stands in for the uid, as the kubelet does', async (t) => {
   const h = await harness(t);
   const r = recorder(h, { nodeUid: () => undefined });
-  t.after(() => r.stop());
+  cleanup(t, () => r.stop());
   r.record('KubeletDown', 'Warning', 'early');
   await eventually(() => (h.fake.events().length === 1 ? true : undefined), 5000, 'the Event');
   assert.equal(h.fake.events()[0]?.involvedObject.uid, 'k1-node01');
@@ -332,7 +336,7 @@ test('a new Event the spam filter dropped was never reported: no Resolved for it
     monotonic: () => clock,
     onDropped: (why) => dropped.push(why),
   });
-  t.after(() => r.stop());
+  cleanup(t, () => r.stop());
   r.report('finding/a', 'KubeletCrashLoop', 'Warning', 'a');
   r.report('finding/b', 'ContainerRuntimeDown', 'Warning', 'b');
   r.report('finding/c', 'PLEGUnhealthy', 'Warning', 'PLEG is not healthy'); // no token left
@@ -387,7 +391,7 @@ test('what a full queue dropped stays dropped: not sent after a restart, not cou
   await h.fake.comeBack();
 
   const second = recorder(h, { onDropped: (why) => dropped.push(why) });
-  t.after(() => second.stop());
+  cleanup(t, () => second.stop());
   await second.load();
   await eventually(
     () => (second.pending === 0 && h.fake.events().length >= 3 ? true : undefined),
@@ -422,7 +426,7 @@ test('an incident raised and resolved while the API is down, whose Event the ful
   const h = await harness(t);
   const dropped: string[] = [];
   const r = recorder(h, { queueLimit: 2, onDropped: (why) => dropped.push(why) });
-  t.after(() => r.stop());
+  cleanup(t, () => r.stop());
   await h.fake.goDown();
   r.report('finding/logs/a', 'KubeletCrashLoop', 'Warning', 'A'); // queued (A)
   r.resolve('finding/logs/a', 'resolved: A'); // queued (A, A resolved)
@@ -454,7 +458,7 @@ test('a crash before the state file is written: the same incident reported again
   );
   await first.stop();
   const second = recorder(h);
-  t.after(() => second.stop());
+  cleanup(t, () => second.stop());
   await second.load();
   second.report('finding/logs/incident:node', 'KubeletDown', 'Warning', 'kubelet is down');
   await eventually(
@@ -474,3 +478,18 @@ test('a crash before the state file is written: the same incident reported again
 function byMessageOf(h: Harness, message: string) {
   return h.fake.events().find((e) => e.message === message);
 }
+
+test('a recorder stopped when its test ends leaves nothing behind in the temporary directory', async (t) => {
+  let dir = '';
+  await t.test('a test with a recorder', async (inner) => {
+    const h = await harness(inner);
+    dir = h.dir;
+    const r = recorder(h);
+    cleanup(inner, () => r.stop()); // stop() saves the state file
+    r.record('KubeletDown', 'Warning', 'kubelet is down');
+    await eventually(() => (r.pending === 0 ? true : undefined), 5000, 'the Event sent');
+  });
+  // the directory went after the recorder's last save, not before it (which left
+  // <dir>/state/events.json behind after every such test)
+  await assert.rejects(fs.stat(dir), { code: 'ENOENT' });
+});

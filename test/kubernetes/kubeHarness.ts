@@ -9,7 +9,7 @@ import { KubeApi } from '../../agent/kubernetes/kubeApi.ts';
 import type { Verb } from '../../agent/kubernetes/kubeApi.ts';
 import { startFakeKubeApi } from '../kube/fakeKubeApi.ts';
 import type { FakeKubeApi, FakeKubeApiOptions } from '../kube/fakeKubeApi.ts';
-import { tempDir } from '../helpers.ts';
+import { cleanup, tempDir } from '../helpers.ts';
 
 export const silent = pino({ level: 'silent' });
 
@@ -24,7 +24,7 @@ export interface Harness {
 
 export async function harness(t: TestContext, options: FakeKubeApiOptions = {}): Promise<Harness> {
   const fake = await startFakeKubeApi(options);
-  t.after(() => fake.close());
+  cleanup(t, () => fake.close());
   const dir = await tempDir(t);
   const kubeconfig = path.join(dir, 'kubeconfig');
   await fake.writeKubeconfig(kubeconfig, 'sa');
@@ -33,7 +33,7 @@ export async function harness(t: TestContext, options: FakeKubeApiOptions = {}):
     timeoutMs: 3000,
     onError: (verb) => errors.push(verb),
   });
-  t.after(() => {
+  cleanup(t, () => {
     api.close();
   });
   return { fake, dir, kubeconfig, api, errors };
