@@ -236,6 +236,50 @@ test('/etc/sysctl.conf, applied last by procps, is reported and never edited', a
   assert.equal(await h.read('etc/sysctl.conf'), 'fs.inotify.max_user_watches = 8192\n');
 });
 
+test('a glob applied after our file does not beat our explicit key: no warning, the value persists', async (t) => {
+  // procps 4 and systemd-sysctl both let an explicit key beat any glob, whatever the order
+  // (test/checks/sysctlPersistenceRealTools.test.ts runs both); the plan is judged by the same
+  // model as the sysctl check, so it does not warn of an override that never happens.
+  const h = await host(t, INOTIFY_LOW, {
+    'etc/sysctl.conf': 'fs.inotify.max_user_* = 128\n',
+    'etc/sysctl.d/zzz-late.conf': 'fs.inotify.* = 256\n',
+  });
+  const plan = await planInotifyLimits(h.host, TARGETS, { now: () => T1 });
+  assert.deepEqual(plan.warnings, []);
+  assert.deepEqual(
+    plan.persist.map((p) => p.overriddenBy),
+    [undefined, undefined],
+  );
+  const result = await applyPlan(h.writer, plan, noModules);
+  assert.equal(result.outcome, 'applied', result.reason);
+  const persisted = await readPersistedSysctls(h.host);
+  assert.deepEqual(
+    persisted.views('fs.inotify.max_user_watches').map((v) => v.winner?.value),
+    ['1048576'],
+  );
+});
+
+test('on a systemd host, an explicit key in a file sorted after ours is reported for systemd-sysctl', async (t) => {
+  const h = await host(t, INOTIFY_LOW, {
+    'usr/lib/systemd/systemd-sysctl': '',
+    'run/sysctl.d/zzzz-cloud.conf': 'fs.inotify.max_user_instances = 512\n',
+  });
+  const plan = await planInotifyLimits(h.host, TARGETS, { now: () => T1 });
+  assert.deepEqual(
+    plan.persist.map((p) => p.overriddenBy),
+    [
+      undefined,
+      {
+        applier: 'systemd-sysctl',
+        file: '/run/sysctl.d/zzzz-cloud.conf',
+        line: 1,
+        value: '512',
+      },
+    ],
+  );
+  assert.equal(plan.warnings.length, 1);
+});
+
 test('a read-back that differs at the end rolls back the file and every runtime value', async (t) => {
   // Two keys sharing one inode: setting the second changes the first, as a kernel (or another
   // agent) can undo a value after it was read back once.

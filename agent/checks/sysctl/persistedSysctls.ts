@@ -12,11 +12,12 @@
 //     /etc/sysctl.conf (distributions link it in as /etc/sysctl.d/99-sysctl.conf), and a "-key"
 //     after an explicit assignment cancels it (the key is then not set at all).
 // test/checks/sysctlPersistenceRealTools.test.ts runs both programs on the same trees.
+import { basename } from 'node:path/posix';
 import { describeError } from '../../errors.ts';
 import { byCodeUnit } from '../../findings/finding.ts';
 import type { HostRoot } from '../../host/hostRoot.ts';
 import { isSysctlGlob, parseSysctlConf, sysctlKeyMatches } from '../../parsers/sysctlConf.ts';
-import type { SysctlConfLineError } from '../../parsers/sysctlConf.ts';
+import type { SysctlConf, SysctlConfLineError } from '../../parsers/sysctlConf.ts';
 
 export const SYSCTL_DIRS = [
   '/etc/sysctl.d',
@@ -88,29 +89,66 @@ function after(a: readonly [number, number], b: readonly [number, number]): bool
   return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
 }
 
+/** One file in the order the appliers read it: its name, and what it says (null when masked). */
+interface SourceFile {
+  path: string;
+  resolved: string;
+  masked: boolean;
+  conf: SysctlConf | null;
+}
+
 export class PersistedSysctls {
   readonly files: SysctlConfigFile[];
   readonly unreadable: UnreadableConfig[];
   readonly invalid: InvalidConfig[];
   /** What applies the files at boot on this host. */
   readonly bootApplier: Applier;
-  private readonly entries: Entry[];
-  private readonly exclusions: Exclusion[];
+  private readonly sources: readonly SourceFile[];
+  private readonly entries: Entry[] = [];
+  private readonly exclusions: Exclusion[] = [];
 
-  constructor(parts: {
-    files: SysctlConfigFile[];
-    entries: Entry[];
-    exclusions: Exclusion[];
-    unreadable: UnreadableConfig[];
-    invalid: InvalidConfig[];
-    bootApplier: Applier;
-  }) {
-    this.files = parts.files;
-    this.entries = parts.entries;
-    this.exclusions = parts.exclusions;
-    this.unreadable = parts.unreadable;
-    this.invalid = parts.invalid;
-    this.bootApplier = parts.bootApplier;
+  /** `sources`: the drop-ins in application order, then /etc/sysctl.conf if present. */
+  constructor(
+    sources: readonly SourceFile[],
+    unreadable: UnreadableConfig[],
+    bootApplier: Applier,
+  ) {
+    this.sources = sources;
+    this.unreadable = unreadable;
+    this.bootApplier = bootApplier;
+    this.files = sources.map(({ path, resolved, masked }) => ({ path, resolved, masked }));
+    this.invalid = [];
+    sources.forEach(({ path, conf }, i) => {
+      if (conf === null) return;
+      if (conf.binary || conf.invalid.length > 0)
+        this.invalid.push({ path, binary: conf.binary, lines: conf.invalid });
+      const tail = path === SYSCTL_CONF;
+      for (const a of conf.assignments) {
+        this.entries.push({
+          assignment: { pattern: a.key, value: a.value, file: path, line: a.line },
+          glob: isSysctlGlob(a.key),
+          tail,
+          at: [i, a.line],
+        });
+      }
+      for (const x of conf.exclusions)
+        this.exclusions.push({ pattern: x.key, tail, at: [i, x.line] });
+    });
+  }
+
+  /**
+   * The configuration as it would be with `text` written at `path`, a file of /etc/sysctl.d
+   * (the first directory, so its name hides the same name anywhere else): what remediation
+   * checks before it writes its own file, with the same precedence rules as the check.
+   */
+  withFile(path: string, text: string): PersistedSysctls {
+    const name = basename(path);
+    const dropIns = this.sources.filter((f) => f.path !== SYSCTL_CONF && basename(f.path) !== name);
+    const at = dropIns.findIndex((f) => byCodeUnit(basename(f.path), name) > 0);
+    const ours: SourceFile = { path, resolved: path, masked: false, conf: parseSysctlConf(text) };
+    dropIns.splice(at === -1 ? dropIns.length : at, 0, ours);
+    const conf = this.sources.filter((f) => f.path === SYSCTL_CONF);
+    return new PersistedSysctls([...dropIns, ...conf], this.unreadable, this.bootApplier);
   }
 
   /** Every assignment that applies to a key, in the order `sysctl --system` applies them. */
@@ -179,7 +217,6 @@ function applicationOrder(dirs: readonly { dir: string; names: readonly string[]
 
 export async function readPersistedSysctls(host: HostRoot): Promise<PersistedSysctls> {
   const unreadable: UnreadableConfig[] = [];
-  const invalid: InvalidConfig[] = [];
   const listings = await Promise.all(
     SYSCTL_DIRS.map(async (dir) => {
       try {
@@ -193,9 +230,6 @@ export async function readPersistedSysctls(host: HostRoot): Promise<PersistedSys
   );
   const dropIns = applicationOrder(listings);
   const paths = [...dropIns, SYSCTL_CONF];
-  const files: SysctlConfigFile[] = [];
-  const entries: Entry[] = [];
-  const exclusions: Exclusion[] = [];
   const contents = await mapLimit(paths, READ_CONCURRENCY, async (path) => {
     try {
       const resolved = await host.resolve(path);
@@ -211,28 +245,16 @@ export async function readPersistedSysctls(host: HostRoot): Promise<PersistedSys
       return { path, resolved: path, masked: false, text: null };
     }
   });
-  contents.forEach(({ path, resolved, masked, text }, i) => {
-    if (text === null && !masked) return; // missing (/etc/sysctl.conf often is) or unreadable (recorded)
-    files.push({ path, resolved, masked });
-    if (text === null) return;
-    const parsed = parseSysctlConf(text);
-    if (parsed.binary || parsed.invalid.length > 0)
-      invalid.push({ path, binary: parsed.binary, lines: parsed.invalid });
-    const tail = i === paths.length - 1;
-    for (const a of parsed.assignments) {
-      entries.push({
-        assignment: { pattern: a.key, value: a.value, file: path, line: a.line },
-        glob: isSysctlGlob(a.key),
-        tail,
-        at: [i, a.line],
-      });
-    }
-    for (const x of parsed.exclusions) exclusions.push({ pattern: x.key, tail, at: [i, x.line] });
-  });
+  const sources: SourceFile[] = [];
+  for (const { path, resolved, masked, text } of contents) {
+    // missing (/etc/sysctl.conf often is) or unreadable (recorded): not a file that applies
+    if (text === null && !masked) continue;
+    sources.push({ path, resolved, masked, conf: text === null ? null : parseSysctlConf(text) });
+  }
   const bootApplier = (await anyExists(host, SYSTEMD_SYSCTL))
     ? 'systemd-sysctl'
     : 'sysctl --system';
-  return new PersistedSysctls({ files, entries, exclusions, unreadable, invalid, bootApplier });
+  return new PersistedSysctls(sources, unreadable, bootApplier);
 }
 
 async function anyExists(host: HostRoot, paths: readonly string[]): Promise<boolean> {

@@ -9,18 +9,18 @@
 // Why the names start with "zz-": procps `sysctl --system` and systemd-sysctl both apply the
 // *.conf files of /etc/sysctl.d, /run/sysctl.d, /usr/local/lib/sysctl.d, /usr/lib/sysctl.d and
 // /lib/sysctl.d sorted by file name in byte order, whatever the directory, and the last
-// assignment of a key wins. "zz-" sorts after the digits and the lowercase names operators and
-// distributions use (99-sysctl.conf, 99-kubernetes-cri.conf, k8s.conf), so ours comes last.
-// One thing comes later and no name can beat it: procps applies /etc/sysctl.conf itself once
-// more at the very end (systemd-sysctl does not). A key that file (or anything else applied
-// after ours) sets to a value short of the target is reported in the plan (persist[].overriddenBy)
-// and left alone: the agent never edits a file it does not own.
+// explicit assignment of a key wins (over any glob). "zz-" sorts after the digits and the
+// lowercase names operators and distributions use (99-sysctl.conf, 99-kubernetes-cri.conf,
+// k8s.conf), so ours comes last. One thing comes later and no name can beat it: procps applies
+// /etc/sysctl.conf itself once more at the very end (systemd-sysctl does not). A key that file
+// (or anything else applied after ours) sets to a value short of the target is reported in the
+// plan (persist[].overriddenBy) and left alone: the agent never edits a file it does not own.
+// Both are judged by the sysctl check's model (PersistedSysctls.withFile), not a copy of it.
 import path from 'node:path';
-import { SYSCTL_CONF, readPersistedSysctls } from '../../checks/sysctl/persistedSysctls.ts';
+import { readPersistedSysctls } from '../../checks/sysctl/persistedSysctls.ts';
 import { bootModuleSource, isBuiltinModule } from '../../checks/sysctl/persistedModules.ts';
 import type { Applier, PersistedSysctls } from '../../checks/sysctl/persistedSysctls.ts';
 import { AuditorError, ErrorCode, describeError } from '../../errors.ts';
-import { byCodeUnit } from '../../findings/finding.ts';
 import type { HostRoot } from '../../host/hostRoot.ts';
 import { parseSysctlConf } from '../../parsers/sysctlConf.ts';
 import { evaluateExpectation, parseExpectation } from '../../parsers/sysctlExpectation.ts';
@@ -351,6 +351,7 @@ async function planSysctls(
   const changes: SysctlChange[] = [];
   const persist: PersistTarget[] = [];
   const lines: string[] = [];
+  const written = new Set<string>(); // the keys our file sets
   specs.forEach((spec, i) => {
     const value = runtime[i];
     const ownLine = own.get(spec.key);
@@ -374,23 +375,34 @@ async function planSysctls(
         comment: `# ${spec.key}: ${value as string} at runtime, left as is; persisted by node-auditor at ${now}`,
       };
     }
-    if (line !== undefined) lines.push(line.comment, `${spec.key} = ${line.value}`);
-    const overriddenBy = line === undefined ? undefined : laterOverride(persisted, filePath, spec);
-    persist.push({
-      key: spec.key,
-      expect: spec.expectation.text,
-      ...(overriddenBy === undefined ? {} : { overriddenBy }),
-    });
-    if (overriddenBy !== undefined)
-      warnings.push(
-        `${overriddenBy.file}:${overriddenBy.line} sets ${spec.key} = ${overriddenBy.value} and ${overriddenBy.applier} applies it after ${filePath}; the value set now will not survive it (node-auditor does not edit files it does not own)`,
+    if (line !== undefined) {
+      lines.push(line.comment, `${spec.key} = ${line.value}`);
+      written.add(spec.key);
+    }
+    persist.push({ key: spec.key, expect: spec.expectation.text });
+  });
+  const after = header(action) + lines.map((l) => `${l}\n`).join('');
+  // What would still beat our lines once the file is written, under the same precedence rules
+  // the sysctl check judges the host by (procps' /etc/sysctl.conf pass at the end, most often).
+  const withOurs = persisted.withFile(filePath, after);
+  persist.forEach((target, i) => {
+    if (!written.has(target.key)) return;
+    const spec = specs[i] as KeySpec;
+    const view = withOurs
+      .views(target.key)
+      .find(
+        (v) => v.winner !== undefined && v.winner.file !== filePath && !meets(spec, v.winner.value),
       );
+    if (view?.winner === undefined) return;
+    const { file: by, line, value } = view.winner;
+    target.overriddenBy = { applier: view.applier, file: by, line, value };
+    warnings.push(
+      `${by}:${line} sets ${target.key} = ${value} and ${view.applier} applies it after ${filePath}; the value set now will not survive it (node-auditor does not edit files it does not own)`,
+    );
   });
   let file: SysctlPart['file'];
-  if (lines.length > 0 || ownText !== null) {
-    const after = header(action) + lines.map((l) => `${l}\n`).join('');
-    if (after !== ownText) file = { path: filePath, before: ownText, after };
-  }
+  if ((lines.length > 0 || ownText !== null) && after !== ownText)
+    file = { path: filePath, before: ownText, after };
   return {
     changes,
     file,
@@ -481,39 +493,6 @@ function parseOwnedModules(text: string | null): Map<string, string> {
       owned.set(name, comment);
   });
   return owned;
-}
-
-/**
- * The assignment that would still beat ours once our file is in place, when its value falls
- * short of the target. procps: any assignment in a file sorted after ours, and /etc/sysctl.conf's
- * own pass at the end. systemd-sysctl (on a systemd host): an explicit key in a file sorted
- * after ours (our explicit key beats any glob).
- */
-function laterOverride(
-  persisted: PersistedSysctls,
-  ourPath: string,
-  spec: KeySpec,
-): PersistTarget['overriddenBy'] {
-  const ourName = path.posix.basename(ourPath);
-  const later = persisted
-    .assignmentsOf(spec.key)
-    .filter(
-      (a) =>
-        a.file !== ourPath &&
-        (a.file === SYSCTL_CONF || byCodeUnit(path.posix.basename(a.file), ourName) > 0),
-    );
-  const views: { applier: Applier; winner: (typeof later)[number] | undefined }[] = [
-    { applier: 'sysctl --system', winner: later.at(-1) },
-  ];
-  if (persisted.bootApplier === 'systemd-sysctl') {
-    const explicit = later.filter((a) => a.file !== SYSCTL_CONF && !/[*?[]/.test(a.pattern));
-    views.unshift({ applier: 'systemd-sysctl', winner: explicit.at(-1) });
-  }
-  for (const { applier, winner } of views) {
-    if (winner !== undefined && !meets(spec, winner.value))
-      return { applier, file: winner.file, line: winner.line, value: winner.value };
-  }
-  return undefined;
 }
 
 // ---- applying ----
