@@ -81,13 +81,20 @@ export interface CliResult {
 /** Run the bundled CLI, as `npx node-auditor` would. */
 export function runCli(
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+  options: {
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    timeoutMs?: number;
+    /** Run as this user and group (needs root): what an operator without root sees. */
+    user?: { uid: number; gid: number };
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd ?? REPO,
       env: { ...cleanEnv(), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.user === undefined ? {} : { uid: options.user.uid, gid: options.user.gid }),
     });
     let stdout = '';
     let stderr = '';

@@ -7,9 +7,11 @@ import type { ConfigInputs } from '../config/loadConfig.ts';
 import { AuditorError, ErrorCode } from '../errors.ts';
 import { isProblem } from '../findings/finding.ts';
 import type { LogSettings } from '../logs/logSettings.ts';
-import { resolveInputs, scanLogs } from '../logs/scanLogs.ts';
+import { resolveInputs } from '../logs/scanInputs.ts';
+import { scanLogs } from '../logs/scanLogs.ts';
 import { selectRules } from '../rules/catalogue.ts';
 import { renderIncidentsJson, renderIncidentsTable } from '../sinks/report/incidentReport.ts';
+import { wrapHanging } from '../sinks/report/textWrap.ts';
 
 export async function scanLogsCommand(
   inputs: ConfigInputs,
@@ -28,7 +30,9 @@ export async function scanLogsCommand(
   const { config } = await loadConfig(inputs);
   const settings = config.checks.logs as (LogSettings & CheckSettings) | undefined;
   if (settings === undefined) throw new Error('checks.logs is missing from the configuration');
-  const scanInputs = await resolveInputs(files);
+  const { inputs: scanInputs, notes } = await resolveInputs(files);
+  // What is not read, and input that may not be what it seems, before the scan's progress.
+  for (const note of notes) err.write(wrapHanging('scan-logs: ', note, 80).join('\n') + '\n');
   const rules = await selectRules({
     disabledRules: settings.disabledRules,
     rules: settings.rules,

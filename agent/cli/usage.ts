@@ -12,8 +12,10 @@ Commands:
   config              Print the effective configuration and exit.
   scan-logs FILE...   Classify saved logs offline (syslog, messages, kern.log,
                       dmesg, journalctl text/json/export output, journal files
-                      and directories, .gz): print each incident with its cause,
-                      first/last seen, count and evidence. Exit 0 none, 1 some.
+                      and directories, .gz, a directory of logs as /var/log):
+                      print each incident with its cause, first/last seen,
+                      count and evidence. Exit 0 none, 1 some (warning or
+                      critical), 2 usage error or an input that cannot be read.
 
 Flags:
   --config FILE       YAML or JSON configuration file ($NODE_AUDITOR_CONFIG)

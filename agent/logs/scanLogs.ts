@@ -5,14 +5,13 @@
 // Inputs, told apart by their first bytes: syslog text (/var/log/syslog, /var/log/messages,
 // kern.log, `journalctl` text output), `dmesg` output, `journalctl -o json`, `journalctl -o
 // export`, binary journal files and journal directories (read with journalctl), each possibly
-// gzip-compressed (rotated syslog.2.gz). Several files are read oldest first (by mtime).
+// gzip-compressed (rotated syslog.2.gz); what each input is, and in which order they are read,
+// is decided before (scanInputs.ts).
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import * as fs from '../host/asyncFs.ts';
-import type { Stats } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import { AuditorError, ErrorCode, describeError, fileErrorReason } from '../errors.ts';
+import { AuditorError, ErrorCode, describeError } from '../errors.ts';
 import type { Incident } from '../incidents/incident.ts';
 import { IncidentTracker } from '../incidents/incidentTracker.ts';
 import { JournalExportParser, parseJournalJson } from '../parsers/journalEntry.ts';
@@ -22,6 +21,8 @@ import type { RuleInput } from '../rules/ruleSet.ts';
 import { recordFromJournalEntry, recordFromSyslogLine } from '../sources/logRecord.ts';
 import type { LogRecord } from '../sources/logRecord.ts';
 import { matchArguments } from '../sources/journaldSource.ts';
+import { streamErrorReason } from './scanInputs.ts';
+import type { InputFormat, ScanInput } from './scanInputs.ts';
 
 /** Files larger than this get a progress line on stderr. */
 const PROGRESS_MIN_BYTES = 100 * 1024 * 1024;
@@ -29,14 +30,6 @@ const CHUNK_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;
 const LF = Buffer.from('\n');
 const EMPTY: Buffer = Buffer.alloc(0);
-
-export type InputFormat = 'syslog' | 'dmesg' | 'journal-json' | 'journal-export' | 'journal-file';
-
-export interface ScanInput {
-  path: string;
-  kind: 'file' | 'journal-directory';
-  stat: Stats;
-}
 
 export interface ScanOptions {
   rules: readonly RuleInput[];
@@ -56,32 +49,6 @@ export interface ScanResult {
   files: { path: string; format: InputFormat; lines: number }[];
 }
 
-/** Check the inputs exist before reading any: a typo fails fast, naming the path. */
-export async function resolveInputs(paths: readonly string[]): Promise<ScanInput[]> {
-  const inputs: ScanInput[] = [];
-  for (const p of paths) {
-    let stat: Stats;
-    try {
-      stat = await fs.stat(p);
-    } catch (error) {
-      throw new AuditorError(
-        ErrorCode.InputUnreadable,
-        `cannot read ${p}: ${fileErrorReason(error)}`,
-        {
-          cause: error,
-        },
-      );
-    }
-    if (stat.isDirectory()) inputs.push({ path: p, kind: 'journal-directory', stat });
-    else if (stat.isFile()) inputs.push({ path: p, kind: 'file', stat });
-    else {
-      throw new AuditorError(ErrorCode.InputUnreadable, `${p} is neither a file nor a directory`);
-    }
-  }
-  // Rotated files are older the earlier their last write: read them in that order.
-  return inputs.sort((a, b) => a.stat.mtimeMs - b.stat.mtimeMs);
-}
-
 export async function scanLogs(
   inputs: readonly ScanInput[],
   options: ScanOptions,
@@ -99,112 +66,90 @@ export async function scanLogs(
   };
   for (const input of inputs) {
     const before = result.lines;
-    const { format, gzip } =
-      input.kind === 'journal-directory'
-        ? { format: 'journal-file' as const, gzip: false }
-        : await sniffFormat(input.path);
     const progress = new Progress(input, options.progress);
     const counted = (n: number) => {
       result.lines += n;
       progress.lines(n);
     };
-    if (input.kind === 'journal-directory' || format === 'journal-file') {
-      const args = [
-        input.kind === 'journal-directory' ? `--directory=${input.path}` : `--file=${input.path}`,
-        '--output=json',
-        '--all',
-        '--no-pager',
-        ...matchArguments(options.journalIdentifiers, options.journalUnits),
-      ];
-      await readJournalctl(options.journalctl, args, input.path, (entry) => {
-        counted(1);
-        handle(recordFromJournalEntry(entry, input.path, 0));
-      });
-    } else {
-      const { stream, read } = openInput(input.path, gzip);
-      if (format === 'journal-json' || format === 'journal-export') {
-        await readJournalStream(stream, format, (entry) => {
-          progress.at(read());
-          counted(1);
-          handle(recordFromJournalEntry(entry, input.path, 0));
-        });
-      } else {
-        const reference = input.stat.mtimeMs;
-        const dmesg = format === 'dmesg';
-        await readLines(stream, options.maxLineBytes, (bytes, start, end) => {
-          progress.at(read());
-          counted(
-            ruleSet.scanBytes(bytes, start, end, (lineStart, lineEnd, owners, count) => {
-              const stop =
-                lineEnd > lineStart && bytes[lineEnd - 1] === 0x0d ? lineEnd - 1 : lineEnd;
-              const text = bytes.toString('utf8', lineStart, stop);
-              handle(
-                dmesg
-                  ? dmesgRecord(text, input.path, reference)
-                  : recordFromSyslogLine(text, input.path, reference),
-                owners,
-                count,
-              );
-            }),
-          );
-        });
-      }
+    try {
+      await readInput(input, options, ruleSet, handle, progress, counted);
+    } catch (error) {
+      if (error instanceof AuditorError) throw error;
+      // A file that went bad after it was opened (a truncated .gz, an I/O error): what was
+      // read of it cannot stand for the whole, so the scan fails naming it.
+      throw new AuditorError(
+        ErrorCode.InputUnreadable,
+        `cannot read ${input.path}: ${streamErrorReason(error)}`,
+        { cause: error },
+      );
     }
     progress.done();
-    result.files.push({ path: input.path, format, lines: result.lines - before });
+    result.files.push({ path: input.path, format: input.format, lines: result.lines - before });
   }
   result.incidents = tracker.all();
   return result;
 }
 
-/** What a file holds, from its first bytes (under gzip, if compressed). */
-async function sniffFormat(path: string): Promise<{ format: InputFormat; gzip: boolean }> {
-  const handle = await fs.open(path, 'r');
-  let head: Buffer;
-  try {
-    const buf = Buffer.alloc(4096);
-    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    head = buf.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-  if (head.subarray(0, 8).toString('latin1') === 'LPKSHHRH') {
-    return { format: 'journal-file', gzip: false };
-  }
-  const gzip = head[0] === 0x1f && head[1] === 0x8b;
-  if (gzip) {
-    const stream = createReadStream(path).pipe(createGunzip());
-    const first = await new Promise<Buffer>((resolve) => {
-      stream.once('data', (chunk: Buffer) => {
-        resolve(chunk);
-        stream.destroy();
-      });
-      stream.once('error', () => {
-        resolve(Buffer.alloc(0));
-      });
-      stream.once('end', () => {
-        resolve(Buffer.alloc(0));
-      });
+async function readInput(
+  input: ScanInput,
+  options: ScanOptions,
+  ruleSet: RuleSet,
+  handle: (record: LogRecord, owners?: Int32Array, count?: number) => void,
+  progress: Progress,
+  counted: (n: number) => void,
+): Promise<void> {
+  const { format } = input;
+  if (format === 'journal-directory' || format === 'journal-file') {
+    const args = [
+      format === 'journal-directory' ? `--directory=${input.path}` : `--file=${input.path}`,
+      '--output=json',
+      '--all',
+      '--no-pager',
+      ...matchArguments(options.journalIdentifiers, options.journalUnits),
+    ];
+    await readJournalctl(options.journalctl, args, input.path, (entry) => {
+      counted(1);
+      handle(recordFromJournalEntry(entry, input.path, 0));
     });
-    head = first.subarray(0, 4096);
+    return;
   }
-  const text = head.toString('utf8');
-  const firstLine = text.split('\n', 1)[0] ?? '';
-  const format: InputFormat = firstLine.startsWith('{')
-    ? 'journal-json'
-    : /^__CURSOR=|^__REALTIME_TIMESTAMP=|^[A-Z_][A-Z0-9_]*=/.test(firstLine)
-      ? 'journal-export'
-      : /^\[\s*\d+\.\d+\] |^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d /.test(firstLine)
-        ? 'dmesg'
-        : 'syslog';
-  return { format, gzip };
+  const { stream, read } = openInput(input.path, input.gzip);
+  if (format === 'journal-json' || format === 'journal-export') {
+    await readJournalStream(stream, format, (entry) => {
+      progress.at(read());
+      counted(1);
+      handle(recordFromJournalEntry(entry, input.path, 0));
+    });
+    return;
+  }
+  const reference = input.stat.mtimeMs;
+  const dmesg = format === 'dmesg';
+  await readLines(stream, options.maxLineBytes, (bytes, start, end) => {
+    progress.at(read());
+    counted(
+      ruleSet.scanBytes(bytes, start, end, (lineStart, lineEnd, owners, count) => {
+        const stop = lineEnd > lineStart && bytes[lineEnd - 1] === 0x0d ? lineEnd - 1 : lineEnd;
+        const text = bytes.toString('utf8', lineStart, stop);
+        handle(
+          dmesg
+            ? dmesgRecord(text, input.path, reference)
+            : recordFromSyslogLine(text, input.path, reference),
+          owners,
+          count,
+        );
+      }),
+    );
+  });
 }
 
 /** The file as a stream of bytes (decompressed if it is gzip); `read()` tells how far it got. */
 function openInput(path: string, gzip: boolean): { stream: Readable; read: () => number } {
   const raw = createReadStream(path, { highWaterMark: CHUNK_BYTES });
-  const stream = gzip ? raw.pipe(createGunzip()) : raw;
-  return { stream, read: () => raw.bytesRead };
+  if (!gzip) return { stream: raw, read: () => raw.bytesRead };
+  const gunzip = createGunzip();
+  // pipe() does not pass a read error on: the reader of the gunzip would wait forever.
+  raw.on('error', (error) => gunzip.destroy(error));
+  return { stream: raw.pipe(gunzip), read: () => raw.bytesRead };
 }
 
 /** Whole lines of a stream, in the chunks it comes in; over-long lines are cut. */

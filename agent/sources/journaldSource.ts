@@ -258,7 +258,13 @@ export function matchArguments(identifiers: readonly string[], units: readonly s
   return groups.flatMap((group, i) => (i === 0 ? group : ['+', ...group]));
 }
 
-async function holdsJournalFiles(dir: string, depth = 0): Promise<boolean> {
+/** journald's file names: system.journal, user-1000@...journal, and journal~ (unclean). */
+export const JOURNAL_FILE = /\.journal~?$/;
+/** journald keeps a machine's files in a directory named by its machine ID. */
+export const MACHINE_ID_DIRECTORY = /^[0-9a-f]{32}$/;
+
+/** Whether journalctl --directory finds journal files in dir (or its machine-ID directories). */
+export async function holdsJournalFiles(dir: string, depth = 0): Promise<boolean> {
   let entries;
   try {
     entries = await fs.readdir(dir, { withFileTypes: true });
@@ -266,12 +272,12 @@ async function holdsJournalFiles(dir: string, depth = 0): Promise<boolean> {
     return false;
   }
   for (const entry of entries) {
-    if (entry.isFile() && /\.journal~?$/.test(entry.name)) return true;
+    if (entry.isFile() && JOURNAL_FILE.test(entry.name)) return true;
     if (
       entry.isDirectory() &&
       depth === 0 &&
       // journalctl only reads subdirectories named by a machine ID.
-      /^[0-9a-f]{32}$/.test(entry.name) &&
+      MACHINE_ID_DIRECTORY.test(entry.name) &&
       (await holdsJournalFiles(path.join(dir, entry.name), 1))
     )
       return true;

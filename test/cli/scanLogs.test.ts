@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { REPO, requireTool, runCli, tempDir } from '../helpers.ts';
+import { REPO, isRoot, requireTool, runCli, tempDir } from '../helpers.ts';
 import { journalWriter } from '../journalFiles.ts';
 import type { JournalEntry } from '../journalFiles.ts';
 
@@ -74,6 +74,11 @@ function seedEntries(): JournalEntry[] {
       time: at,
     },
   ];
+}
+
+/** scan-logs' notes on stderr as one line each: their continuation lines joined. */
+function unwrapped(stderr: string): string {
+  return stderr.replace(/\n {11}/g, ' ');
 }
 
 function expectSeedIncident(json: ScanJson, lines: number): void {
@@ -184,7 +189,7 @@ describe('scan-logs', () => {
       });
     }
     const table = await runCli(['scan-logs', path.join(dir, 'journal'), json], { env: UTC });
-    assert.match(table.stdout, /journal \(journal-file\): 3 lines/);
+    assert.match(table.stdout, /journal \(journal-directory\): 3 lines/);
     assert.match(table.stdout, /journal\.json \(journal-json\): 4 lines/);
   });
 
@@ -229,5 +234,112 @@ describe('scan-logs', () => {
     const none = await runCli(['scan-logs']);
     assert.equal(none.code, 2);
     assert.match(none.stderr, /scan-logs needs at least one FILE/);
+  });
+  it('a directory of text logs (as /var/log) is read file by file, rotated ones oldest first', async (t) => {
+    const dir = await tempDir(t);
+    const seed = await fs.readFile(path.join(LOGS, 'seed-notready.log'));
+    await fs.writeFile(
+      path.join(dir, 'syslog.2.gz'),
+      gzipSync(await fs.readFile(path.join(LOGS, 'benign.log'))),
+    );
+    await fs.writeFile(path.join(dir, 'syslog.1'), seed);
+    await fs.writeFile(
+      path.join(dir, 'syslog'),
+      'Feb 21 08:00:00 k1-node01 systemd[1]: kubelet.service: Main process exited, code=exited, status=1/FAILURE\n',
+    );
+    await fs.writeFile(path.join(dir, 'wtmp'), Buffer.from([1, 0, 0, 0, 0x7e, 0, 0, 0]));
+    await fs.mkdir(path.join(dir, 'journal'));
+    // `cp /var/log/syslog* bundle/` writes them in name order: the live file gets the oldest
+    // mtime. Read by mtime, Feb 21's line would come first and swallow Feb 20's story.
+    const stamps = ['syslog', 'syslog.1', 'syslog.2.gz'];
+    for (const [i, name] of stamps.entries()) {
+      const at = new Date(Date.parse('2026-02-21T09:00:00Z') + i * 60_000);
+      await fs.utimes(path.join(dir, name), at, at);
+    }
+    const r = await runCli(['scan-logs', '--output', 'json', dir], { env: UTC });
+    assert.equal(r.code, 1, r.stderr);
+    const json = JSON.parse(r.stdout) as ScanJson;
+    assert.deepEqual(
+      json.incidents.map((i) => [i.cause, i.count, i.firstSeen]),
+      [
+        ['InotifyWatchesExhausted', 5, '2026-02-20T12:14:49.000Z'],
+        ['KubeletDown', 1, '2026-02-21T08:00:00.000Z'],
+      ],
+    );
+    // What is not read is said, not skipped silently (wrapped at 80 columns).
+    const notes = unwrapped(r.stderr);
+    assert.match(notes, /subdirectories not read \(pass one to read it\): journal\//);
+    assert.match(notes, /binary files not read: wtmp/);
+    for (const line of r.stderr.split('\n')) assert.ok(line.length <= 80, line);
+    const table = await runCli(['scan-logs', dir], { env: UTC });
+    assert.match(
+      table.stdout,
+      new RegExp(
+        `^node-auditor scan-logs: 3 inputs, \\d+ lines, 2 incidents\n  ${dir}/syslog\\.2\\.gz \\(syslog\\): \\d+ lines\n  ${dir}/syslog\\.1 \\(syslog\\): 5 lines\n  ${dir}/syslog \\(syslog\\): 1 line\n`,
+      ),
+    );
+  });
+
+  it('a directory with no log file and no journal file is an error, not an all-clear', async (t) => {
+    const dir = await tempDir(t);
+    await fs.mkdir(path.join(dir, 'journal'));
+    const r = await runCli(['scan-logs', path.join(dir, 'journal')]);
+    assert.equal(r.code, 2, r.stdout);
+    assert.equal(
+      r.stderr,
+      `node-auditor: cannot read ${path.join(dir, 'journal')}: it holds no log file and no journal file\n`,
+    );
+    assert.equal(r.stdout, '');
+  });
+
+  it('a .gz cut short is an unreadable input (exit 2, named), not a result', async (t) => {
+    const dir = await tempDir(t);
+    // The seed first, so that a scan that gave up quietly would still find its incident.
+    const seed = await fs.readFile(path.join(LOGS, 'seed-notready.log'));
+    const benign = await fs.readFile(path.join(LOGS, 'benign.log'));
+    const whole = gzipSync(Buffer.concat([seed, ...Array.from({ length: 2000 }, () => benign)]));
+    const cut = path.join(dir, 'syslog.2.gz');
+    await fs.writeFile(cut, whole.subarray(0, Math.floor(whole.length / 2)));
+    const header = path.join(dir, 'syslog.3.gz');
+    await fs.writeFile(header, whole.subarray(0, 12));
+    for (const file of [cut, header]) {
+      const r = await runCli(['scan-logs', file]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(
+        r.stderr,
+        `node-auditor: cannot read ${file}: corrupt or truncated gzip data (unexpected end of file)\n`,
+      );
+      assert.equal(r.stdout, '');
+    }
+  });
+
+  it('a file the user may not read is exit 2 naming it', async (t) => {
+    const dir = await tempDir(t);
+    const file = await savedCopy(dir, 'seed-notready.log', 'syslog');
+    await fs.chmod(file, 0o600);
+    // Root reads any file: run as nobody, as an operator without root would.
+    if (isRoot()) await fs.chmod(dir, 0o755);
+    else await fs.chmod(file, 0o000);
+    const r = await runCli(['scan-logs', file], {
+      ...(isRoot() ? { user: { uid: 65534, gid: 65534 } } : {}),
+    });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, `node-auditor: cannot read ${file}: permission denied\n`);
+    assert.equal(r.stdout, '');
+  });
+
+  it('a binary file named on the command line is read with a warning', async (t) => {
+    const dir = await tempDir(t);
+    const file = path.join(dir, 'core');
+    await fs.writeFile(
+      file,
+      Buffer.concat([Buffer.from('\x7fELF\x02\x01\x01\0\0\0'), Buffer.alloc(64)]),
+    );
+    const r = await runCli(['scan-logs', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      unwrapped(r.stderr),
+      `scan-logs: ${file} does not look like a text log (binary data in its first 4 KiB); read as syslog text anyway\n`,
+    );
   });
 });

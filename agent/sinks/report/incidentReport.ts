@@ -42,12 +42,12 @@ export function renderIncidentsTable(result: ScanResult, width = WIDTH): string 
   const files = result.files.length;
   out.push(
     ...wrap(
-      `node-auditor scan-logs: ${files} input${files === 1 ? '' : 's'}, ${result.lines} lines, ${result.incidents.length} incident${result.incidents.length === 1 ? '' : 's'}`,
+      `node-auditor scan-logs: ${plural(files, 'input')}, ${plural(result.lines, 'line')}, ${plural(result.incidents.length, 'incident')}`,
       width,
     ),
   );
   for (const f of result.files)
-    out.push(...wrap(`${f.path} (${f.format}): ${f.lines} lines`, width, '  '));
+    out.push(...wrap(`${f.path} (${f.format}): ${plural(f.lines, 'line')}`, width, '  '));
   for (const incident of result.incidents) {
     out.push('');
     const name = incident.cause ?? incident.problem;
@@ -83,6 +83,10 @@ export function renderIncidentsTable(result: ScanResult, width = WIDTH): string 
     out.push('No incident found.');
   }
   return out.join('\n') + '\n';
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 function stamp(ms: number): string {

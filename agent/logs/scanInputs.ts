@@ -1,0 +1,287 @@
+// What `scan-logs` reads, decided before anything is read: each path named on the command line
+// is a log file, a journal directory (read with journalctl) or a directory of log files such as
+// /var/log (its regular files, plain or .gz). Every input is opened and its format told from its
+// first bytes here, so a typo, a file that cannot be read or a corrupt .gz fails the command
+// (exit 2) naming the path before a long scan starts, and nothing is skipped silently.
+import { createReadStream } from 'node:fs';
+import type { Stats } from 'node:fs';
+import path from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { AuditorError, ErrorCode, describeError, errnoCode, fileErrorReason } from '../errors.ts';
+import * as fs from '../host/asyncFs.ts';
+import {
+  JOURNAL_FILE,
+  MACHINE_ID_DIRECTORY,
+  holdsJournalFiles,
+} from '../sources/journaldSource.ts';
+
+export type InputFormat =
+  'syslog' | 'dmesg' | 'journal-json' | 'journal-export' | 'journal-file' | 'journal-directory';
+
+export interface ScanInput {
+  path: string;
+  kind: 'file' | 'journal-directory';
+  stat: Stats;
+  format: InputFormat;
+  /** The file is gzip-compressed (its format is that of what it holds). */
+  gzip: boolean;
+}
+
+export interface ResolvedInputs {
+  /** In the order to read them: oldest first. */
+  inputs: ScanInput[];
+  /** What the operator should know about what is and is not read (for stderr). */
+  notes: string[];
+}
+
+const HEAD_BYTES = 4096;
+
+export async function resolveInputs(paths: readonly string[]): Promise<ResolvedInputs> {
+  const inputs: ScanInput[] = [];
+  const notes: string[] = [];
+  const errors: string[] = [];
+  for (const p of paths) {
+    let stat: Stats;
+    try {
+      stat = await fs.stat(p);
+    } catch (error) {
+      errors.push(`cannot read ${p}: ${fileErrorReason(error)}`);
+      continue;
+    }
+    if (stat.isFile()) {
+      const file = await fileInput(p, stat, errors);
+      if (file === undefined) continue;
+      if (file.binary) {
+        notes.push(
+          `${p} does not look like a text log (binary data in its first 4 KiB); read as syslog text anyway`,
+        );
+      }
+      inputs.push(file.input);
+    } else if (stat.isDirectory()) {
+      const journal = await journalDirectory(p);
+      if (journal !== undefined) {
+        // journalctl reads only the journal files: anything else here would be passed over.
+        if (journal.others.length > 0) {
+          notes.push(
+            `${p} is read as a journal directory (journalctl --directory); not read: ${journal.others.join(', ')}`,
+          );
+        }
+        inputs.push({
+          path: p,
+          kind: 'journal-directory',
+          stat,
+          format: 'journal-directory',
+          gzip: false,
+        });
+      } else {
+        await directoryInputs(p, inputs, notes, errors);
+      }
+    } else {
+      errors.push(`cannot read ${p}: neither a file nor a directory`);
+    }
+  }
+  if (errors.length > 0) {
+    throw new AuditorError(ErrorCode.InputUnreadable, errors.join('\n'));
+  }
+  return { inputs: oldestFirst(inputs), notes };
+}
+
+/**
+ * A directory without journal files: its regular files, each a log (syslog, syslog.1,
+ * syslog.2.gz, kern.log, messages ...). Subdirectories are not entered (pass one to read it: a
+ * journal under /var/log/journal may hold the same lines as syslog), binary files (wtmp, btmp,
+ * lastlog, an .xz) are left out; both are named in a note.
+ */
+async function directoryInputs(
+  dir: string,
+  inputs: ScanInput[],
+  notes: string[],
+  errors: string[],
+): Promise<void> {
+  let names: string[];
+  try {
+    names = (await fs.readdir(dir)).sort();
+  } catch (error) {
+    errors.push(`cannot read ${dir}: ${fileErrorReason(error)}`);
+    return;
+  }
+  const subdirectories: string[] = [];
+  const binary: string[] = [];
+  const other: string[] = [];
+  let read = 0;
+  for (const name of names) {
+    const p = path.join(dir, name);
+    let stat: Stats;
+    try {
+      stat = await fs.stat(p);
+    } catch (error) {
+      // A link to nowhere, or a file rotated away since the listing: nothing to read.
+      if (errnoCode(error) === 'ENOENT') other.push(name);
+      else errors.push(`cannot read ${p}: ${fileErrorReason(error)}`);
+      continue;
+    }
+    if (stat.isDirectory()) {
+      subdirectories.push(`${name}/`);
+    } else if (!stat.isFile()) {
+      other.push(name);
+    } else {
+      const file = await fileInput(p, stat, errors);
+      if (file === undefined) continue;
+      if (file.binary) binary.push(name);
+      else {
+        inputs.push(file.input);
+        read++;
+      }
+    }
+  }
+  if (subdirectories.length > 0) {
+    notes.push(
+      `${dir}: subdirectories not read (pass one to read it): ${subdirectories.join(', ')}`,
+    );
+  }
+  if (binary.length > 0) notes.push(`${dir}: binary files not read: ${binary.join(', ')}`);
+  if (other.length > 0) notes.push(`${dir}: not regular files, not read: ${other.join(', ')}`);
+  if (read === 0 && errors.length === 0) {
+    errors.push(`cannot read ${dir}: it holds no log file and no journal file`);
+  }
+}
+
+/**
+ * A directory journalctl --directory reads: the other entries it passes over. Undefined when
+ * it holds no journal file.
+ */
+async function journalDirectory(dir: string): Promise<{ others: string[] } | undefined> {
+  if (!(await holdsJournalFiles(dir))) return undefined;
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  return {
+    others: entries
+      .filter((name) => !JOURNAL_FILE.test(name) && !MACHINE_ID_DIRECTORY.test(name))
+      .sort(),
+  };
+}
+
+/** One file, opened and sniffed; an error is added to `errors` and gives undefined. */
+async function fileInput(
+  p: string,
+  stat: Stats,
+  errors: string[],
+): Promise<{ input: ScanInput; binary: boolean } | undefined> {
+  let head: Buffer;
+  try {
+    head = await readHead(p);
+  } catch (error) {
+    errors.push(`cannot read ${p}: ${fileErrorReason(error)}`);
+    return undefined;
+  }
+  if (head.subarray(0, 8).toString('latin1') === 'LPKSHHRH') {
+    return {
+      input: { path: p, kind: 'file', stat, format: 'journal-file', gzip: false },
+      binary: false,
+    };
+  }
+  const gzip = head[0] === 0x1f && head[1] === 0x8b;
+  if (gzip) {
+    try {
+      head = await gunzipHead(p);
+    } catch (error) {
+      errors.push(`cannot read ${p}: ${streamErrorReason(error)}`);
+      return undefined;
+    }
+  }
+  return {
+    input: { path: p, kind: 'file', stat, format: textFormat(head), gzip },
+    // A NUL byte is what grep and git take for binary: no log line holds one.
+    binary: head.includes(0),
+  };
+}
+
+async function readHead(p: string): Promise<Buffer> {
+  const handle = await fs.open(p, 'r');
+  try {
+    const buf = Buffer.alloc(HEAD_BYTES);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The first decompressed bytes of a .gz; rejects when not even those can be had. */
+function gunzipHead(p: string): Promise<Buffer> {
+  const stream = createReadStream(p).pipe(createGunzip());
+  return new Promise<Buffer>((resolve, reject) => {
+    stream.once('data', (chunk: Buffer) => {
+      resolve(chunk.subarray(0, HEAD_BYTES));
+      stream.destroy();
+    });
+    stream.once('error', reject);
+    stream.once('end', () => {
+      resolve(Buffer.alloc(0));
+    });
+  });
+}
+
+function textFormat(head: Buffer): InputFormat {
+  const firstLine = head.toString('utf8').split('\n', 1)[0] ?? '';
+  if (firstLine.startsWith('{')) return 'journal-json';
+  if (/^__CURSOR=|^__REALTIME_TIMESTAMP=|^[A-Z_][A-Z0-9_]*=/.test(firstLine))
+    return 'journal-export';
+  if (/^\[\s*\d+\.\d+\] |^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d /.test(firstLine)) return 'dmesg';
+  return 'syslog';
+}
+
+/** Why reading a file (or decompressing it) failed, in words, for a message naming the file. */
+export function streamErrorReason(error: unknown): string {
+  const code = errnoCode(error);
+  // zlib's errors: Z_BUF_ERROR "unexpected end of file", Z_DATA_ERROR "incorrect header check"
+  if (code?.startsWith('Z_') === true)
+    return `corrupt or truncated gzip data (${describeError(error)})`;
+  return fileErrorReason(error);
+}
+
+/**
+ * Oldest first, by last write; within one rotated family (syslog.3.gz, syslog.2.gz, syslog.1,
+ * syslog; or messages-20260215, messages) by its rotation suffix, which stays right when a copy
+ * (cp, tar without times, a support bundle) gave every file the same or a wrong mtime.
+ */
+function oldestFirst(inputs: ScanInput[]): ScanInput[] {
+  const byTime = [...inputs].sort((a, b) => a.stat.mtimeMs - b.stat.mtimeMs);
+  const families = new Map<string, number[]>();
+  byTime.forEach((input, i) => {
+    const key = rotation(input.path).family;
+    const slots = families.get(key);
+    if (slots === undefined) families.set(key, [i]);
+    else slots.push(i);
+  });
+  const ordered = [...byTime];
+  for (const slots of families.values()) {
+    if (slots.length < 2) continue;
+    const members = slots
+      .map((i) => byTime[i] as ScanInput)
+      .sort((a, b) => rotation(a.path).age - rotation(b.path).age);
+    // The family keeps the places its files had in time; only who is where changes.
+    slots.forEach((slot, k) => (ordered[slot] = members[k] as ScanInput));
+  }
+  return ordered;
+}
+
+/**
+ * A file's rotated family (its path without .gz and rotation suffix) and its place in it: the
+ * live file is the newest, syslog.N older the larger N, a date suffix (logrotate's dateext)
+ * older the earlier the date. Sorting by `age` ascending gives oldest first.
+ */
+export function rotation(file: string): { family: string; age: number } {
+  const name = file.replace(/\.gz$/, '');
+  const numbered = /^(.*)\.(\d{1,4})$/.exec(name);
+  if (numbered !== null) return { family: numbered[1] ?? name, age: -Number(numbered[2]) - 1e12 };
+  const dated = /^(.*)-(\d{8}(?:\d{2})?)$/.exec(name);
+  if (dated !== null) {
+    const stamp = dated[2] ?? '';
+    // YYYYMMDD or YYYYMMDDHH, as one comparable number
+    return {
+      family: dated[1] ?? name,
+      age: Number(stamp.length === 8 ? `${stamp}00` : stamp) - 1e11,
+    };
+  }
+  return { family: name, age: 0 };
+}
