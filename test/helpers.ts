@@ -143,11 +143,14 @@ export interface RunningAgent {
   stop(): Promise<number | null>;
 }
 
-/** Start `node-auditor run` on an ephemeral port and wait until it is ready. */
+/**
+ * Start `node-auditor run` on an ephemeral port and wait until it is ready (or, with
+ * `waitFor: 'listening'`, only until it listens: start-up may still be going on).
+ */
 export async function startAgent(
   t: TestContext,
   args: string[],
-  options: { env?: NodeJS.ProcessEnv } = {},
+  options: { env?: NodeJS.ProcessEnv; waitFor?: 'listening' | 'ready' } = {},
 ): Promise<RunningAgent> {
   // Each agent its own state directory: never the machine's /var/lib/node-auditor, never
   // another test's (tests run in parallel).
@@ -221,7 +224,7 @@ export async function startAgent(
   });
   const listening = await agent.waitForLog((l) => l.event === 'http.listening');
   agent.url = String(listening.url);
-  await agent.waitForLog((l) => l.event === 'agent.ready');
+  if (options.waitFor !== 'listening') await agent.waitForLog((l) => l.event === 'agent.ready');
   return agent;
 }
 

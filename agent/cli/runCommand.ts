@@ -3,17 +3,36 @@
 import v8 from 'node:v8';
 import { Agent } from '../agent.ts';
 import { watchConfigFile } from '../config/configWatcher.ts';
+import type { ConfigWatcher } from '../config/configWatcher.ts';
 import { loadConfig } from '../config/loadConfig.ts';
 import type { ConfigInputs } from '../config/loadConfig.ts';
 import { describeError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { VERSION } from '../version.ts';
 
+/** The signals `run` handles: Node's default for each is to end the process at once. */
+const SIGNALS = ['SIGHUP', 'SIGTERM', 'SIGINT'] as const;
+
 export async function runCommand(inputs: ConfigInputs): Promise<number> {
   interpretOnly();
+  // Signals are ours from the start, not only once the agent runs: start-up (the config, the
+  // listen, the Kubernetes client, saved log state) takes a while, and a SIGHUP in it (a
+  // ConfigMap update, `kill -HUP` in a loop) must not kill the agent. What comes before the
+  // agent exists is acted on once it does.
+  const early: string[] = [];
+  const keep = (signal: string) => {
+    early.push(signal);
+  };
+  for (const signal of SIGNALS) process.on(signal, keep);
   const loaded = await loadConfig(inputs);
   const { config } = loaded;
   const log = createLogger({ level: config.log.level, node: config.nodeName });
+  for (const signal of SIGNALS) process.off(signal, keep);
+  const stopSignal = early.find((signal) => signal !== 'SIGHUP');
+  if (stopSignal !== undefined) {
+    log.info({ event: 'agent.stopping', signal: stopSignal }, 'stopping before start-up');
+    return 0;
+  }
 
   const agent = new Agent({ loaded, inputs, log, version: VERSION, summaryTo: process.stderr });
 
@@ -31,40 +50,37 @@ export async function runCommand(inputs: ConfigInputs): Promise<number> {
     log.error({ event: 'process.uncaught-exception', err: error }, 'uncaught exception');
   });
 
-  await agent.start();
-  let reloading = Promise.resolve();
+  const startup = agent.start();
+  const started = startup.then(
+    () => true,
+    () => false,
+  );
+  // set by a signal handler, so not narrowed to false where it is read
+  let stopping = false as boolean;
+  let watcher: ConfigWatcher | undefined;
+  // One reload at a time, in order, and none before start-up is done (the agent's parts do not
+  // exist yet): a burst of signals or file events never interleaves, and one that fails never
+  // stops the ones after it.
+  let reloading: Promise<unknown> = started;
   const reload = (trigger: string) => {
-    // One reload at a time, in order: a burst of signals or file events never interleaves, and
-    // one that fails never stops the ones after it.
     reloading = reloading
-      .then(() => agent.reload(trigger))
-      .then(
-        () => undefined,
-        (error: unknown) => {
-          log.error({ event: 'config.reload-failed', trigger, err: error }, 'reload failed');
-        },
-      );
+      .then(async () => {
+        if (!stopping && (await started)) await agent.reload(trigger);
+      })
+      .catch((error: unknown) => {
+        log.error({ event: 'config.reload-failed', trigger, err: error }, 'reload failed');
+      });
   };
-  process.on('SIGHUP', () => {
-    reload('SIGHUP');
-  });
-  const watcher =
-    loaded.file === undefined
-      ? undefined
-      : watchConfigFile(
-          loaded.file,
-          loaded.fileText ?? null,
-          () => {
-            reload('config file changed');
-          },
-          log,
-        );
-
-  await new Promise<void>((resolve) => {
+  const stopped = new Promise<void>((resolve) => {
     const stop = (signal: string) => {
+      stopping = true;
       log.info({ event: 'agent.stopping', signal }, 'stopping');
       watcher?.close();
-      void agent.stop().then(resolve);
+      // During start-up, once it is done: parts still starting would be left running.
+      void started.then(async (ok) => {
+        if (ok) await agent.stop();
+        resolve();
+      });
     };
     process.once('SIGTERM', () => {
       stop('SIGTERM');
@@ -73,6 +89,23 @@ export async function runCommand(inputs: ConfigInputs): Promise<number> {
       stop('SIGINT');
     });
   });
+  process.on('SIGHUP', () => {
+    reload('SIGHUP');
+  });
+  for (const signal of early) reload(signal);
+
+  await startup;
+  if (!stopping && loaded.file !== undefined) {
+    watcher = watchConfigFile(
+      loaded.file,
+      loaded.fileText ?? null,
+      () => {
+        reload('config file changed');
+      },
+      log,
+    );
+  }
+  await stopped;
   return 0;
 }
 

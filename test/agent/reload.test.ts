@@ -1,10 +1,20 @@
 // Reloading the configuration of a running agent: on file change (also a ConfigMap's atomic
 // "..data" symlink swap) and on SIGHUP; a bad configuration is rejected and the old one kept.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { eventually, fixtureHost, httpGet, metricValue, startAgent, tempDir } from '../helpers.ts';
+import type { TestContext } from 'node:test';
+import {
+  eventually,
+  fixtureHost,
+  httpGet,
+  metricValue,
+  sleep,
+  startAgent,
+  tempDir,
+} from '../helpers.ts';
 import type { RunningAgent } from '../helpers.ts';
 
 const watchesAtLeast = (n: number, extra = '') =>
@@ -156,4 +166,73 @@ test('disabling a check clears its findings and metrics; restart-only settings s
   );
   assert.notEqual(report.node, 'another-node', 'the node name in use is kept');
   assert.equal((await httpGet(`${agent.url}/healthz`)).status, 200);
+});
+
+/**
+ * An agent held in start-up after it listens: its kubeconfig is a FIFO, whose read waits for a
+ * writer. Returns the function that lets start-up go on (writes a kubeconfig for an API that is
+ * not there: the Kubernetes side then retries in the background, as on a node whose API is down).
+ */
+async function agentInStartUp(
+  t: TestContext,
+  config: string,
+): Promise<{ agent: RunningAgent; release: () => Promise<void> }> {
+  const dir = await tempDir(t);
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  const made = spawnSync('mkfifo', [kubeconfig]);
+  assert.equal(made.status, 0, String(made.stderr));
+  const agent = await startAgent(
+    t,
+    ['--config', config, '--host-root', fixtureHost('compliant'), '--kubeconfig', kubeconfig],
+    { waitFor: 'listening' },
+  );
+  const release = () =>
+    fs.writeFile(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]',
+        'users: [{name: u, user: {token: t}}]',
+        'contexts: [{name: x, context: {cluster: c, user: u}}]',
+        'current-context: x',
+        '',
+      ].join('\n'),
+    );
+  return { agent, release };
+}
+
+test('SIGHUP during start-up does not kill the agent: the reload waits for start-up', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'config.yaml');
+  await fs.writeFile(file, watchesAtLeast(524288));
+  const { agent, release } = await agentInStartUp(t, file);
+  await fs.writeFile(file, watchesAtLeast(2097152));
+  agent.process.kill('SIGHUP');
+  await sleep(300);
+  assert.equal(agent.process.exitCode, null, `the agent died: ${agent.stderr()}`);
+  assert.equal(agent.process.signalCode, null, 'killed by SIGHUP');
+  assert.equal(
+    agent.logs.find((l) => l.event === 'config.applied'),
+    undefined,
+    'no reload while the agent is still starting',
+  );
+  await release();
+  const applied = await agent.waitForLog(
+    (l) => l.event === 'config.applied' && l.trigger === 'SIGHUP',
+  );
+  assert.deepEqual(applied.changedChecks, ['sysctl']);
+  assert.equal(await agent.stop(), 0);
+});
+
+test('SIGTERM during start-up stops the agent cleanly, exit 0', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'config.yaml');
+  await fs.writeFile(file, watchesAtLeast(524288));
+  const { agent, release } = await agentInStartUp(t, file);
+  const exited = agent.stop();
+  await agent.waitForLog((l) => l.event === 'agent.stopping' && l.signal === 'SIGTERM');
+  await release();
+  assert.equal(await exited, 0, agent.stderr());
+  assert.equal(agent.process.signalCode, null);
 });
