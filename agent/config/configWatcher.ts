@@ -79,7 +79,8 @@ export function watchConfigFile(
 
 async function readOrNull(file: string): Promise<string | null> {
   try {
-    return await fs.readFile(file, 'utf8');
+    // Not readFile: a FIFO put in the file's place would hang every later comparison.
+    return await fs.readRegularFile(file);
   } catch {
     return null;
   }

@@ -109,7 +109,7 @@ export async function loadConfig(
 async function readConfigFile(file: string): Promise<{ doc: Doc; text: string }> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = await fs.readRegularFile(file);
   } catch (error) {
     const why = fileErrorReason(error);
     throw new AuditorError(ErrorCode.ConfigUnreadable, `cannot read config file ${file}: ${why}`, {

@@ -107,3 +107,40 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
     throw error;
   }
 }
+
+/**
+ * The text of a file that must be a regular file (the config file). Anything else is refused
+ * with code E_NOT_REGULAR, a directory with EISDIR: a FIFO read with readFile blocks until a
+ * writer comes, which hangs the command (and parks one of libuv's four threadpool threads for
+ * good). O_NONBLOCK makes the open of a FIFO return at once so fstat can tell; it has no effect
+ * on a regular file. /dev/null is let through as an empty file.
+ */
+/** /dev/null's device number (major 1, minor 3): read as an empty file, the usual "no file". */
+const DEV_NULL = (1 << 8) | 3;
+
+export async function readRegularFile(file: string): Promise<string> {
+  const handle = await open(
+    file,
+    fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY,
+  );
+  try {
+    const stat = await handle.stat();
+    if (stat.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    if (stat.isCharacterDevice() && stat.rdev === DEV_NULL) return '';
+    if (!stat.isFile()) {
+      const kind = stat.isFIFO()
+        ? 'a FIFO'
+        : stat.isSocket()
+          ? 'a socket'
+          : stat.isCharacterDevice() || stat.isBlockDevice()
+            ? 'a device'
+            : 'of another kind';
+      throw Object.assign(new Error(`not a regular file (it is ${kind})`), {
+        code: 'E_NOT_REGULAR',
+      });
+    }
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}

@@ -191,6 +191,27 @@ test('configuration errors name the key and the file, exit 2, and print no usage
   assert.match(missing.stderr, /cannot read config file .*nope\.yaml: no such file/);
 });
 
+test('a config file that is not a regular file (a FIFO) is refused at once, exit 2', async (t) => {
+  const dir = await tempDir(t);
+  const fifo = path.join(dir, 'config.yaml');
+  const made = spawnSync('mkfifo', [fifo]);
+  assert.equal(made.status, 0, String(made.stderr));
+  for (const command of ['check', 'run', 'config']) {
+    // Read with readFile, a FIFO waits for a writer that never comes: the command hung.
+    const r = await runCli([command, '--config', fifo, '--listen', '127.0.0.1:0'], {
+      timeoutMs: 5000,
+    });
+    assert.equal(r.code, 2, command);
+    assert.equal(
+      r.stderr,
+      `node-auditor: cannot read config file ${fifo}: not a regular file (it is a FIFO)\n`,
+    );
+  }
+  // /dev/null stays the way to say "no file" (over $NODE_AUDITOR_CONFIG)
+  const none = await runCli(['config', '--config', '/dev/null']);
+  assert.equal(none.code, 0, none.stderr);
+});
+
 test('config prints the effective configuration, YAML or JSON', async (t) => {
   const dir = await tempDir(t);
   await writeFiles(dir, { 'c.yaml': 'checks:\n  sysctl:\n    interval: 5m\n' });

@@ -1,6 +1,7 @@
 // The config file watcher on a real filesystem, including the cases a plain watch misses.
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { lstatSync, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
@@ -63,3 +64,43 @@ test('a ConfigMap item in a subdirectory keeps being followed across swaps', asy
   await fs.rm(path.join(dir, '..v2'), { recursive: true });
   await eventually(() => (changes === 2 ? true : undefined), 3000, 'the second swap');
 });
+
+test('a FIFO put in place of the file is a change, and does not stop the watching', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'config.yaml');
+  await fs.writeFile(file, 'a: 1\n');
+  let changes = 0;
+  const watcher = watchConfigFile(file, 'a: 1\n', () => changes++, log, 200);
+  // Not t.after: the temporary directory's removal, registered before, would queue behind
+  // the stuck readers if there are any.
+  try {
+    rmSync(file);
+    const made = spawnSync('mkfifo', [file]);
+    assert.equal(made.status, 0, String(made.stderr));
+    // The reload that follows is what says why the file is refused (loadConfig).
+    await eventually(
+      () => (changes === 1 ? true : undefined),
+      3000,
+      'the FIFO to count as a change',
+    );
+    rmSync(file);
+    writeFileSync(file, 'a: 2\n');
+    await eventually(() => (changes === 2 ? true : undefined), 3000, 'the file back');
+  } finally {
+    watcher.close();
+    releaseFifoReaders(file);
+  }
+});
+
+/**
+ * If the watcher blocked reading a FIFO (the bug this guards against), let the test process end:
+ * readers still queued for libuv's threadpool open a regular file in its place, and those
+ * blocked in open() are let through by a writer that comes and goes. All synchronous: the
+ * threadpool is what is stuck.
+ */
+function releaseFifoReaders(file: string): void {
+  if (!lstatSync(file, { throwIfNoEntry: false })?.isFIFO()) return;
+  renameSync(file, `${file}.fifo`);
+  writeFileSync(file, '');
+  spawnSync('sh', ['-c', 'exec 3<>"$1"; sleep 0.3', 'sh', `${file}.fifo`]);
+}
