@@ -6,7 +6,7 @@ import * as v from 'valibot';
 import type { Check } from '../checks/check.ts';
 import { parseDuration } from './duration.ts';
 import { parseListenAddress } from './listenAddress.ts';
-import { count, duration } from './schemaParts.ts';
+import { count, crossField, duration } from './schemaParts.ts';
 import { remediationSchema } from './remediationSchema.ts';
 import type { RemediationSettings } from './remediationSchema.ts';
 
@@ -130,13 +130,11 @@ const kubernetesSchema = v.strictObject({
         retryPeriod: v.optional(duration(500), '20s'),
       }),
       // the holder steps down at 2/3 of the lease if it could not renew: it must try before that
-      v.forward(
-        v.check(
-          (le) =>
-            (parseDuration(le.retryPeriod) ?? 0) < ((parseDuration(le.leaseDuration) ?? 0) * 2) / 3,
-          'must be shorter than two thirds of leaseDuration (the renew deadline)',
-        ),
-        ['retryPeriod'],
+      crossField(
+        ['retryPeriod', 'leaseDuration'],
+        (le) =>
+          (parseDuration(le.retryPeriod) ?? 0) < ((parseDuration(le.leaseDuration) ?? 0) * 2) / 3,
+        'retryPeriod must be shorter than two thirds of leaseDuration (the renew deadline)',
       ),
     ),
     {},

@@ -11,6 +11,7 @@ import type { Check } from '../checks/check.ts';
 import { AuditorError, ErrorCode, fileErrorReason } from '../errors.ts';
 import { jsYaml } from '../parsers/yaml.ts';
 import { configSchema } from './configSchema.ts';
+import { crossFieldKeys } from './schemaParts.ts';
 import type { Config } from './configSchema.ts';
 import { describeSchema, keysAt } from './schemaWalk.ts';
 import type { AnySchema, SchemaNode } from './schemaWalk.ts';
@@ -237,6 +238,18 @@ function describeIssue(
     const key = String(path.at(-1));
     const hint = closest(key, keysAt(schema, path.slice(0, -1)));
     return `${sourceOf(path, provenance)}: ${formatPath(path)}: unknown setting${hint === undefined ? '' : ` (did you mean "${hint}"?)`}`;
+  }
+  const keys =
+    typeof issue.requirement === 'function' ? crossFieldKeys.get(issue.requirement) : undefined;
+  if (keys !== undefined) {
+    // A rule between settings: each is named with where its value came from.
+    const section = isPlainObject(issue.input) ? issue.input : {};
+    const named = keys.map((key) => {
+      const value = section[key];
+      const shown = typeof value === 'string' || typeof value === 'number' ? ` (${value})` : '';
+      return `${sourceOf([...path, key], provenance)}: ${formatPath([...path, key])}${shown}`;
+    });
+    return `${named.join(' and ')}: ${issue.message}`;
   }
   const message =
     issue.kind === 'schema'

@@ -34,3 +34,23 @@ export const count = (min: number, max: number, fallback: number) =>
     ),
     fallback,
   );
+
+/**
+ * The keys a rule between sibling settings names, by its requirement function: an error of such
+ * a rule is about every one of them, and loadConfig names where each value came from (the file
+ * may set one and the built-in defaults the other).
+ */
+export const crossFieldKeys = new WeakMap<object, readonly string[]>();
+
+/**
+ * A rule between sibling settings of one section (object), e.g. retryPeriod < 2/3
+ * leaseDuration. Its issue is on the section, with the keys it involves (crossFieldKeys).
+ */
+export function crossField<T extends Record<string, unknown>>(
+  keys: readonly [string, string, ...string[]],
+  requirement: (section: T) => boolean,
+  message: string,
+) {
+  crossFieldKeys.set(requirement, keys);
+  return v.check(requirement, message);
+}

@@ -129,6 +129,24 @@ test('an error in a value from the environment or a flag names that variable or 
   );
 });
 
+test('a rule between two settings names where each value came from', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'c.yaml');
+  await writeFiles(dir, { 'c.yaml': 'kubernetes:\n  leaderElection:\n    leaseDuration: 3s\n' });
+  // The file set leaseDuration; retryPeriod is the default's: naming only "built-in defaults"
+  // sent the operator to a file they never wrote.
+  assert.equal(
+    await configError(loadConfig({ file, env: {} })),
+    `invalid configuration:\nbuilt-in defaults: kubernetes.leaderElection.retryPeriod (20s) and ${file}: kubernetes.leaderElection.leaseDuration (3s): retryPeriod must be shorter than two thirds of leaseDuration (the renew deadline)`,
+  );
+  assert.equal(
+    await configError(
+      loadConfig({ env: { NODE_AUDITOR_KUBERNETES__LEADER_ELECTION__RETRY_PERIOD: '50s' } }),
+    ),
+    'invalid configuration:\nenvironment variable NODE_AUDITOR_KUBERNETES__LEADER_ELECTION__RETRY_PERIOD: kubernetes.leaderElection.retryPeriod (50s) and built-in defaults: kubernetes.leaderElection.leaseDuration (60s): retryPeriod must be shorter than two thirds of leaseDuration (the renew deadline)',
+  );
+});
+
 test('Kubernetes service-link variables of a Service named node-auditor are not settings', async () => {
   const { config } = await loadConfig({
     env: {
