@@ -155,7 +155,9 @@ export async function startAgent(
   // Each agent its own state directory: never the machine's /var/lib/node-auditor, never
   // another test's (tests run in parallel).
   const stateDir = await tempDir(t, 'node-auditor-state-');
-  const child = spawn(process.execPath, [BIN, 'run', '--listen', '127.0.0.1:0', ...args], {
+  // A free port on loopback, unless the test listens elsewhere (a flag is given once).
+  const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
+  const child = spawn(process.execPath, [BIN, 'run', ...listen, ...args], {
     cwd: REPO,
     env: { ...cleanEnv(), NODE_AUDITOR_STATE_DIR: stateDir, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -20,18 +20,23 @@ export type CommandLine =
       files?: string[];
     };
 
+// Every value flag is collected as a list, so that a repeated one is seen: --only adds up
+// (--only sysctl --only inotify runs both), any other given twice is a usage error rather than
+// the last one silently winning.
 const OPTIONS = {
-  config: { type: 'string' },
-  'host-root': { type: 'string' },
-  listen: { type: 'string' },
-  'node-name': { type: 'string' },
-  kubeconfig: { type: 'string' },
-  'log-level': { type: 'string' },
-  output: { type: 'string' },
-  only: { type: 'string' },
+  config: { type: 'string', multiple: true },
+  'host-root': { type: 'string', multiple: true },
+  listen: { type: 'string', multiple: true },
+  'node-name': { type: 'string', multiple: true },
+  kubeconfig: { type: 'string', multiple: true },
+  'log-level': { type: 'string', multiple: true },
+  output: { type: 'string', multiple: true },
+  only: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
+
+type ValueFlag = Exclude<keyof typeof OPTIONS, 'help' | 'version'>;
 
 const OUTPUTS: Record<Command, readonly string[]> = {
   run: [],
@@ -47,9 +52,22 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   } catch (error) {
     throw new AuditorError(ErrorCode.Usage, usageMessage(error));
   }
-  const { values, positionals } = parsed;
-  if (values.help === true) return { kind: 'help' };
-  if (values.version === true) return { kind: 'version' };
+  const { values: lists, positionals } = parsed;
+  if (lists.help === true) return { kind: 'help' };
+  if (lists.version === true) return { kind: 'version' };
+  const values: Partial<Record<ValueFlag, string>> = {};
+  for (const flag of Object.keys(OPTIONS) as (keyof typeof OPTIONS)[]) {
+    if (flag === 'help' || flag === 'version' || flag === 'only') continue;
+    const given = lists[flag];
+    if (given === undefined) continue;
+    if (given.length > 1) {
+      throw new AuditorError(
+        ErrorCode.Usage,
+        `--${flag} given ${given.length} times ("${given.join('", "')}"); give it once`,
+      );
+    }
+    values[flag] = given[0];
+  }
   const [command, ...extra] = positionals;
   if (command === undefined) throw new AuditorError(ErrorCode.Usage, 'no command given');
   if (!(COMMANDS as readonly string[]).includes(command)) {
@@ -77,13 +95,17 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     );
   }
   let only: string[] | undefined;
-  if (values.only !== undefined) {
+  if (lists.only !== undefined) {
     if (cmd !== 'check')
       throw new AuditorError(ErrorCode.Usage, `--only is a flag of check, not of ${cmd}`);
-    only = values.only
-      .split(',')
-      .map((id) => id.trim())
-      .filter((id) => id !== '');
+    only = [
+      ...new Set(
+        lists.only
+          .flatMap((list) => list.split(','))
+          .map((id) => id.trim())
+          .filter((id) => id !== ''),
+      ),
+    ];
     const known = checkIds();
     const unknown = only.filter((id) => !known.includes(id));
     if (unknown.length > 0 || only.length === 0) {

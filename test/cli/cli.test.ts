@@ -146,6 +146,49 @@ test('--only runs just the named checks; the others are reported as skipped', as
   assert.equal(only.code, 1);
 });
 
+test('--only adds up when repeated; any other flag given twice is a usage error', async () => {
+  const r = await runCli([
+    'check',
+    '--output',
+    'json',
+    '--only',
+    'sysctl',
+    '--only',
+    'inotify,sysctl',
+    '--host-root',
+    fixtureHost('bad-runtime'),
+  ]);
+  // The second --only replaced the first: sysctl, with its criticals, was skipped, exit 0.
+  assert.equal(r.code, 1, r.stderr);
+  const { checks } = JSON.parse(r.stdout) as { checks: { id: string; status: string }[] };
+  assert.deepEqual(
+    checks.filter((c) => c.status !== 'skipped').map((c) => [c.id, c.status]),
+    [
+      ['sysctl', 'problem'],
+      ['inotify', 'ok'],
+    ],
+  );
+  const cases: [string[], string][] = [
+    [
+      ['check', '--config', 'a.yaml', '--config', 'b.yaml'],
+      '--config given 2 times ("a.yaml", "b.yaml"); give it once',
+    ],
+    [
+      ['check', '--output', 'json', '--output', 'table'],
+      '--output given 2 times ("json", "table"); give it once',
+    ],
+    [
+      ['run', '--listen', ':1', '--listen', ':2', '--listen', ':3'],
+      '--listen given 3 times (":1", ":2", ":3"); give it once',
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const twice = await runCli(args);
+    assert.equal(twice.code, 2, args.join(' '));
+    assert.ok(twice.stderr.startsWith(`node-auditor: ${message}\n`), twice.stderr);
+  }
+});
+
 test('usage errors print the usage and exit 2', async () => {
   const cases: [string[], RegExp][] = [
     [['check', '--bogus'], /^node-auditor: unknown flag --bogus\n\nUsage: node-auditor <command>/],
