@@ -11,7 +11,8 @@ import { checkCommand } from './checkCommand.ts';
 import { configCommand } from './configCommand.ts';
 import { parseCommandLine } from './parseCommandLine.ts';
 import { runCommand } from './runCommand.ts';
-import { usage } from './usage.ts';
+import { wrapHanging } from '../sinks/report/textWrap.ts';
+import { shortUsage, usage } from './usage.ts';
 
 async function main(argv: readonly string[]): Promise<number> {
   const line = parseCommandLine(argv, process.env);
@@ -59,8 +60,13 @@ function exit(code: number): void {
 
 main(process.argv.slice(2)).then(exit, (error: unknown) => {
   if (isUsageOrConfigError(error)) {
-    process.stderr.write(`node-auditor: ${error.message}\n`);
-    if (error.code === ErrorCode.Usage) process.stderr.write(`\n${usage()}`);
+    if (error.code === ErrorCode.Usage) {
+      // In 80 columns, and followed by a short usage, not the whole: the error stays in view.
+      process.stderr.write(`${wrapHanging('node-auditor: ', error.message, 80).join('\n')}\n`);
+      process.stderr.write(`\n${shortUsage()}`);
+    } else {
+      process.stderr.write(`node-auditor: ${error.message}\n`);
+    }
     exit(2);
   } else {
     process.stderr.write(`node-auditor: ${describeError(error)}\n`);

@@ -1,6 +1,20 @@
 import { checkIds } from '../checks/registry.ts';
+import { wrap } from '../sinks/report/textWrap.ts';
+import { COMMANDS } from './parseCommandLine.ts';
 
+const WIDTH = 80;
+/** Where a flag's or command's description starts. */
+const DESCRIPTION = ' '.repeat(22);
+
+/** --help: every command and flag, in 80 columns. */
 export function usage(): string {
+  const only = wrap(
+    `check: run only these checks; may be repeated (${checkIds().join(', ')})`,
+    WIDTH,
+    DESCRIPTION,
+  )
+    .join('\n')
+    .slice(DESCRIPTION.length);
   return `Usage: node-auditor <command> [flags]
 
 Commands:
@@ -27,11 +41,22 @@ Flags:
   --log-level LEVEL   fatal, error, warn, info, debug, trace or silent
   --output FORMAT     check, scan-logs: table (default) or json;
                       config: yaml or json
-  --only ID[,ID]      check: run only these checks (${checkIds().join(', ')})
+  --only ID[,ID]      ${only}
   -h, --help          Show this help
   --version           Print the version
 
 Settings come from built-in defaults, then the config file, then
 NODE_AUDITOR_* environment variables, then flags. See README.md.
+`;
+}
+
+/**
+ * After a usage error: the error, then this, short enough that the error stays on the screen
+ * (the whole usage is 30 lines).
+ */
+export function shortUsage(): string {
+  return `Usage: node-auditor <command> [flags]
+Commands: ${COMMANDS.map((c) => (c === 'scan-logs' ? 'scan-logs FILE...' : c)).join(', ')}
+Run node-auditor --help for what each does and every flag.
 `;
 }

@@ -130,7 +130,15 @@ test('the agent serves its findings, metrics and health on HTTP', async (t) => {
     'the summary',
   );
   assert.match(agent.stderr(), /^Found: 3 critical, 4 warning, 0 info$/m);
-  assert.match(agent.stderr(), new RegExp(`^Status page ${agent.url}/ `, 'm'));
+  assert.match(agent.stderr(), new RegExp(`^Status page ${agent.url}/\n {2}also /metrics`, 'm'));
+  assert.deepEqual(
+    agent
+      .stderr()
+      .split('\n')
+      .filter((line) => line.length > 80),
+    [],
+    'the summary fits 80 columns',
+  );
   const raised = agent.logs.filter((l) => l.event === 'finding.raised');
   assert.equal(raised.length, 7);
   assert.equal(
@@ -184,7 +192,7 @@ test('bound to every address, the summary shows a URL a person can open', async 
   assert.match(agent.url, /^http:\/\/0\.0\.0\.0:\d+$/, 'the log keeps the real bind address');
   // the summary (stderr) and the ready log line (stdout) travel on different pipes
   await eventually(
-    () => (/^Status page http:\/\/localhost:\d+\/ /m.test(agent.stderr()) ? true : undefined),
+    () => (/^Status page http:\/\/localhost:\d+\/$/m.test(agent.stderr()) ? true : undefined),
     5000,
     'the summary',
   );

@@ -212,8 +212,21 @@ test('usage errors print the usage and exit 2', async () => {
   for (const [args, expected] of cases) {
     const r = await runCli(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, expected);
+    // wrapped at 80 columns, continuation lines under the message
+    assert.match(r.stderr.replace(/\n {14}/g, ' '), expected);
     assert.equal(r.stdout, '');
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.deepEqual(
+      lines.filter((line) => line.length > 80),
+      [],
+      `${args.join(' ')}: lines over 80 columns`,
+    );
+    // A short usage, so the error is still on the screen: not the 30 lines of --help.
+    assert.ok(lines.length <= 9, `${args.join(' ')}: ${lines.length} lines:\n${r.stderr}`);
+    assert.equal(
+      lines.slice(-3).join('\n'),
+      'Usage: node-auditor <command> [flags]\nCommands: run, check, config, scan-logs FILE...\nRun node-auditor --help for what each does and every flag.',
+    );
   }
 });
 
@@ -284,6 +297,17 @@ test('--help and --version', async () => {
   const help = await runCli(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: node-auditor <command> \[flags\]/);
+  assert.deepEqual(
+    help.stdout.split('\n').filter((line) => line.length > 80),
+    [],
+    '--help fits 80 columns',
+  );
+  // every check id is listed under --only
+  assert.match(help.stdout.replace(/\n {22}/g, ' '), /, cve, rbac, runtime-config\)\n/);
+  assert.match(
+    help.stdout.replace(/\n {22}/g, ' '),
+    /Exit 0 none, 1 some \(warning or critical\), 2 usage error or an input that cannot be read\./,
+  );
   const version = await runCli(['--version']);
   assert.match(version.stdout, /^node-auditor \d+\.\d+\.\d+ \(node v\d+/);
 });

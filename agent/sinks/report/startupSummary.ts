@@ -1,4 +1,5 @@
-// What `run` prints once its first pass is done: one screen, what was checked and found.
+// What `run` prints once its first pass is done: one screen of 80 columns, what was checked
+// and found.
 import { tally } from '../../findings/report.ts';
 import type { Report } from '../../findings/report.ts';
 import { wrap, wrapHanging } from './textWrap.ts';
@@ -12,7 +13,10 @@ export function renderStartupSummary(
 ): string {
   const t = tally(report.findings);
   const out = [
-    `node-auditor ${meta.version} on node ${report.node} (host root ${meta.hostRoot})`,
+    ...wrap(
+      `node-auditor ${meta.version} on node ${report.node} (host root ${meta.hostRoot})`,
+      width,
+    ),
     ...wrap(
       `Checked: ${report.checks.map((c) => `${c.id} (${c.status}${c.status === 'skipped' ? '' : `, ${Math.round(c.durationMs)}ms`})`).join(', ') || 'nothing (every check is disabled)'}`,
       width,
@@ -25,6 +29,7 @@ export function renderStartupSummary(
   }
   if (report.findings.length > MAX_LISTED)
     out.push(`  ... and ${report.findings.length - MAX_LISTED} more`);
-  out.push(`Status page ${meta.url}/  (also /metrics, /api/v1/findings, /healthz, /readyz)`);
+  out.push(...wrap(`Status page ${meta.url}/`, width));
+  out.push(...wrap('also /metrics, /api/v1/findings, /healthz, /readyz', width, '  '));
   return out.join('\n') + '\n';
 }
