@@ -1,6 +1,7 @@
 // The command line, parsed strictly: an unknown command or flag is a usage error (exit 2).
 import { parseArgs } from 'node:util';
 import { checkIds } from '../checks/registry.ts';
+import { CONFIG_FLAGS } from '../config/loadConfig.ts';
 import type { ConfigFlag, ConfigInputs } from '../config/loadConfig.ts';
 import { AuditorError, ErrorCode } from '../errors.ts';
 
@@ -30,6 +31,7 @@ const OPTIONS = {
   'node-name': { type: 'string', multiple: true },
   kubeconfig: { type: 'string', multiple: true },
   'log-level': { type: 'string', multiple: true },
+  'state-dir': { type: 'string', multiple: true },
   output: { type: 'string', multiple: true },
   only: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
@@ -116,7 +118,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     }
   }
   const flags: Partial<Record<ConfigFlag, string>> = {};
-  for (const flag of ['host-root', 'listen', 'node-name', 'kubeconfig', 'log-level'] as const) {
+  for (const flag of Object.keys(CONFIG_FLAGS) as ConfigFlag[]) {
     const value = values[flag];
     if (value !== undefined) flags[flag] = value;
   }

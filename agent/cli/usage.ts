@@ -39,6 +39,8 @@ Flags:
   --kubeconfig FILE   Kubernetes API credentials (default in-cluster, else
                       $KUBECONFIG)
   --log-level LEVEL   fatal, error, warn, info, debug, trace or silent
+  --state-dir DIR     Where run keeps its state across restarts (default
+                      /var/lib/node-auditor, created if missing)
   --output FORMAT     check, scan-logs: table (default) or json;
                       config: yaml or json
   --only ID[,ID]      ${only}

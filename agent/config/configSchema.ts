@@ -173,7 +173,10 @@ export function configSchema(checks: readonly Check[]) {
     nodeName: v.optional(nodeName),
     /** An explicit kubeconfig; without it: in-cluster, else $KUBECONFIG, else no Kubernetes. */
     kubeconfig: v.optional(v.pipe(v.string(), v.minLength(1, 'must not be empty'))),
-    /** Where the agent keeps what must survive a restart (Events already sent). */
+    /**
+     * Where `run` keeps what must survive a restart (log positions and incidents, Events sent,
+     * remediation history); a local path, not under hostRoot. Relative: as hostRoot.
+     */
     stateDir: v.optional(
       v.pipe(v.string(), v.minLength(1, 'must not be empty')),
       '/var/lib/node-auditor',

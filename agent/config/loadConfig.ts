@@ -23,6 +23,7 @@ export const CONFIG_FLAGS = {
   'node-name': ['nodeName'],
   kubeconfig: ['kubeconfig'],
   'log-level': ['log', 'level'],
+  'state-dir': ['stateDir'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type ConfigFlag = keyof typeof CONFIG_FLAGS;
@@ -91,14 +92,19 @@ export async function loadConfig(
   }
   const parsed = result.output as Omit<Config, 'nodeName'> & { nodeName?: string };
   const hostRootSource = sourceOf(['hostRoot'], provenance);
+  // A relative path is relative to the config file's directory when the file set it, else to
+  // the working directory (a flag, a variable).
+  const absolute = (key: 'hostRoot' | 'stateDir') =>
+    path.resolve(
+      file !== undefined && sourceOf([key], provenance) === file ? path.dirname(file) : '.',
+      parsed[key],
+    );
   const config: Config = {
     ...parsed,
     // Kubernetes registers a node under its host name, lower-cased.
     nodeName: parsed.nodeName ?? os.hostname().toLowerCase(),
-    hostRoot: path.resolve(
-      file !== undefined && hostRootSource === file ? path.dirname(file) : '.',
-      parsed.hostRoot,
-    ),
+    hostRoot: absolute('hostRoot'),
+    stateDir: absolute('stateDir'),
   };
   await requireDirectory(config.hostRoot, hostRootSource);
   return {

@@ -1,10 +1,11 @@
 // The command line as an operator uses it: the bundled bin, real processes, exit codes.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { REPO, fixtureHost, runCli, tempDir, writeFiles } from '../helpers.ts';
+import { REPO, fixtureHost, runCli, startAgent, tempDir, writeFiles } from '../helpers.ts';
 
 const HOSTS = ['compliant', 'bad-runtime', 'no-br-netfilter', 'drift', 'precedence', 'garbage'];
 
@@ -320,6 +321,22 @@ test('npx --no-install node-auditor runs the bin on Node 24 from the checkout', 
   });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^node-auditor \d+\.\d+\.\d+ \(node v24\./);
+});
+
+test('run keeps its state where --state-dir says, over NODE_AUDITOR_STATE_DIR', async (t) => {
+  const flag = await tempDir(t);
+  const env = await tempDir(t);
+  const agent = await startAgent(
+    t,
+    ['--state-dir', flag, '--host-root', fixtureHost('compliant')],
+    {
+      env: { NODE_AUDITOR_STATE_DIR: env },
+    },
+  );
+  assert.equal(await agent.stop(), 0);
+  // the log pipeline saves its positions when it stops
+  assert.deepEqual(await fs.readdir(flag), ['logs.json']);
+  assert.deepEqual(await fs.readdir(env), []);
 });
 
 test('run on a port already in use fails with a clear message, exit 1', async (t) => {

@@ -259,6 +259,20 @@ test('a relative host root is relative to the working directory (flag) or the co
   );
 });
 
+test('a relative stateDir is relative to the config file that set it, as hostRoot', async (t) => {
+  const dir = await tempDir(t);
+  await writeFiles(dir, { 'conf/c.yaml': 'stateDir: ../state\n' });
+  const fromFile = await loadConfig({ file: path.join(dir, 'conf/c.yaml'), env: {} });
+  // It was relative to wherever the agent happened to be started.
+  assert.equal(fromFile.config.stateDir, path.join(dir, 'state'));
+  const fromFlag = await loadConfig({
+    file: path.join(dir, 'conf/c.yaml'),
+    env: {},
+    flags: { 'state-dir': 'here' },
+  });
+  assert.equal(fromFlag.config.stateDir, path.resolve('here'));
+});
+
 test('the loaded configuration is frozen', async () => {
   const { config } = await loadConfig({ env: {} });
   assert.throws(() => {
