@@ -112,11 +112,13 @@ export class Agent {
       services: () => {
         const pods = this.kube?.pods;
         const cluster = this.kube?.cluster;
+        const noCluster = this.kube?.offReason;
         return {
           processes: this.processes,
           ...(this.logs === undefined ? {} : { logs: this.logs }),
           ...(pods === undefined ? {} : { pods }),
           ...(cluster === undefined ? {} : { cluster }),
+          ...(noCluster === undefined ? {} : { noCluster }),
         };
       },
     });

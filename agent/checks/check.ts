@@ -35,6 +35,13 @@ export interface CheckServices {
   pods?: PodLookup;
   /** The Kubernetes API, when there is one (in `run` and in `check`). */
   cluster?: ClusterService;
+  /** Without one: why not ("not in a cluster ...", "no file KUBECONFIG names can be read ..."). */
+  noCluster?: string;
+}
+
+/** Why a check that needs the Kubernetes API has none, for its skip reason. */
+export function noClusterReason(services: CheckServices): string {
+  return `no Kubernetes API: ${services.noCluster ?? 'no kubeconfig, not in a cluster'}`;
 }
 
 /** What the security checks need of the cluster. */

@@ -36,7 +36,8 @@ export async function checkCommand(
   const processes = new ProcessScans(host);
   processes.setInfraCommands(configuredInfraCommands(config));
   // The API for the security checks, when there is one; no watches, no Events, no Lease.
-  const kube = await openCluster(config, inputs.env ?? process.env, log);
+  const cluster = await openCluster(config, inputs.env ?? process.env, log);
+  const kube = 'off' in cluster ? undefined : cluster;
   // --only runs exactly the checks named, even ones the config disables.
   const selected = CHECKS.filter((check) =>
     options.only === undefined
@@ -54,7 +55,7 @@ export async function checkCommand(
     log,
     services: () => ({
       processes,
-      ...(kube === undefined ? {} : { cluster: kube.cluster }),
+      ...('off' in cluster ? { noCluster: cluster.off } : { cluster: cluster.cluster }),
       ...(pods === undefined ? {} : { pods }),
     }),
   });
@@ -78,7 +79,7 @@ export async function checkCommand(
   });
   for (const run of runs) {
     statuses.record(run);
-    applyRunToFindings(store, run);
+    applyRunToFindings(store, run, 'once');
   }
   const report: Report = {
     node: config.nodeName,
@@ -93,7 +94,8 @@ export async function checkCommand(
 }
 
 /**
- * The cluster as `check` sees it: one client, every cluster-wide audit run here (no leader).
+ * The cluster as `check` sees it: one client, every cluster-wide audit run here (no leader);
+ * without one, why not (the checks that need it say so in their skip reason).
  * The client code is imported only when there is a cluster. A kubeconfig that cannot be used is
  * a configuration error (exit 2), as in `run`.
  */
@@ -101,7 +103,7 @@ async function openCluster(
   config: Readonly<Config>,
   env: NodeJS.ProcessEnv,
   log: Logger,
-): Promise<{ api: KubeApi; cluster: ClusterService } | undefined> {
+): Promise<{ api: KubeApi; cluster: ClusterService } | { off: string }> {
   const { discoverKube } = await import('../kubernetes/kubeDiscovery.ts');
   const found = await discoverKube({ kubeconfig: config.kubeconfig, env });
   if (found.kind === 'none') {
@@ -109,7 +111,7 @@ async function openCluster(
       { event: 'kube.off', reason: found.reason },
       `Kubernetes features off: ${found.reason}`,
     );
-    return undefined;
+    return { off: found.reason };
   }
   const [{ openKubeApi }, { clusterService }] = await Promise.all([
     import('../kubernetes/kubeApi.ts'),

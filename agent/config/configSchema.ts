@@ -142,7 +142,7 @@ const kubernetesSchema = v.strictObject({
 });
 
 export function checkSettingsSchema(check: Check) {
-  return v.strictObjectAsync({
+  const settings = v.strictObjectAsync({
     enabled: v.optional(v.boolean(), check.defaults.enabled),
     interval: v.optional(duration(1000), check.defaults.interval),
     /** A cron expression (node-cron syntax, optional seconds field); replaces interval. */
@@ -150,6 +150,22 @@ export function checkSettingsSchema(check: Check) {
     timeout: v.optional(duration(100), check.defaults.timeout),
     ...check.options,
   });
+  // A check's own time limit for one step (probeTimeout, requestTimeout) must end before the
+  // run's: else a slow runtime or server fails the whole run ("did not finish within its
+  // timeout") instead of being reported as what it is.
+  const stepLimits = Object.keys(check.options).filter((key) => /.Timeout$/.test(key));
+  return v.pipeAsync(
+    settings,
+    ...stepLimits.map((key) =>
+      crossField<v.InferOutput<typeof settings>>(
+        [key, 'timeout'],
+        (section) =>
+          (parseDuration(String((section as Record<string, unknown>)[key])) ?? 0) <
+          (parseDuration(section.timeout) ?? 0),
+        `${key} must be shorter than timeout (a run is abandoned at timeout, before a slower ${key === 'probeTimeout' ? 'probe' : 'request'} could be reported)`,
+      ),
+    ),
+  );
 }
 
 export function configSchema(checks: readonly Check[]) {

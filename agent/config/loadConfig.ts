@@ -69,7 +69,14 @@ export async function loadConfig(
   const env = inputs.env ?? {};
   const file = inputs.file ?? nonEmpty(env[CONFIG_FILE_ENV]);
   const layers: Layer[] = [{ source: 'built-in defaults', doc: await v.parseAsync(schema, {}) }];
-  const fileRead = file === undefined ? undefined : await readConfigFile(file);
+  // A path from the environment is named with its variable: the operator may not know it is set.
+  const fileRead =
+    file === undefined
+      ? undefined
+      : await readConfigFile(
+          file,
+          inputs.file === undefined ? `${file} (from ${CONFIG_FILE_ENV})` : file,
+        );
   if (file !== undefined && fileRead !== undefined)
     layers.push({ source: file, doc: fileRead.doc });
   layers.push(...(await envLayers(env, schema)));
@@ -113,13 +120,14 @@ export async function loadConfig(
   };
 }
 
-async function readConfigFile(file: string): Promise<{ doc: Doc; text: string }> {
+/** `named`: the file as messages name it. */
+async function readConfigFile(file: string, named: string): Promise<{ doc: Doc; text: string }> {
   let text: string;
   try {
     text = await fs.readRegularFile(file);
   } catch (error) {
     const why = fileErrorReason(error);
-    throw new AuditorError(ErrorCode.ConfigUnreadable, `cannot read config file ${file}: ${why}`, {
+    throw new AuditorError(ErrorCode.ConfigUnreadable, `cannot read config file ${named}: ${why}`, {
       cause: error,
     });
   }
@@ -134,15 +142,19 @@ async function readConfigFile(file: string): Promise<{ doc: Doc; text: string }>
   } catch (error) {
     const why =
       error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error);
-    throw new AuditorError(ErrorCode.ConfigUnreadable, `cannot parse config file ${file}: ${why}`, {
-      cause: error,
-    });
+    throw new AuditorError(
+      ErrorCode.ConfigUnreadable,
+      `cannot parse config file ${named}: ${why}`,
+      {
+        cause: error,
+      },
+    );
   }
   if (doc === null || doc === undefined) return { doc: {}, text };
   if (!isPlainObject(doc)) {
     throw new AuditorError(
       ErrorCode.ConfigUnreadable,
-      `cannot use config file ${file}: the top level must be a mapping of settings, not ${Array.isArray(doc) ? 'a list' : typeof doc}`,
+      `cannot use config file ${named}: the top level must be a mapping of settings, not ${Array.isArray(doc) ? 'a list' : typeof doc}`,
     );
   }
   return { doc, text };
@@ -253,9 +265,15 @@ function describeIssue(
     const named = keys.map((key) => {
       const value = section[key];
       const shown = typeof value === 'string' || typeof value === 'number' ? ` (${value})` : '';
-      return `${sourceOf([...path, key], provenance)}: ${formatPath([...path, key])}${shown}`;
+      return {
+        source: sourceOf([...path, key], provenance),
+        text: formatPath([...path, key]) + shown,
+      };
     });
-    return `${named.join(' and ')}: ${issue.message}`;
+    const listed = named.map(({ source, text }, i) =>
+      i > 0 && named[i - 1]?.source === source ? text : `${source}: ${text}`,
+    );
+    return `${listed.join(' and ')}: ${issue.message}`;
   }
   const message =
     issue.kind === 'schema'

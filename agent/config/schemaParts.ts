@@ -46,7 +46,7 @@ export const crossFieldKeys = new WeakMap<object, readonly string[]>();
  * A rule between sibling settings of one section (object), e.g. retryPeriod < 2/3
  * leaseDuration. Its issue is on the section, with the keys it involves (crossFieldKeys).
  */
-export function crossField<T extends Record<string, unknown>>(
+export function crossField<T>(
   keys: readonly [string, string, ...string[]],
   requirement: (section: T) => boolean,
   message: string,

@@ -2,6 +2,8 @@
 // checks here, no client: a node without a cluster never loads the Kubernetes code (about
 // 9 MiB of RSS; bench/RESULTS.md). Order (DESIGN.md): an explicit kubeconfig (--kubeconfig or
 // `kubeconfig` in the config), else in-cluster (the pod's ServiceAccount), else $KUBECONFIG.
+import { constants } from 'node:fs';
+import { fileErrorReason } from '../errors.ts';
 import * as fs from '../host/asyncFs.ts';
 import path from 'node:path';
 
@@ -39,16 +41,32 @@ export async function discoverKube(inputs: KubeDiscoveryInputs): Promise<KubeDis
   }
   const fromEnv = inputs.env.KUBECONFIG;
   if (fromEnv !== undefined && fromEnv !== '') {
-    // kubectl merges a ":"-separated list; the agent uses the first file that exists.
+    // kubectl merges a ":"-separated list; the agent uses the first file it can read.
+    const unreadable: string[] = [];
     for (const file of fromEnv.split(':').filter((f) => f !== '')) {
-      if (await exists(file)) return { kind: 'found', source: { kind: 'kubeconfig', file } };
+      const why = await unreadableBecause(file);
+      if (why === undefined) return { kind: 'found', source: { kind: 'kubeconfig', file } };
+      unreadable.push(`${file}: ${why}`);
     }
-    return { kind: 'none', reason: `no file of KUBECONFIG=${fromEnv} exists` };
+    return {
+      kind: 'none',
+      reason: `no file KUBECONFIG names can be read (${unreadable.join('; ') || 'it names none'})`,
+    };
   }
   return {
     kind: 'none',
     reason: 'not in a cluster (no ServiceAccount token), no --kubeconfig and no KUBECONFIG',
   };
+}
+
+/** Why a file cannot be read ("no such file", "permission denied"), or undefined if it can. */
+async function unreadableBecause(file: string): Promise<string | undefined> {
+  try {
+    await fs.access(file, constants.R_OK);
+    return undefined;
+  } catch (error) {
+    return fileErrorReason(error);
+  }
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -41,12 +41,15 @@ export interface KubernetesIntegrationOptions {
 export class KubernetesIntegration {
   /** One line for people: where the API is, or why Kubernetes features are off. */
   readonly status: string;
+  /** Why Kubernetes features are off (no API); undefined when on. */
+  readonly offReason?: string;
   private readonly session: KubernetesSession | undefined;
   private probe: NodeJS.Timeout | undefined;
 
-  private constructor(status: string, session: KubernetesSession | undefined) {
+  private constructor(status: string, session: KubernetesSession | undefined, offReason?: string) {
     this.status = status;
     this.session = session;
+    if (offReason !== undefined) this.offReason = offReason;
   }
 
   /** Throws only for a kubeconfig that cannot be used (a configuration error). */
@@ -64,7 +67,7 @@ export class KubernetesIntegration {
         { event: 'kube.off', reason: found.reason },
         `Kubernetes features off: ${found.reason}`,
       );
-      const off = new KubernetesIntegration(`off (${found.reason})`, undefined);
+      const off = new KubernetesIntegration(`off (${found.reason})`, undefined, found.reason);
       // Without an API, kubelet's healthz is the node's readiness too.
       off.probeKubelet(config.kubernetes.kubeletHealthzUrl, (healthy) => {
         metrics.set('node_auditor_node_ready', healthy ? 1 : 0);

@@ -147,8 +147,15 @@ export class CheckRunner {
   }
 }
 
+/**
+ * Where a run's findings go: the running agent (`run`), which keeps a check's earlier findings
+ * through a failed run, or one pass of `check`, which has no earlier findings, no metrics and
+ * logs only warnings unless asked.
+ */
+export type RunContext = 'agent' | 'once';
+
 /** The finding a failed run leaves: the check's earlier findings are kept, not cleared. */
-export function checkFailedFinding(run: CheckRun): FindingDraft {
+export function checkFailedFinding(run: CheckRun, context: RunContext = 'agent'): FindingDraft {
   const why = run.error?.message ?? 'unknown error';
   const cause = run.error?.cause;
   const evidence = [why];
@@ -165,10 +172,16 @@ export function checkFailedFinding(run: CheckRun): FindingDraft {
   return draft('CheckFailed', undefined, {
     severity: 'warning',
     title: `check ${run.check} ${verb}`,
-    message: `The ${run.check} check ${verb}: ${why}. What it reported before is kept until it runs successfully again.`,
+    message:
+      context === 'agent'
+        ? `The ${run.check} check ${verb}: ${why}. What it reported before is kept until it runs successfully again.`
+        : `The ${run.check} check ${verb}: ${why}.`,
     evidence,
     remediation: {
-      summary: `See the agent's log for check=${run.check}; node_auditor_check_runs_total{check="${run.check}",result="error"} counts these failures.`,
+      summary:
+        context === 'agent'
+          ? `See the agent's log for check=${run.check}; node_auditor_check_runs_total{check="${run.check}",result="error"} counts these failures.`
+          : `Run "node-auditor check --only ${run.check} --log-level debug" to see what it did.`,
       automatic: false,
     },
   });
@@ -178,8 +191,12 @@ export function checkFailedFinding(run: CheckRun): FindingDraft {
  * Findings after a run: a good run replaces the check's findings (what it no longer sees is
  * cleared); a failed run adds CheckFailed and keeps the rest, since nothing is known to be fixed.
  */
-export function applyRunToFindings(store: FindingStore, run: CheckRun): void {
+export function applyRunToFindings(
+  store: FindingStore,
+  run: CheckRun,
+  context: RunContext = 'agent',
+): void {
   if (run.result === 'error' || run.outcome === undefined)
-    store.upsert(run.check, checkFailedFinding(run));
+    store.upsert(run.check, checkFailedFinding(run, context));
   else store.reconcile(run.check, run.outcome.findings);
 }

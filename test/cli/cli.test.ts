@@ -269,6 +269,26 @@ test('a config file that is not a regular file (a FIFO) is refused at once, exit
   assert.equal(none.code, 0, none.stderr);
 });
 
+test('what was set from the environment is named with its variable', async () => {
+  const r = await runCli(['check'], { env: { NODE_AUDITOR_CONFIG: '/nope.yaml' } });
+  assert.equal(r.code, 2);
+  assert.equal(
+    r.stderr,
+    'node-auditor: cannot read config file /nope.yaml (from NODE_AUDITOR_CONFIG): no such file\n',
+  );
+  // A KUBECONFIG naming no readable file: Kubernetes off, and the skip says why (it said
+  // "no kubeconfig, not in a cluster", while a kubeconfig was named).
+  const rbac = await runCli(['check', '--only', 'rbac', '--output', 'json'], {
+    env: { KUBECONFIG: '/nonexistent' },
+  });
+  assert.equal(rbac.code, 0, rbac.stderr);
+  const { checks } = JSON.parse(rbac.stdout) as { checks: { id: string; reason?: string }[] };
+  assert.equal(
+    checks.find((c) => c.id === 'rbac')?.reason,
+    'no Kubernetes API: no file KUBECONFIG names can be read (/nonexistent: no such file)',
+  );
+});
+
 test('config prints the effective configuration, YAML or JSON', async (t) => {
   const dir = await tempDir(t);
   await writeFiles(dir, { 'c.yaml': 'checks:\n  sysctl:\n    interval: 5m\n' });

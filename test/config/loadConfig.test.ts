@@ -147,6 +147,29 @@ test('a rule between two settings names where each value came from', async (t) =
   );
 });
 
+test('the probe or request time limit of a check must be shorter than its timeout', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'c.yaml');
+  await writeFiles(dir, {
+    'c.yaml': [
+      'checks:',
+      '  container-runtime: {timeout: 1s, probeTimeout: 5s}',
+      '  kubelet-anonymous: {requestTimeout: 30s}',
+      '',
+    ].join('\n'),
+  });
+  // With probeTimeout past timeout, every slow probe failed the run ("did not finish within
+  // its 1s timeout") instead of reporting the runtime.
+  assert.equal(
+    await configError(loadConfig({ file, env: {} })),
+    [
+      'invalid configuration:',
+      `${file}: checks.container-runtime.probeTimeout (5s) and checks.container-runtime.timeout (1s): probeTimeout must be shorter than timeout (a run is abandoned at timeout, before a slower probe could be reported)`,
+      `${file}: checks.kubelet-anonymous.requestTimeout (30s) and built-in defaults: checks.kubelet-anonymous.timeout (30s): requestTimeout must be shorter than timeout (a run is abandoned at timeout, before a slower request could be reported)`,
+    ].join('\n'),
+  );
+});
+
 test('Kubernetes service-link variables of a Service named node-auditor are not settings', async () => {
   const { config } = await loadConfig({
     env: {

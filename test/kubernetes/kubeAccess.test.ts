@@ -65,7 +65,10 @@ test('discovery order: explicit kubeconfig, then in-cluster, then $KUBECONFIG, e
     },
   );
   const none = await discoverKube({ env: { KUBECONFIG: '/nope' }, serviceAccountDir: sa });
-  assert.deepEqual(none, { kind: 'none', reason: 'no file of KUBECONFIG=/nope exists' });
+  assert.deepEqual(none, {
+    kind: 'none',
+    reason: 'no file KUBECONFIG names can be read (/nope: no such file)',
+  });
   assert.equal((await discoverKube({ env: {}, serviceAccountDir: sa })).kind, 'none');
 });
 

@@ -155,3 +155,22 @@ test('a failed run leaves a CheckFailed finding and keeps what the check saw bef
   assert.equal(failed?.title, 'check c failed');
   assert.equal(failed?.evidence[0], 'EIO reading /proc');
 });
+
+test('in one pass of check, a timed-out run does not claim earlier findings are kept', async () => {
+  const hangs = check('hangs', () => new Promise(() => undefined));
+  const once = new FindingStore();
+  applyRunToFindings(once, await runner().run(hangs, settings), 'once');
+  const [failed] = once.ofCheck('hangs');
+  // `check` has no "before": the agent's wording sent the reader looking for it.
+  assert.equal(
+    failed?.message,
+    'The hangs check timed out: did not finish within its 200ms timeout.',
+  );
+  assert.equal(
+    failed.remediation?.summary,
+    'Run "node-auditor check --only hangs --log-level debug" to see what it did.',
+  );
+  const agent = new FindingStore();
+  applyRunToFindings(agent, await runner().run(hangs, settings));
+  assert.match(agent.ofCheck('hangs')[0]?.message ?? '', /What it reported before is kept/);
+});

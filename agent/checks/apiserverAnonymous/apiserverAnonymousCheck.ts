@@ -20,6 +20,7 @@ import type {
 } from '../../kubernetes/anonymousProbe.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { Check, ClusterService } from '../check.ts';
+import { noClusterReason } from '../check.ts';
 
 /** Answering these is what system:public-info-viewer is for (health probes, kubectl version). */
 const PUBLIC_PATHS = ['/version', '/healthz', '/livez', '/readyz'] as const;
@@ -71,7 +72,7 @@ export const apiserverAnonymousCheck: Check<typeof options> = {
     if (target === undefined)
       return {
         findings: [],
-        skipped: 'no Kubernetes API and no checks.apiserver-anonymous.url to probe',
+        skipped: `no checks.apiserver-anonymous.url to probe and ${noClusterReason(services)}`,
       };
     const tls = await tlsFor(target, explicit !== undefined, options.caFile, cluster);
     const probeOptions: AnonymousProbeOptions = {

@@ -27,6 +27,7 @@ import type { KubeVersion } from '../../parsers/kubeVersion.ts';
 import type { MetricSample } from '../../sinks/metrics/catalogue.ts';
 import type { ClusterService } from '../check.ts';
 import type { Check } from '../check.ts';
+import { noClusterReason } from '../check.ts';
 import { cveId, describeRange, matchCve, validateCveTable } from './cveTable.ts';
 import type { CveEntry, CveSeverity, CveTable } from './cveTable.ts';
 
@@ -98,7 +99,7 @@ export const cveCheck: Check<typeof options> = {
     if (cluster === undefined)
       return {
         findings: [],
-        skipped: 'no Kubernetes API: API server and kubelet versions unknown',
+        skipped: `API server and kubelet versions unknown, ${noClusterReason(services)}`,
       };
     const inUse = await tableInUse(options.feedFile);
     const findings: FindingDraft[] = inUse.problem === undefined ? [] : [inUse.problem];

@@ -2,6 +2,7 @@
 // rbacAudit.ts. Cluster-wide, so in `run` only the leader reads them; in `check` it always does.
 import * as v from 'valibot';
 import type { Check } from '../check.ts';
+import { noClusterReason } from '../check.ts';
 import { auditRbac } from './rbacAudit.ts';
 import type { Binding, RbacObjects, Role } from './rbacAudit.ts';
 
@@ -33,8 +34,7 @@ export const rbacCheck: Check<typeof options> = {
   options,
   async run({ options, services, signal }) {
     const cluster = services.cluster;
-    if (cluster === undefined)
-      return { findings: [], skipped: 'no Kubernetes API (no kubeconfig, not in a cluster)' };
+    if (cluster === undefined) return { findings: [], skipped: noClusterReason(services) };
     if (!cluster.isLeader())
       return { findings: [], skipped: 'not the leader (the leader audits RBAC)' };
     // a refusal (403) fails the run with the API server's message
