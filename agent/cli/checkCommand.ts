@@ -7,6 +7,7 @@ import type { CheckSettings, Config } from '../config/configSchema.ts';
 import { durationMs } from '../config/duration.ts';
 import { loadConfig } from '../config/loadConfig.ts';
 import type { ConfigInputs } from '../config/loadConfig.ts';
+import { logLoaded } from '../config/loadConfig.ts';
 import { FindingStore } from '../findings/findingStore.ts';
 import { CheckStatuses, exitStatusOf } from '../findings/report.ts';
 import type { Report } from '../findings/report.ts';
@@ -24,13 +25,15 @@ export async function checkCommand(
   out: NodeJS.WritableStream,
 ): Promise<number> {
   const startedAt = new Date();
-  const { config } = await loadConfig(inputs);
+  const loaded = await loadConfig(inputs);
+  const { config } = loaded;
   // The report is the output; logs go to stderr, warnings only unless asked for more.
   const log = createLogger({
     level: inputs.flags?.['log-level'] === undefined ? 'warn' : config.log.level,
     node: config.nodeName,
     fd: 2,
   });
+  logLoaded(log, loaded);
   const host = new HostRoot(config.hostRoot);
   // One /proc pass for the pause, zombies and inotify checks.
   const processes = new ProcessScans(host);

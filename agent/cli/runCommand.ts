@@ -4,7 +4,7 @@ import v8 from 'node:v8';
 import { Agent } from '../agent.ts';
 import { watchConfigFile } from '../config/configWatcher.ts';
 import type { ConfigWatcher } from '../config/configWatcher.ts';
-import { loadConfig } from '../config/loadConfig.ts';
+import { loadConfig, logLoaded } from '../config/loadConfig.ts';
 import type { ConfigInputs } from '../config/loadConfig.ts';
 import { describeError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
@@ -27,6 +27,7 @@ export async function runCommand(inputs: ConfigInputs): Promise<number> {
   const loaded = await loadConfig(inputs);
   const { config } = loaded;
   const log = createLogger({ level: config.log.level, node: config.nodeName });
+  logLoaded(log, loaded);
   for (const signal of SIGNALS) process.off(signal, keep);
   const stopSignal = early.find((signal) => signal !== 'SIGHUP');
   if (stopSignal !== undefined) {

@@ -5,6 +5,7 @@
 import * as fs from '../host/asyncFs.ts';
 import os from 'node:os';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import * as v from 'valibot';
 import { CHECKS } from '../checks/registry.ts';
 import type { Check } from '../checks/check.ts';
@@ -118,6 +119,24 @@ export async function loadConfig(
     config: deepFreeze(config),
     ...(file === undefined || fileRead === undefined ? {} : { file, fileText: fileRead.text }),
   };
+}
+
+/** --log-level debug: what the command runs with, where the log begins. */
+export function logLoaded(log: Logger, loaded: LoadedConfig): void {
+  const { config } = loaded;
+  log.debug(
+    {
+      event: 'config.loaded',
+      file: loaded.file ?? null,
+      hostRoot: config.hostRoot,
+      nodeName: config.nodeName,
+      stateDir: config.stateDir,
+      enabledChecks: Object.entries(config.checks)
+        .filter(([, settings]) => settings.enabled)
+        .map(([id]) => id),
+    },
+    `configuration loaded from ${loaded.file ?? 'defaults, environment and flags (no file)'}`,
+  );
 }
 
 /** `named`: the file as messages name it. */

@@ -48,6 +48,31 @@ export class CheckRunner {
   }
 
   async run(check: Check, settings: CheckSettings): Promise<CheckRun> {
+    const run = await this.attempt(check, settings);
+    // --log-level debug: every run with what it found (why a check says ok); trace: which.
+    const { log } = this.deps;
+    if (log.isLevelEnabled('debug')) {
+      const findings = run.outcome?.findings ?? [];
+      const skipped = run.outcome?.skipped;
+      const ms = Math.round(run.durationMs);
+      log.debug(
+        {
+          event: 'check.run',
+          check: run.check,
+          result: skipped === undefined ? run.result : 'skipped',
+          durationMs: ms,
+          findings: findings.length,
+          ...(skipped === undefined ? {} : { skipped }),
+          ...(run.error === undefined ? {} : { error: run.error.message }),
+          ...(log.isLevelEnabled('trace') ? { ids: findings.map((f) => f.id) } : {}),
+        },
+        `check ${run.check}: ${skipped === undefined ? run.result : `skipped (${skipped})`} in ${ms}ms, ${findings.length} finding${findings.length === 1 ? '' : 's'}`,
+      );
+    }
+    return run;
+  }
+
+  private async attempt(check: Check, settings: CheckSettings): Promise<CheckRun> {
     // A run of this check still within its timeout (a reload or a cron tick came early): wait
     // for it rather than calling it stuck.
     const running = this.inFlight.get(check.id);

@@ -140,6 +140,11 @@ export class JournaldSource {
         : [`--after-cursor=${this.cursor}`]),
       ...matchArguments(this.options.identifiers, this.options.units),
     ];
+    // --log-level debug: the exact journalctl, to run by hand when no journal line arrives.
+    this.options.log.debug(
+      { event: 'logs.journal.launch', command: this.options.command, args },
+      `running ${this.options.command} ${args.join(' ')}`,
+    );
     let child: ChildProcess;
     try {
       child = spawn(this.options.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -359,6 +359,53 @@ test('run keeps its state where --state-dir says, over NODE_AUDITOR_STATE_DIR', 
   assert.deepEqual(await fs.readdir(env), []);
 });
 
+test('--log-level debug logs each check run: result, time, findings; trace names them', async (t) => {
+  const runs = async (level: string) => {
+    const r = await runCli([
+      'check',
+      '--log-level',
+      level,
+      '--only',
+      'sysctl,inotify',
+      '--host-root',
+      fixtureHost('bad-runtime'),
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    return r.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.event === 'check.run')
+      .sort((a, b) => String(a.check).localeCompare(String(b.check)));
+  };
+  const debug = await runs('debug');
+  assert.deepEqual(
+    debug.map((l) => [l.level, l.check, l.result, l.findings, typeof l.durationMs, l.ids]),
+    [
+      ['debug', 'inotify', 'ok', 0, 'number', undefined],
+      ['debug', 'sysctl', 'problem', 7, 'number', undefined],
+    ],
+  );
+  const trace = await runs('trace');
+  assert.ok(
+    (trace[1]?.ids as string[]).includes('SysctlOutOfProfile:fs.inotify.max_user_watches'),
+    JSON.stringify(trace[1]),
+  );
+  // info (the default of run): none of it
+  assert.deepEqual(await runs('info'), []);
+  // run: the HTTP requests too
+  const agent = await startAgent(t, [
+    '--log-level',
+    'debug',
+    '--host-root',
+    fixtureHost('compliant'),
+  ]);
+  await fetch(`${agent.url}/healthz?x=1`);
+  const request = await agent.waitForLog((l) => l.event === 'http.request');
+  assert.deepEqual([request.method, request.path, request.status], ['GET', '/healthz', 200]);
+  assert.ok(agent.logs.some((l) => l.event === 'check.run' && l.check === 'sysctl'));
+});
+
 test('run on a port already in use fails with a clear message, exit 1', async (t) => {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

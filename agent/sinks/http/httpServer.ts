@@ -20,6 +20,7 @@ const COMMON_HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 
 
 export function createHttpServer(source: HttpSource, log: Logger): http.Server {
   const server = http.createServer((req, res) => {
+    if (log.isLevelEnabled('debug')) logRequest(log, req, res);
     handle(source, req, res).catch((error: unknown) => {
       log.error({ err: error, path: req.url }, 'HTTP handler failed');
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
@@ -88,6 +89,19 @@ async function handle(
         'not found: try /, /metrics, /healthz, /readyz, /api/v1/findings, /api/v1/remediations\n',
       );
   }
+}
+
+/** --log-level debug: each request once answered (the path without its query string). */
+function logRequest(log: Logger, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const t0 = performance.now();
+  res.once('finish', () => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const ms = Math.round(performance.now() - t0);
+    log.debug(
+      { event: 'http.request', method: req.method, path, status: res.statusCode, durationMs: ms },
+      `${req.method ?? '?'} ${path} ${res.statusCode} in ${ms}ms`,
+    );
+  });
 }
 
 function send(res: http.ServerResponse, status: number, contentType: string, body: string): void {
