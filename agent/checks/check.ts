@@ -39,9 +39,12 @@ export interface CheckServices {
   noCluster?: string;
 }
 
-/** Why a check that needs the Kubernetes API has none, for its skip reason. */
+/** How a skip reason says there is no API (the start-up summary shortens it to this). */
+export const NO_CLUSTER = 'no Kubernetes API';
+
+/** Why a check that needs the Kubernetes API has none, for its skip reason (at its end). */
 export function noClusterReason(services: CheckServices): string {
-  return `no Kubernetes API: ${services.noCluster ?? 'no kubeconfig, not in a cluster'}`;
+  return `${NO_CLUSTER}: ${services.noCluster ?? 'no kubeconfig, not in a cluster'}`;
 }
 
 /** What the security checks need of the cluster. */

@@ -72,10 +72,12 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   const [command, ...extra] = positionals;
   if (command === undefined) throw new AuditorError(ErrorCode.Usage, 'no command given');
+  // `help` and `version` as the commands people type first, the same as the flags.
+  if ((command === 'help' || command === 'version') && extra.length === 0) return { kind: command };
   if (!(COMMANDS as readonly string[]).includes(command)) {
     throw new AuditorError(
       ErrorCode.Usage,
-      `unknown command "${command}" (commands: ${COMMANDS.join(', ')})`,
+      `unknown command "${command}" (commands: ${COMMANDS.join(', ')}, help, version)`,
     );
   }
   const cmd = command as Command;

@@ -24,6 +24,7 @@ Commands:
                       0 no problem, 1 problems (warning/critical) or a check
                       failed, 2 usage or configuration error.
   config              Print the effective configuration and exit.
+  help, version       Print this help, or the version (as --help, --version).
   scan-logs FILE...   Classify saved logs offline (syslog, messages, kern.log,
                       dmesg, journalctl text/json/export output, journal files
                       and directories, .gz, a directory of logs as /var/log):

@@ -53,6 +53,8 @@ export interface LoadedConfig {
   file?: string;
   /** Its text as read: what a file watcher compares later versions with. */
   fileText?: string;
+  /** What was not right but was made so (a host name turned into a node name), to log. */
+  warnings?: string[];
 }
 
 type Doc = Record<string, unknown>;
@@ -107,10 +109,10 @@ export async function loadConfig(
       file !== undefined && sourceOf([key], provenance) === file ? path.dirname(file) : '.',
       parsed[key],
     );
+  const fromHost = parsed.nodeName === undefined ? nodeNameFromHost(os.hostname()) : undefined;
   const config: Config = {
     ...parsed,
-    // Kubernetes registers a node under its host name, lower-cased.
-    nodeName: parsed.nodeName ?? os.hostname().toLowerCase(),
+    nodeName: parsed.nodeName ?? fromHost?.name ?? '',
     hostRoot: absolute('hostRoot'),
     stateDir: absolute('stateDir'),
   };
@@ -118,12 +120,38 @@ export async function loadConfig(
   return {
     config: deepFreeze(config),
     ...(file === undefined || fileRead === undefined ? {} : { file, fileText: fileRead.text }),
+    ...(fromHost?.warning === undefined ? {} : { warnings: [fromHost.warning] }),
   };
 }
 
-/** --log-level debug: what the command runs with, where the log begins. */
+/**
+ * The node name when no setting and no NODE_NAME gives one: the host name, lower-cased, as the
+ * kubelet registers it. A host name that is no valid node name (My_Laptop: "_" is not allowed)
+ * becomes one (my-laptop), with a warning: NODE_NAME=my_laptop is an error, but a host name
+ * is not something the operator typed for us.
+ */
+export function nodeNameFromHost(hostname: string): { name: string; warning?: string } {
+  const lower = hostname.toLowerCase();
+  const name =
+    lower
+      .replace(/[^a-z0-9.-]/g, '-')
+      .split('.')
+      .map((label) => label.replace(/^-+|-+$/g, ''))
+      .filter((label) => label !== '')
+      .join('.')
+      .slice(0, 253)
+      .replace(/[.-]+$/, '') || 'localhost';
+  if (name === lower) return { name };
+  return {
+    name,
+    warning: `the host name "${hostname}" is not a valid Kubernetes node name; using "${name}" (--node-name or NODE_NAME sets it)`,
+  };
+}
+
+/** What the command runs with, where the log begins (debug), and what was adjusted (warn). */
 export function logLoaded(log: Logger, loaded: LoadedConfig): void {
   const { config } = loaded;
+  for (const warning of loaded.warnings ?? []) log.warn({ event: 'config.adjusted' }, warning);
   log.debug(
     {
       event: 'config.loaded',

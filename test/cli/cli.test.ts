@@ -5,7 +5,17 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { REPO, fixtureHost, runCli, startAgent, tempDir, writeFiles } from '../helpers.ts';
+import {
+  BIN,
+  REPO,
+  cleanEnv,
+  fixtureHost,
+  requireRoot,
+  runCli,
+  startAgent,
+  tempDir,
+  writeFiles,
+} from '../helpers.ts';
 
 const HOSTS = ['compliant', 'bad-runtime', 'no-br-netfilter', 'drift', 'precedence', 'garbage'];
 
@@ -195,7 +205,7 @@ test('usage errors print the usage and exit 2', async () => {
     [['check', '--bogus'], /^node-auditor: unknown flag --bogus\n\nUsage: node-auditor <command>/],
     [
       ['frobnicate'],
-      /^node-auditor: unknown command "frobnicate" \(commands: run, check, config, scan-logs\)/,
+      /^node-auditor: unknown command "frobnicate" \(commands: run, check, config, scan-logs, help, version\)/,
     ],
     [[], /^node-auditor: no command given/],
     [
@@ -331,6 +341,43 @@ test('--help and --version', async () => {
   );
   const version = await runCli(['--version']);
   assert.match(version.stdout, /^node-auditor \d+\.\d+\.\d+ \(node v\d+/);
+  // as commands too, the way people type them first
+  const helpCommand = await runCli(['help']);
+  assert.equal(helpCommand.code, 0, helpCommand.stderr);
+  assert.equal(helpCommand.stdout, help.stdout);
+  const versionCommand = await runCli(['version']);
+  assert.equal(versionCommand.code, 0, versionCommand.stderr);
+  assert.equal(versionCommand.stdout, version.stdout);
+});
+
+test('a host name that is no valid node name is made one, with a warning', (t) => {
+  if (!requireRoot(t, 'a UTS namespace with its own host name')) return;
+  // "_" is not allowed in a node name: NODE_NAME=my_laptop is rejected, and the host name
+  // My_Laptop was taken as my_laptop without a word.
+  const r = spawnSync(
+    'unshare',
+    [
+      '--uts',
+      'sh',
+      '-c',
+      'echo My_Laptop > /proc/sys/kernel/hostname && exec "$0" "$1" check --only sysctl --output json --host-root "$2"',
+      process.execPath,
+      BIN,
+      fixtureHost('compliant'),
+    ],
+    { encoding: 'utf8', env: cleanEnv() },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { node: string }).node, 'my-laptop');
+  const [warning] = r.stderr
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { level: number | string; event: string; msg: string });
+  assert.equal(warning?.event, 'config.adjusted');
+  assert.equal(
+    warning.msg,
+    'the host name "My_Laptop" is not a valid Kubernetes node name; using "my-laptop" (--node-name or NODE_NAME sets it)',
+  );
 });
 
 test('npx --no-install node-auditor runs the bin on Node 24 from the checkout', () => {
