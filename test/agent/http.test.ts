@@ -131,7 +131,8 @@ test('the agent serves its findings, metrics and health on HTTP', async (t) => {
   );
   assert.match(agent.stderr(), /^Found: 3 critical, 4 warning, 0 info$/m);
   // skipped checks say why, as check does (no kubelet, no API: the line above says why)
-  assert.match(agent.stderr(), /^Skipped:\n {2}kubelet-anonymous: no kubelet listens at /m);
+  assert.match(agent.stderr(), /^Skipped:\n {2}kubelet-cert: no kubelet client certificate at\n/m);
+  assert.match(agent.stderr(), /^ {2}kubelet-anonymous: no kubelet listens at /m);
   assert.match(agent.stderr(), /^ {2}kubelet-config: no kubelet on this host: /m);
   assert.match(agent.stderr(), /^ {2}rbac: no Kubernetes API$/m);
   assert.match(agent.stderr(), new RegExp(`^Status page ${agent.url}/\n {2}also /metrics`, 'm'));
