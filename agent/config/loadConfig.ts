@@ -10,6 +10,7 @@ import * as v from 'valibot';
 import { CHECKS } from '../checks/registry.ts';
 import type { Check } from '../checks/check.ts';
 import { AuditorError, ErrorCode, fileErrorReason } from '../errors.ts';
+import { closestName } from '../parsers/closestName.ts';
 import { jsYaml } from '../parsers/yaml.ts';
 import { configSchema } from './configSchema.ts';
 import { crossFieldKeys } from './schemaParts.ts';
@@ -301,7 +302,7 @@ function describeIssue(
   if (issue.type === 'strict_object' && issue.expected === 'never') {
     // An unknown key: its path ends with the key itself.
     const key = String(path.at(-1));
-    const hint = closest(key, keysAt(schema, path.slice(0, -1)));
+    const hint = closestName(key, keysAt(schema, path.slice(0, -1)));
     return `${sourceOf(path, provenance)}: ${formatPath(path)}: unknown setting${hint === undefined ? '' : ` (did you mean "${hint}"?)`}`;
   }
   const keys =
@@ -359,36 +360,6 @@ function nest(path: readonly string[], value: unknown): Doc {
   let doc: unknown = value;
   for (let i = path.length - 1; i >= 0; i--) doc = { [path[i] as string]: doc };
   return doc as Doc;
-}
-
-function closest(word: string, candidates: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of candidates) {
-    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      current[j] = Math.min(
-        (previous[j] ?? 0) + 1,
-        (current[j - 1] ?? 0) + 1,
-        (previous[j - 1] ?? 0) + cost,
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
 }
 
 async function requireDirectory(dir: string, source: string): Promise<void> {

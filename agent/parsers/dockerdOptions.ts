@@ -21,6 +21,8 @@
 // name used as a key for a list ("insecure-registry": [...]) is accepted and then ignored by
 // dockerd: its value goes nowhere, but the file loads, so it is not reported here either.
 
+import { closestName } from './closestName.ts';
+
 interface DockerdOption {
   /** One-letter form on the command line (-H, -D); never a daemon.json key. */
   short?: string;
@@ -234,31 +236,5 @@ function closestKey(key: string): string | undefined {
     const name = BY_SHORT.get(key);
     return name === undefined ? undefined : (OPTIONS[name]?.fileKeys?.[0] ?? name);
   }
-  if (key.length < 5) return undefined;
-  let best: { key: string; distance: number } | undefined;
-  for (const candidate of FILE_KEYS) {
-    const distance = editDistance(key.toLowerCase(), candidate, 2);
-    if (distance <= 2 && (best === undefined || distance < best.distance))
-      best = { key: candidate, distance };
-  }
-  return best?.key;
-}
-
-/** Levenshtein distance, cut off above `max`. */
-function editDistance(a: string, b: string, max: number): number {
-  if (Math.abs(a.length - b.length) > max) return max + 1;
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      current[j] = Math.min(
-        (previous[j] ?? 0) + 1,
-        (current[j - 1] ?? 0) + 1,
-        (previous[j - 1] ?? 0) + cost,
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? max + 1;
+  return key.length < 5 ? undefined : closestName(key, FILE_KEYS);
 }
