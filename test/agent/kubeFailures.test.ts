@@ -22,7 +22,7 @@ import {
 import type { RunningAgent } from '../helpers.ts';
 
 /** The agent with a short lease and request timeout, and the sysctl check every second. */
-async function agentAgainst(
+async function startAgentAgainst(
   t: TestContext,
   fake: FakeKubeApi,
   port = fake.port,
@@ -55,6 +55,16 @@ async function agentAgainst(
     },
   );
   await agent.waitForLog((l) => l.event === 'kube.on');
+  return agent;
+}
+
+/** That agent once it leads. */
+async function agentAgainst(
+  t: TestContext,
+  fake: FakeKubeApi,
+  port = fake.port,
+): Promise<RunningAgent> {
+  const agent = await startAgentAgainst(t, fake, port);
   await eventually(
     async () => (leader(await scrape(agent)) === 1 ? true : undefined),
     10_000,
@@ -161,28 +171,7 @@ test('an agent whose ServiceAccount has no rights yet: each part says so once, e
   // the chart's roles not bound (yet): 403 for the Lease, the Node, the pods, Events
   const fake = await startFakeKubeApi({ rbacFeatures: [] });
   t.after(() => fake.close());
-  const dir = await tempDir(t);
-  const kubeconfig = path.join(dir, 'kubeconfig');
-  await fake.writeKubeconfig(kubeconfig, 'sa');
-  const agent = await startAgent(
-    t,
-    [
-      '--kubeconfig',
-      kubeconfig,
-      '--node-name',
-      'k1-node01',
-      '--host-root',
-      fixtureHost('bad-runtime'),
-    ],
-    {
-      env: {
-        NODE_AUDITOR_KUBERNETES__LEADER_ELECTION__LEASE_DURATION: '2s',
-        NODE_AUDITOR_KUBERNETES__LEADER_ELECTION__RETRY_PERIOD: '500ms',
-        NODE_AUDITOR_CHECKS__SYSCTL__INTERVAL: '1s',
-        NODE_AUDITOR_CHECKS__CVE__ENABLED: 'false',
-      },
-    },
-  );
+  const agent = await startAgentAgainst(t, fake);
   const leaseTries = () =>
     fake.requests.filter((r) => r.path.includes('/leases/') && r.status === 403).length;
   await eventually(
