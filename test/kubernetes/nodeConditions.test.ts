@@ -314,6 +314,18 @@ function patchesOf(h: Harness, type: string): number {
   ).length;
 }
 
+/** What NPD's kernel monitor writes (and heartbeats): no deadlock (its healthy reason), filesystem read-only. */
+function npdKernelMonitorWrites(h: Harness): void {
+  npdWrites(h, 'KernelDeadlock', 'False', 'KernelHasNoDeadlock', 'kernel has no deadlock');
+  npdWrites(
+    h,
+    'ReadonlyFilesystem',
+    'True',
+    'FilesystemIsReadOnly',
+    'Remounting filesystem read-only',
+  );
+}
+
 /** node-problem-detector's kernel-monitor.json, loaded into the agent too (npdConfigs). */
 const NPD_RULE_PROBLEMS = new Map([
   ['KernelDeadlock', ['DockerHung']],
@@ -323,15 +335,7 @@ const NPD_RULE_PROBLEMS = new Map([
 test("node-problem-detector's conditions, with NPD's own reasons, are never written over: no flip-flop across heartbeats", async (t) => {
   const h = await harness(t);
   const node = await watching(t, h);
-  // NPD's kernel monitor says: no deadlock (its healthy reason), filesystem read-only
-  npdWrites(h, 'KernelDeadlock', 'False', 'KernelHasNoDeadlock', 'kernel has no deadlock');
-  npdWrites(
-    h,
-    'ReadonlyFilesystem',
-    'True',
-    'FilesystemIsReadOnly',
-    'Remounting filesystem read-only',
-  );
+  npdKernelMonitorWrites(h);
   await eventually(
     () =>
       node.condition('ReadonlyFilesystem') && node.condition('KernelDeadlock') ? true : undefined,
@@ -365,14 +369,7 @@ test("node-problem-detector's conditions, with NPD's own reasons, are never writ
   // NPD heartbeats its conditions; the agent heartbeats its own (every second here)
   for (let i = 0; i < 3; i++) {
     await sleep(800);
-    npdWrites(h, 'KernelDeadlock', 'False', 'KernelHasNoDeadlock', 'kernel has no deadlock');
-    npdWrites(
-      h,
-      'ReadonlyFilesystem',
-      'True',
-      'FilesystemIsReadOnly',
-      'Remounting filesystem read-only',
-    );
+    npdKernelMonitorWrites(h);
   }
   await sleep(1200);
   assert.ok(patchesOf(h, 'KubeletUnhealthy') >= 3, 'the agent kept heartbeating its own');
