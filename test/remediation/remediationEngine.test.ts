@@ -12,7 +12,6 @@ import pino from 'pino';
 import * as v from 'valibot';
 import { remediationSchema } from '../../agent/config/remediationSchema.ts';
 import type { RemediationSettings } from '../../agent/config/remediationSchema.ts';
-import type { Finding } from '../../agent/findings/finding.ts';
 import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { hostActionRunner } from '../../agent/remediation/actions/hostActionRunner.ts';
 import { RemediationRateLimit } from '../../agent/remediation/gates/rateLimit.ts';
@@ -20,36 +19,8 @@ import { restartKubeletRunner } from '../../agent/remediation/actions/restartKub
 import { REDECIDE_MS, RemediationEngine } from '../../agent/remediation/remediationEngine.ts';
 import { connectSystemd } from '../../agent/remediation/systemd.ts';
 import { copyFixtureHost, tempDir } from '../helpers.ts';
-import { startBus, startFakeSystemd } from './systemdStandIn.ts';
-
-/** What the logs check reports for the seed's NotReady node (cAdvisor out of inotify watches). */
-const EXHAUSTED: Finding = {
-  check: 'logs',
-  id: 'InotifyWatchesExhausted',
-  problem: 'InotifyWatchesExhausted',
-  severity: 'critical',
-  title: 'inotify watches exhausted: kubelet cannot start cAdvisor',
-  message: 'kubelet failed to start cAdvisor: inotify_add_watch: no space left on device',
-  evidence: [
-    'Failed to start cAdvisor inotify_add_watch /sys/fs/cgroup/cpu: no space left on device',
-  ],
-  cause: 'InotifyWatchesExhausted',
-  firstSeen: '2026-11-22T03:00:00.000Z',
-  lastSeen: '2026-11-22T03:00:00.000Z',
-};
-
-/** What the sysctl check reports on the same node: the limit below the profile, no cause. */
-const OUT_OF_PROFILE: Finding = {
-  check: 'sysctl',
-  id: 'SysctlOutOfProfile:fs.inotify.max_user_watches',
-  problem: 'SysctlOutOfProfile',
-  severity: 'critical',
-  title: 'fs.inotify.max_user_watches is 8192, below the node profile',
-  message: 'fs.inotify.max_user_watches is 8192, below the node profile',
-  evidence: ['/proc/sys/fs/inotify/max_user_watches: 8192'],
-  firstSeen: '2026-11-22T03:00:00.000Z',
-  lastSeen: '2026-11-22T03:00:00.000Z',
-};
+import { EXHAUSTED, OUT_OF_PROFILE } from './seedFindings.ts';
+import { afterFirstRestart, startBus, startFakeSystemd } from './systemdStandIn.ts';
 
 async function engineOn(
   t: TestContext,
@@ -111,11 +82,8 @@ test('engine: the inotify fix, then the kubelet restart it calls for while the k
   const kubelet = { healthy: false as boolean | undefined };
   const s = await engineOn(t, kubelet);
   if (s === undefined) return;
-  const watcher = setInterval(() => {
-    if (s.restarts() > 0) kubelet.healthy = true; // the kubelet comes back once restarted
-  }, 10);
-  t.after(() => {
-    clearInterval(watcher);
+  afterFirstRestart(t, s.restarts, () => {
+    kubelet.healthy = true; // the kubelet comes back once restarted
   });
   await s.engine.evaluate([EXHAUSTED]);
   const decisions = s.engine.decisions();
@@ -167,11 +135,8 @@ test('engine: the restart follows the inotify fix whichever finding reached the 
   const kubelet = { healthy: false as boolean | undefined };
   const s = await engineOn(t, kubelet);
   if (s === undefined) return;
-  const watcher = setInterval(() => {
-    if (s.restarts() > 0) kubelet.healthy = true;
-  }, 10);
-  t.after(() => {
-    clearInterval(watcher);
+  afterFirstRestart(t, s.restarts, () => {
+    kubelet.healthy = true;
   });
   // a freshly started agent: the sysctl check's run ends first (the logs check does not replay
   // old lines), so the fix is made for SysctlOutOfProfile, with no NotReady cause in sight

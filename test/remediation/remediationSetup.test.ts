@@ -7,24 +7,11 @@ import path from 'node:path';
 import { test } from 'node:test';
 import * as v from 'valibot';
 import { remediationSchema } from '../../agent/config/remediationSchema.ts';
-import type { Finding } from '../../agent/findings/finding.ts';
 import { createRemediation } from '../../agent/remediation/remediationSetup.ts';
 import { copyFixtureHost, tempDir } from '../helpers.ts';
 import { harness, silent } from '../kubernetes/kubeHarness.ts';
-import { startBus, startFakeSystemd } from './systemdStandIn.ts';
-
-const EXHAUSTED: Finding = {
-  check: 'logs',
-  id: 'InotifyWatchesExhausted',
-  problem: 'InotifyWatchesExhausted',
-  severity: 'critical',
-  title: 'inotify watches exhausted: kubelet cannot start cAdvisor',
-  message: 'kubelet failed to start cAdvisor: inotify_add_watch: no space left on device',
-  evidence: [],
-  cause: 'InotifyWatchesExhausted',
-  firstSeen: '2026-11-22T03:00:00.000Z',
-  lastSeen: '2026-11-22T03:00:00.000Z',
-};
+import { EXHAUSTED } from './seedFindings.ts';
+import { afterFirstRestart, startBus, startFakeSystemd } from './systemdStandIn.ts';
 
 test('a lock lost while restart-kubelet waits for readiness ends the action, which says so', async (t) => {
   const root = await copyFixtureHost(t, 'bad-runtime');
@@ -71,14 +58,9 @@ test('a lock lost while restart-kubelet waits for readiness ends the action, whi
   t.after(() => engine.stop());
   // the API goes away once systemd has the restart job: the Lease can no longer be renewed
   let cutAt = 0;
-  const watcher = setInterval(() => {
-    if (restarts() > 0 && cutAt === 0) {
-      cutAt = Date.now();
-      void h.fake.goDown();
-    }
-  }, 10);
-  t.after(() => {
-    clearInterval(watcher);
+  afterFirstRestart(t, restarts, () => {
+    cutAt = Date.now();
+    void h.fake.goDown();
   });
   await engine.evaluate([EXHAUSTED]);
   const decisions = engine.decisions();

@@ -9,7 +9,7 @@ import { remediationSchema } from '../../agent/config/remediationSchema.ts';
 import type { RemediationSettings } from '../../agent/config/remediationSchema.ts';
 import { restartKubeletRunner } from '../../agent/remediation/actions/restartKubelet.ts';
 import { connectSystemd } from '../../agent/remediation/systemd.ts';
-import { startBus, startFakeSystemd } from './systemdStandIn.ts';
+import { afterFirstRestart, startBus, startFakeSystemd } from './systemdStandIn.ts';
 import type { FakeUnit } from './systemdStandIn.ts';
 
 const NOW_MS = Date.now();
@@ -74,15 +74,14 @@ test('restart-kubelet: plans the restart of a kubelet up long enough, then resta
     'kubelet.service restarted; healthz ok and the Node Ready awaited for up to 5m',
   );
   // the kubelet comes back healthy a little after systemd restarted it
-  const watcher = setInterval(() => {
-    if (s.restarts() > 0)
-      setTimeout(() => {
-        restarted = true;
-      }, 100);
-  }, 10);
-  t.after(() => {
-    clearInterval(watcher);
-  });
+  afterFirstRestart(
+    t,
+    s.restarts,
+    () => {
+      restarted = true;
+    },
+    100,
+  );
   const result = await s.runner.apply(new AbortController().signal);
   assert.equal(result.outcome, 'applied', result.reason);
   assert.match(
@@ -189,15 +188,14 @@ test('restart-kubelet: the agent stopping ends the wait for readiness at once', 
   const stopping = new AbortController();
   const started = Date.now();
   // once systemd's job is over (the stand-in ends it 20 ms after the call), while waiting
-  const watcher = setInterval(() => {
-    if (s.restarts() > 0)
-      setTimeout(() => {
-        stopping.abort(new Error('the agent is stopping'));
-      }, 300);
-  }, 10);
-  t.after(() => {
-    clearInterval(watcher);
-  });
+  afterFirstRestart(
+    t,
+    s.restarts,
+    () => {
+      stopping.abort(new Error('the agent is stopping'));
+    },
+    300,
+  );
   const result = await s.runner.apply(stopping.signal);
   assert.equal(result.outcome, 'failed');
   assert.equal(

@@ -180,3 +180,26 @@ export async function startFakeSystemd(
   });
   return { calls };
 }
+
+/**
+ * Runs `then` once, `delayMs` after `restarts()` first counts a restart (what the kubelet, the
+ * API or the agent does next in a test), polling every 10 ms until then or the test's end.
+ */
+export function afterFirstRestart(
+  t: TestContext,
+  restarts: () => number,
+  then: () => void,
+  delayMs = 0,
+): void {
+  const poll = setInterval(() => {
+    if (restarts() === 0) return;
+    clearInterval(poll);
+    const timer = setTimeout(then, delayMs);
+    t.after(() => {
+      clearTimeout(timer);
+    });
+  }, 10);
+  t.after(() => {
+    clearInterval(poll);
+  });
+}
