@@ -361,7 +361,7 @@ describe('cve check: what is looked at', () => {
       ['v1.33.4', false],
       ['v1.32.7', true],
       ['v1.31.12', false],
-      ['v1.30.14', false],
+      ['v1.30.14', true], // older than the announced branches, and affected too: no upstream fix
       ['v1.34.0', false],
     ] as const) {
       const f = finding(await run({ gitVersion }), 'VulnerableVersion:CVE-2025-5187:apiserver');
