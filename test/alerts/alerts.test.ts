@@ -123,16 +123,36 @@ test('every alert has a severity, a summary, a description and a runbook that ex
 
 const CATALOGUE = new Map<string, readonly string[]>(METRICS.map((m) => [m.name, m.labels]));
 /**
- * kube-state-metrics' DaemonSet series (its documentation, docs/metrics/workload/daemonset-
- * metrics.md): where the agent is missing it has no series of its own.
+ * kube-state-metrics' series, with their labels as its documentation lists them
+ * (docs/metrics/workload/daemonset-metrics.md, pod-metrics.md, cluster/node-metrics.md): where
+ * the agent is missing it has no series of its own, and a NotReady node's agent is told apart
+ * by its pod and node.
  */
-const KUBE_STATE_METRICS = new Map<string, readonly string[]>(
-  [
+const KUBE_STATE_METRICS = new Map<string, readonly string[]>([
+  ...[
     'kube_daemonset_status_desired_number_scheduled',
     'kube_daemonset_status_number_available',
     'kube_daemonset_status_updated_number_scheduled',
-  ].map((name) => [name, ['namespace', 'daemonset']]),
-);
+  ].map((name): [string, readonly string[]] => [name, ['namespace', 'daemonset']]),
+  [
+    'kube_pod_info',
+    [
+      'namespace',
+      'pod',
+      'uid',
+      'host_ip',
+      'pod_ip',
+      'node',
+      'created_by_kind',
+      'created_by_name',
+      'priority_class',
+      'host_network',
+    ],
+  ],
+  ['kube_pod_status_phase', ['namespace', 'pod', 'uid', 'phase']],
+  ['kube_pod_status_ready', ['namespace', 'pod', 'uid', 'condition']],
+  ['kube_node_status_condition', ['node', 'condition', 'status']],
+]);
 /** Series names of a histogram or counter as Prometheus stores them. */
 function catalogueLabels(name: string): readonly string[] | undefined {
   if (name === 'up') return [];

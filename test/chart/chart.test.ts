@@ -986,14 +986,19 @@ interface RuleGroups {
 
 /**
  * The shipped rules as the chart renders them for RELEASE in NAMESPACE: the DaemonSet that
- * NodeAuditorMissing reads is the release's own, not any whose name contains node-auditor.
+ * NodeAuditorMissing reads, and its pods, are the release's own, not any whose name contains
+ * node-auditor.
  */
 function renderedRules(rulesText: string): RuleGroups {
-  const own = rulesText.replaceAll(
-    'daemonset=~".*node-auditor.*"',
-    `namespace="${NAMESPACE}", daemonset="${RELEASE}-node-auditor"`,
-  );
-  assert.notEqual(own, rulesText, 'the rules file selects the DaemonSet as the template expects');
+  let own = rulesText;
+  for (const label of ['daemonset', 'created_by_name']) {
+    const selected = own.replaceAll(
+      `${label}=~".*node-auditor.*"`,
+      `namespace="${NAMESPACE}", ${label}="${RELEASE}-node-auditor"`,
+    );
+    assert.notEqual(selected, own, `the rules file selects ${label} as the template expects`);
+    own = selected;
+  }
   return loadYaml(own) as RuleGroups;
 }
 
@@ -1031,7 +1036,7 @@ test('prometheusRule.runbookBaseUrl: every runbook link of the PrometheusRule po
   assert.match(refused.stderr, /runbookBaseUrl/);
 });
 
-test('the PrometheusRule finds its own agents whatever nameOverride and fullnameOverride make of the names: promtool fires NodeAuditorDown and NodeAuditorMissing on them', async (t) => {
+test('the PrometheusRule finds its own agents whatever nameOverride and fullnameOverride make of the names: promtool fires NodeAuditorDown and NodeAuditorMissing on them, and knows their pods on a NotReady node', async (t) => {
   const promtool = requireTool(t, 'promtool');
   if (promtool === undefined) return;
   const objects = await render(t, {
@@ -1063,6 +1068,22 @@ test('the PrometheusRule finds its own agents whatever nameOverride and fullname
     {
       series: ksm('kube_daemonset_status_updated_number_scheduled', namespace, name),
       values: '3x30',
+    },
+  ];
+  // the release's agent on node-b, which is NotReady: Running, marked not ready with its node,
+  // still reporting; not missing
+  const pod = `job="kube-state-metrics",instance="10.0.1.9:8080",namespace="${NAMESPACE}",pod="fleet-agents-b7k2p",uid="b7k2p"`;
+  const onNotReadyNode = [
+    {
+      series: `kube_pod_info{${pod},node="node-b",created_by_kind="DaemonSet",created_by_name="fleet-agents"}`,
+      values: '1x30',
+    },
+    { series: `kube_pod_status_phase{${pod},phase="Running"}`, values: '1x30' },
+    { series: `kube_pod_status_ready{${pod},condition="true"}`, values: '0x30' },
+    {
+      series:
+        'kube_node_status_condition{job="kube-state-metrics",instance="10.0.1.9:8080",node="node-b",condition="Ready",status="true"}',
+      values: '0x30',
     },
   ];
   const runbook = (alert: string) =>
@@ -1116,6 +1137,11 @@ test('the PrometheusRule finds its own agents whatever nameOverride and fullname
             ],
           },
         ],
+      },
+      {
+        interval: '1m',
+        input_series: [...missing(NAMESPACE, 'fleet-agents'), ...onNotReadyNode],
+        alert_rule_test: [{ eval_time: '20m', alertname: 'NodeAuditorMissing', exp_alerts: [] }],
       },
     ],
   };
