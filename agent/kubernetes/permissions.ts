@@ -68,7 +68,9 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
   {
     apiGroups: [''],
     resources: ['nodes'],
-    // writing to a Node's metadata is more than a read-only auditor needs
+    // more than a read-only auditor needs, and more than the annotation: RBAC cannot name the
+    // own Node nor a field, so this is every Node's whole object, taints and unschedulable
+    // included (chart/README.md, "RBAC", has an admission policy that narrows it)
     verbs: ['patch'],
     neededBy: ['remediation'],
     why: 'Annotate its own Node with the last remediation (node-auditor/last-remediation).',

@@ -26,6 +26,7 @@ import {
 import type { PolicyRule } from '../../agent/kubernetes/permissions.ts';
 import { loadConfig } from '../../agent/config/loadConfig.ts';
 import { REMEDIATION_ACTIONS } from '../../agent/config/remediationSchema.ts';
+import { LAST_REMEDIATION_ANNOTATION } from '../../agent/remediation/remediationSetup.ts';
 import { checkIds } from '../../agent/checks/registry.ts';
 import { REPO, requireTool, runCli, tempDir } from '../helpers.ts';
 import { helmBinary } from './helmTool.ts';
@@ -486,6 +487,40 @@ test('RBAC is exactly agent/kubernetes/permissions.ts for the features the value
     rulesOf(LEASE_RULES),
   );
   assert.equal(find(moved, 'RoleBinding', undefined, 'node-leases').length, 1);
+});
+
+interface AdmissionPolicy {
+  kind: string;
+  spec: {
+    matchConstraints: { resourceRules: { resources: string[]; operations: string[] }[] };
+    validations: { expression: string }[];
+  };
+}
+
+test("the chart README's admission policy covers every Node write RBAC grants cluster-wide, and the annotations the agent writes", async () => {
+  // RBAC cannot name the own Node: each write on nodes is every Node's, and the README says so
+  // and shows the policy that narrows it to the pod's own node
+  const writes = CLUSTER_RULES.filter(
+    (rule) => rule.resources.some((r) => r.startsWith('nodes')) && rule.verbs.includes('patch'),
+  ).flatMap((rule) => rule.resources);
+  assert.deepEqual([...writes].sort(), ['nodes', 'nodes/status']);
+  const readme = await fs.readFile(path.join(CHART, 'README.md'), 'utf8');
+  const block = /```yaml\n(apiVersion: admissionregistration[\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(block, 'chart/README.md shows a ValidatingAdmissionPolicy');
+  const policy = (loadAllYaml(block) as AdmissionPolicy[]).find(
+    (o) => o.kind === 'ValidatingAdmissionPolicy',
+  );
+  assert.ok(policy);
+  const rules = policy.spec.matchConstraints.resourceRules;
+  assert.deepEqual(rules.flatMap((r) => r.resources).sort(), [...writes].sort());
+  // a PATCH is admitted as an UPDATE
+  for (const rule of rules) assert.deepEqual(rule.operations, ['UPDATE']);
+  // the one annotation prefix the policy lets the agent change is the one it writes under
+  const prefix = LAST_REMEDIATION_ANNOTATION.slice(0, LAST_REMEDIATION_ANNOTATION.indexOf('/') + 1);
+  const expressions = policy.spec.validations.map((v) => v.expression).join('\n');
+  assert.match(expressions, new RegExp(`startsWith\\('${prefix}'\\)`));
+  for (const field of ['spec', 'labels', 'annotations'])
+    assert.match(expressions, new RegExp(`object\\.(metadata\\.)?${field}\\b`), field);
 });
 
 /** Host paths every agent mounts, read-only, at /host<path>. */
