@@ -1396,9 +1396,25 @@ test('NOTES.txt says how to see the agent work', async (t) => {
   assert.match(notes, /curl -s http:\/\/127\.0\.0\.1:9746\/api\/v1\/findings/);
   assert.match(notes, /curl -s http:\/\/127\.0\.0\.1:9746\/metrics/);
   assert.match(notes, /rollout status daemonset\/na-node-auditor/);
-  // hostPID, hostNetwork and host paths: a namespace below the privileged level gets no pod
+  // hostPID, hostNetwork and host paths: a namespace below the privileged level gets no pod.
+  // --overwrite: without it kubectl refuses a namespace already labelled baseline or restricted,
+  // the very one that needs it; the READMEs and runbooks give the same command
   assert.match(
     notes,
-    /kubectl label namespace monitoring pod-security\.kubernetes\.io\/enforce=privileged/,
+    /^ *kubectl label namespace monitoring pod-security\.kubernetes\.io\/enforce=privileged --overwrite$/m,
   );
+  const runbooks = path.join(REPO, 'docs', 'runbooks');
+  const docs = [
+    path.join(REPO, 'README.md'),
+    path.join(CHART, 'README.md'),
+    ...(await fs.readdir(runbooks)).map((f) => path.join(runbooks, f)),
+  ];
+  let commands = 0;
+  for (const file of docs)
+    for (const line of (await fs.readFile(file, 'utf8')).split('\n'))
+      if (line.includes('kubectl label namespace')) {
+        commands++;
+        assert.match(line, / --overwrite\b/, `${file}: ${line}`);
+      }
+  assert.ok(commands >= 3, `${commands} kubectl label commands in the docs`);
 });
