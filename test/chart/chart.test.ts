@@ -885,7 +885,7 @@ async function assertCveFeedMounted(t: TestContext, objects: KubeObject[], confi
   assert.equal(path.posix.dirname(feedFile as string), mount.mountPath, 'feedFile is in the mount');
 }
 
-test('extraVolumes and extraVolumeMounts: your own CVE table from a ConfigMap reaches the cve check, as the chart README and the runbook say', async (t) => {
+test("extraVolumes and extraVolumeMounts: your own CVE table from a ConfigMap reaches the cve check, as the chart README and the runbook say; the chart's own volumes and paths are not theirs", async (t) => {
   // the values of chart/README.md, "With your own CVE table", as written there
   const readme = await fs.readFile(path.join(CHART, 'README.md'), 'utf8');
   const section = readme.slice(readme.indexOf('### With your own CVE table'));
@@ -906,20 +906,77 @@ test('extraVolumes and extraVolumeMounts: your own CVE table from a ConfigMap re
   if (fromRunbook === undefined) return;
   await assertCveFeedMounted(t, fromRunbook, 'node-auditor-cves');
 
-  // a mount over the host's paths or the config is refused, by name
-  for (const mountPath of ['/host/etc', '/etc/node-auditor']) {
+  // refused, by name: a mount over or under the host's paths, the config, the agent's program
+  // or what holds them, or a path that only looks like another; the chart's own volumes
+  // (host-etc at /mnt/etc would be the host's /etc, writable) and extraHostMounts' mounted
+  // again, or their names taken; a mount in stateDir
+  const mount = (name: string, mountPath: string) => [
+    `extraVolumeMounts[0].name=${name}`,
+    `extraVolumeMounts[0].mountPath=${mountPath}`,
+  ];
+  const gke = ['extraHostMounts[0].name=gke', 'extraHostMounts[0].hostPath=/home/kubernetes'];
+  for (const [sets, named] of [
+    ...[
+      '/host/etc',
+      '/etc/node-auditor',
+      '/app',
+      '/app/',
+      '/usr/local/bin',
+      '/usr/local/bin/node',
+      '/usr',
+      '/etc',
+      '/',
+      '/tmp',
+      '/mnt/../host',
+      '//host',
+    ].map((at) => [mount('x', at), /extraVolumeMounts\/0\/mountPath/] as const),
+    ...['host-etc', 'host-proc-sys', 'config', 'state', 'tmp'].map(
+      (name) => [mount(name, '/mnt/x'), /extraVolumeMounts\/0\/name/] as const,
+    ),
+    [
+      ['extraVolumes[0].name=config', 'extraVolumes[0].emptyDir.medium=Memory'],
+      /extraVolumes\/0\/name/,
+    ],
+    [
+      ['extraVolumes[0].name=host-etc', 'extraVolumes[0].emptyDir.medium=Memory'],
+      /extraVolumes\/0\/name/,
+    ],
+    [
+      ['extraHostMounts[0].name=host-etc', 'extraHostMounts[0].hostPath=/srv'],
+      /extraHostMounts\/0\/name/,
+    ],
+    [
+      [...gke, ...mount('gke', '/mnt/kubernetes')],
+      /extraVolumeMounts: "gke" is an extraHostMounts volume/,
+    ],
+    [
+      [...gke, 'extraVolumes[0].name=gke', 'extraVolumes[0].emptyDir.medium=Memory'],
+      /extraVolumes: "gke"/,
+    ],
+    [mount('x', '/var/lib/node-auditor'), /stateDir/],
+    [mount('x', '/var/lib/node-auditor/cves'), /stateDir/],
+  ] as const) {
     const result = await helm(t, [
       'template',
       RELEASE,
       CHART,
-      '--set',
-      'extraVolumeMounts[0].name=x',
-      '--set',
-      `extraVolumeMounts[0].mountPath=${mountPath}`,
+      ...sets.flatMap((v) => ['--set', v]),
     ]);
     if (result === undefined) return;
-    assert.notEqual(result.code, 0, mountPath);
-    assert.match(result.stderr, /extraVolumeMounts/, mountPath);
+    assert.notEqual(result.code, 0, sets.join(' '));
+    assert.match(result.stderr, named, sets.join(' '));
+  }
+  // and paths that only start like those are anyone's
+  for (const at of ['/apps', '/tmp/cves', '/usr/share/cves', '/var/lib/node-auditor-cves']) {
+    const objects = await render(t, {
+      extraVolumes: [{ name: 'cves', configMap: { name: 'cves' } }],
+      extraVolumeMounts: [{ name: 'cves', mountPath: at, readOnly: true }],
+    });
+    if (objects === undefined) return;
+    assert.ok(
+      daemonSet(objects).agent.volumeMounts.some((m) => m.mountPath === at),
+      at,
+    );
   }
 });
 
