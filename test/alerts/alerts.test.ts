@@ -85,6 +85,29 @@ test('every alert, and every variant of it, has a unit test in which it fires', 
   }
 });
 
+test("the runbooks' Labels section names the alerts that do not carry an agent's target labels", async () => {
+  // from the unit tests: an alert fired from an agent's series has its `instance` (port 9746)
+  const unit = loadYaml(await fs.readFile(UNIT_TESTS, 'utf8')) as UnitTests;
+  const fired = unit.tests
+    .flatMap((group) => group.alert_rule_test ?? [])
+    .flatMap((c) =>
+      (c.exp_alerts ?? []).map((a) => ({ alertname: c.alertname, labels: a.exp_labels ?? {} })),
+    );
+  const notFromAgent = alertNames(await loadAlertRules()).filter((name) =>
+    fired
+      .filter((f) => f.alertname === name)
+      .every((f) => !(f.labels.instance ?? '').endsWith(':9746')),
+  );
+  assert.deepEqual(notFromAgent, ['NodeAuditorAbsent', 'NodeAuditorMissing']);
+  const index = await fs.readFile(path.join(RUNBOOKS_DIR, 'README.md'), 'utf8');
+  const labels = index.slice(
+    index.indexOf('## Labels'),
+    index.indexOf('\n## ', index.indexOf('## Labels') + 1),
+  );
+  const named = alertNames(await loadAlertRules()).filter((name) => labels.includes(`\`${name}\``));
+  assert.deepEqual(named, notFromAgent);
+});
+
 test('every alert has a severity, a summary, a description and a runbook that exists', async () => {
   const rules = await loadAlertRules();
   for (const rule of rules) {

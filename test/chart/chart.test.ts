@@ -1115,6 +1115,24 @@ test('prometheusRule.runbookBaseUrl: every runbook link of the PrometheusRule po
     assert.ok(alerts > 20, `${alerts} alerts`);
     assert.deepEqual(rule.spec.groups, expected.groups, base);
   }
+  // the manifest as helm prints it: the file's header comment, about the file's own links and
+  // DaemonSet matcher, is not there to contradict what the chart replaced them with
+  const printed = await helm(t, [
+    'template',
+    RELEASE,
+    CHART,
+    '--set',
+    'prometheusRule.enabled=true',
+    '--set',
+    'prometheusRule.runbookBaseUrl=https://wiki.example.com/sre/runbooks',
+  ]);
+  if (printed === undefined) return;
+  const manifest = printed.stdout.split(/^---$/m).find((d) => d.includes('kind: PrometheusRule'));
+  assert.ok(manifest);
+  assert.match(manifest, /^spec:\n {2}groups:\n/m);
+  assert.doesNotMatch(manifest, /github\.com/);
+  assert.doesNotMatch(manifest, /(daemonset|created_by_name)=~/);
+  assert.doesNotMatch(manifest, /whose name contains/);
   // a value that is not a URL is refused, by name
   const refused = await helm(t, [
     'template',
