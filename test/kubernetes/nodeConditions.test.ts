@@ -276,10 +276,11 @@ function capturingLog() {
 }
 
 /**
- * node-problem-detector writing a condition as its kernel monitor does: its reason and message,
+ * Another writer's condition (node-problem-detector's, or one the agent's build before the
+ * NodeAuditor prefix wrote), written as NPD's kernel monitor writes it: its reason and message,
  * a fresh heartbeat, the transition time kept while the status is.
  */
-function npdWrites(
+function writeCondition(
   h: Harness,
   type: string,
   status: 'True' | 'False',
@@ -316,8 +317,8 @@ function patchesOf(h: Harness, type: string): number {
 
 /** What NPD's kernel monitor writes (and heartbeats): no deadlock (its healthy reason), filesystem read-only. */
 function npdKernelMonitorWrites(h: Harness): void {
-  npdWrites(h, 'KernelDeadlock', 'False', 'KernelHasNoDeadlock', 'kernel has no deadlock');
-  npdWrites(
+  writeCondition(h, 'KernelDeadlock', 'False', 'KernelHasNoDeadlock', 'kernel has no deadlock');
+  writeCondition(
     h,
     'ReadonlyFilesystem',
     'True',
@@ -418,7 +419,7 @@ test("a condition of the agent that NPD writes over is NPD's from then on; once 
   assert.equal(condition(h, 'KernelDeadlock')?.reason, 'NodeAuditorKernelDeadlock');
 
   // NPD starts on the node and writes its own view
-  npdWrites(h, 'KernelDeadlock', 'False', 'KernelHasNoDeadlock', 'kernel has no deadlock');
+  writeCondition(h, 'KernelDeadlock', 'False', 'KernelHasNoDeadlock', 'kernel has no deadlock');
   await eventually(() => (foreign.length > 0 ? true : undefined), 5000, 'the agent to notice');
   const written = patchesOf(h, 'KernelDeadlock');
   await sleep(2500); // two of the agent's heartbeats
@@ -439,6 +440,72 @@ test("a condition of the agent that NPD writes over is NPD's from then on; once 
   assert.deepEqual(foreign, [
     ['KernelDeadlock', true],
     ['KernelDeadlock', false],
+  ]);
+});
+
+test("an upgrade: what the build before the NodeAuditor prefix wrote is still the agent's, NPD's reasons are not", async (t) => {
+  const h = await harness(t);
+  const node = await watching(t, h);
+  // the build before wrote bare reasons: its InotifyPressure (a type NPD does not have) and
+  // KubeletUnhealthy and ContainerRuntimeUnhealthy True with the cause (NPD never says those)
+  writeCondition(
+    h,
+    'InotifyPressure',
+    'True',
+    'InotifyWatchesExhausted',
+    'inotify watches 8192/8192',
+  );
+  writeCondition(h, 'KubeletUnhealthy', 'True', 'KubeletDown', 'kubelet.service: Failed');
+  writeCondition(h, 'ContainerRuntimeUnhealthy', 'True', 'ContainerRuntimeDown', 'containerd down');
+  // node-problem-detector's, with the reasons its health checker and kernel monitor write
+  writeCondition(
+    h,
+    'FrequentKubeletRestart',
+    'True',
+    'FrequentKubeletRestart',
+    'kubelet restarted',
+  );
+  writeCondition(
+    h,
+    'XfsShutdown',
+    'True',
+    'XfsHasShutdown',
+    'XFS (sda1): Shutting down filesystem',
+  );
+  await eventually(
+    () => (node.condition('XfsShutdown') ? true : undefined),
+    5000,
+    'the watch to see them',
+  );
+  const foreign: [string, boolean][] = [];
+  const store = new FindingStore(); // the problems are over
+  wiredSink(t, h, node, store, ['inotify', 'logs', 'kubelet-cert', 'container-runtime'], {
+    onForeign: (type, isForeign) => foreign.push([type, isForeign]),
+  }).start();
+  await eventually(
+    () =>
+      ['InotifyPressure', 'KubeletUnhealthy', 'ContainerRuntimeUnhealthy'].every(
+        (type) => condition(h, type)?.status === 'False',
+      )
+        ? true
+        : undefined,
+    5000,
+    'the conditions the build before raised, cleared',
+  );
+  assert.equal(condition(h, 'InotifyPressure')?.reason, 'NodeAuditorInotifyHasHeadroom');
+  assert.equal(condition(h, 'KubeletUnhealthy')?.reason, 'NodeAuditorKubeletIsHealthy');
+  assert.equal(
+    condition(h, 'ContainerRuntimeUnhealthy')?.reason,
+    'NodeAuditorContainerRuntimeIsHealthy',
+  );
+  // NPD's are left as NPD wrote them, and said to be another writer's
+  assert.equal(condition(h, 'FrequentKubeletRestart')?.status, 'True');
+  assert.equal(condition(h, 'FrequentKubeletRestart')?.reason, 'FrequentKubeletRestart');
+  assert.equal(condition(h, 'XfsShutdown')?.reason, 'XfsHasShutdown');
+  assert.equal(patchesOf(h, 'FrequentKubeletRestart') + patchesOf(h, 'XfsShutdown'), 0);
+  assert.deepEqual(foreign.sort(), [
+    ['FrequentKubeletRestart', true],
+    ['XfsShutdown', true],
   ]);
 });
 

@@ -6,11 +6,17 @@
 // Every reason the agent writes begins with "NodeAuditor" (as the kubelet's begin with
 // "Kubelet"), and no other writer's does: that is how the agent tells its conditions from
 // NPD's, which share the types. Taking NPD's reasons (KernelHasNoDeadlock, DockerHung) for its
-// own, the agent would overwrite NPD's condition and NPD the agent's, in turn. A condition whose reason does not begin so is another writer's: left alone
-// for as long as it is there (one log line, node_auditor_node_condition_foreign 1), even one
-// the agent wrote before and NPD has since written over. What the agent compares with is the
-// Node as its watch last delivered it, not what it last wrote: a condition removed or changed
-// behind its back is written again at once, not at the next heartbeat.
+// own, the agent would overwrite NPD's condition and NPD the agent's, in turn. A condition of a
+// type NPD has whose reason does not begin so is another writer's: left alone for as long as it
+// is there (one log line, node_auditor_node_condition_foreign 1), even one the agent wrote
+// before and NPD has since written over. Two exceptions, so that an upgrade orphans nothing the
+// build before the prefix wrote: a type only the agent defines (InotifyPressure) is the agent's
+// whatever its reason, and the bare reasons that build wrote while True (KubeletDown), which NPD
+// never writes, are still the agent's.
+//
+// What the agent compares with is the Node as its watch last delivered it, not what it last
+// wrote: a condition removed or changed behind its back is written again at once, not at the
+// next heartbeat.
 //
 // Patched on nodes/status as a strategic merge patch: it merges conditions by type and keeps
 // every other writer's (the fixtures show a JSON merge patch replaces the whole list, Ready
@@ -42,6 +48,18 @@ export interface ConditionRule {
   /** Reason (NodeAuditor and NPD's healthy reason, where NPD has one) and message while False. */
   okReason: string;
   okMessage: string;
+  /**
+   * node-problem-detector writes this type too (its config/*.json): a condition of it is the
+   * agent's only with a reason of the agent's. A type only the agent defines is the agent's
+   * whatever its reason.
+   */
+  sharedWithNpd: boolean;
+  /**
+   * The reasons the build before the NodeAuditor prefix wrote while True (the bare cause or
+   * problem), none of which NPD writes for this type: still the agent's after an upgrade. Its
+   * reasons while False were NPD's own (KubeletIsHealthy), which cannot be told from NPD's.
+   */
+  previousReasons?: readonly string[];
 }
 
 export const NODE_CONDITIONS: readonly ConditionRule[] = [
@@ -52,6 +70,7 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     problems: ['InotifyWatchesNearLimit', 'InotifyInstancesNearLimit'],
     okReason: 'NodeAuditorInotifyHasHeadroom',
     okMessage: 'inotify watches and instances are below their limits',
+    sharedWithNpd: false,
   },
   {
     type: 'KernelDeadlock',
@@ -60,6 +79,8 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     problems: ['KernelDeadlock'],
     okReason: 'NodeAuditorKernelHasNoDeadlock',
     okMessage: 'kernel has no deadlock',
+    sharedWithNpd: true,
+    previousReasons: ['KernelDeadlock'],
   },
   {
     type: 'ReadonlyFilesystem',
@@ -68,6 +89,8 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     problems: ['ReadonlyFilesystem'],
     okReason: 'NodeAuditorFilesystemIsNotReadOnly',
     okMessage: 'Filesystem is not read-only',
+    sharedWithNpd: true,
+    previousReasons: ['ReadonlyFilesystem'],
   },
   {
     type: 'XfsShutdown',
@@ -76,6 +99,8 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     problems: ['XfsShutdown'],
     okReason: 'NodeAuditorXfsHasNotShutDown',
     okMessage: 'no XFS filesystem has shut down',
+    sharedWithNpd: true,
+    previousReasons: ['XfsShutdown'],
   },
   {
     type: 'FrequentKubeletRestart',
@@ -84,6 +109,8 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     problems: [],
     okReason: 'NodeAuditorNoFrequentKubeletRestart',
     okMessage: 'kubelet is functioning properly',
+    sharedWithNpd: true,
+    previousReasons: ['KubeletCrashLoop'],
   },
   {
     type: 'KubeletUnhealthy',
@@ -92,6 +119,8 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     problems: [],
     okReason: 'NodeAuditorKubeletIsHealthy',
     okMessage: 'kubelet on the node is functioning properly',
+    sharedWithNpd: true,
+    previousReasons: ['KubeletDown', 'PLEGUnhealthy', 'KubeletClientCertExpired'],
   },
   {
     type: 'ContainerRuntimeUnhealthy',
@@ -100,6 +129,8 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
     problems: [],
     okReason: 'NodeAuditorContainerRuntimeIsHealthy',
     okMessage: 'Container runtime on the node is functioning properly',
+    sharedWithNpd: true,
+    previousReasons: ['ContainerRuntimeDown'],
   },
 ];
 
@@ -201,7 +232,7 @@ export class NodeConditions {
     for (const rule of this.rules) {
       if (!rule.sources.some((check) => ran.has(check))) continue;
       const existing = this.options.ownNode.condition(rule.type);
-      if (existing !== undefined && !ours(existing.reason)) {
+      if (existing !== undefined && !ours(rule, existing.reason)) {
         this.markForeign(rule.type, existing.reason);
         continue;
       }
@@ -334,9 +365,11 @@ export class NodeConditions {
   }
 }
 
-/** A reason this agent writes: its condition to update. Any other is another writer's. */
-function ours(reason: string | undefined): boolean {
-  return reason?.startsWith(REASON_PREFIX) === true;
+/** A condition of this type with this reason is the agent's to update, not another writer's. */
+function ours(rule: ConditionRule, reason: string | undefined): boolean {
+  if (!rule.sharedWithNpd) return true;
+  if (reason === undefined) return false;
+  return reason.startsWith(REASON_PREFIX) || rule.previousReasons?.includes(reason) === true;
 }
 
 function signature(c: NodeCondition): string {
