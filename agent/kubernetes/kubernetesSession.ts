@@ -198,6 +198,9 @@ export class KubernetesSession {
         onForeign: (type, foreign) => {
           metrics.set('node_auditor_node_condition_foreign', foreign ? 1 : 0, { type });
         },
+        onContested: (type, contested) => {
+          metrics.set('node_auditor_node_condition_contested', contested ? 1 : 0, { type });
+        },
         ...(options.conditionProblems === undefined
           ? {}
           : { ruleProblems: options.conditionProblems }),

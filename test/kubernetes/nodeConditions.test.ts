@@ -509,15 +509,17 @@ test("an upgrade: what the build before the NodeAuditor prefix wrote is still th
   ]);
 });
 
-test("a condition of the agent's that someone removes or changes is written again at once, not at the next heartbeat", async (t) => {
+test("a condition of the agent's that someone removes or changes is written again at once, not at the next heartbeat; changed again soon after, only once a wait is over", async (t) => {
   const h = await harness(t);
   const node = await watching(t, h);
   const store = new FindingStore();
-  wiredSink(t, h, node, store, ['inotify']).start(); // heartbeat: a minute
+  // heartbeat: a minute; the first wait between two rewrites: a second (5 s by default)
+  wiredSink(t, h, node, store, ['inotify'], { rewriteFloorMs: 1000 }).start();
   store.reconcile('inotify', [exhausted]);
   await inotifyPressureTrue(h, 'raised');
   const rewritten = async (what: string, tamper: (c: NodeCondition[]) => NodeCondition[]) => {
     const before = patchesOf(h, 'InotifyPressure');
+    const at = performance.now();
     h.fake.updateNode('k1-node01', (n) => {
       n.status.conditions = tamper(n.status.conditions ?? []);
     });
@@ -528,13 +530,19 @@ test("a condition of the agent's that someone removes or changes is written agai
     );
     await inotifyPressureTrue(h, `True after ${what}`);
     assert.equal(condition(h, 'InotifyPressure')?.reason, 'NodeAuditorInotifyWatchesExhausted');
+    return performance.now() - at;
   };
   // a JSON merge patch of status.conditions by some other tool drops it
-  await rewritten('it was removed', (list) => list.filter((c) => c.type !== 'InotifyPressure'));
-  // someone sets it False by hand, keeping the agent's reason
-  await rewritten('it was set False', (list) =>
+  const once = await rewritten('it was removed', (list) =>
+    list.filter((c) => c.type !== 'InotifyPressure'),
+  );
+  assert.ok(once < 900, `at once (${Math.round(once)} ms)`);
+  // someone sets it False by hand, keeping the agent's reason, right after: written again too,
+  // but only after the wait, as another writer that disagrees would be
+  const again = await rewritten('it was set False', (list) =>
     list.map((c) => (c.type === 'InotifyPressure' ? { ...c, status: 'False' } : c)),
   );
+  assert.ok(again >= 900 - once, `after the wait (${Math.round(again)} ms)`);
 });
 
 test('transition times come from what was last written, not from a Node the watch has not caught up with', async (t) => {
@@ -571,6 +579,109 @@ function statusPatches(h: Harness) {
       ).status?.conditions?.find((c) => c.type === 'InotifyPressure'),
     }));
 }
+
+/**
+ * Two agents on one Node that disagree about InotifyPressure (a host `npm start` agent and the
+ * pod, two releases, a rolling update's surge pod): the first sees the exhaustion, the second
+ * does not. Each watches the Node and is wired as kubernetesSession.ts wires it.
+ */
+async function disagreeingAgents(
+  t: Parameters<typeof harness>[0],
+  h: Harness,
+  overrides: Partial<NodeConditionsOptions>,
+) {
+  const agents = [true, false].map((exhaustedHere) => {
+    const store = new FindingStore();
+    store.reconcile('inotify', exhaustedHere ? [exhausted] : []);
+    const { log, lines } = capturingLog();
+    const contested: boolean[] = [];
+    return { store, log, lines, contested };
+  });
+  const sinks: NodeConditions[] = [];
+  for (const agent of agents) {
+    const node = await watching(t, h);
+    sinks.push(
+      wiredSink(t, h, node, agent.store, ['inotify'], {
+        log: agent.log,
+        onContested: (type, contested) => {
+          if (type === 'InotifyPressure') agent.contested.push(contested);
+        },
+        ...overrides,
+      }),
+    );
+  }
+  for (const sink of sinks) sink.start();
+  const [seeing, notSeeing] = agents as [(typeof agents)[0], (typeof agents)[0]];
+  return { sinks, seeing, notSeeing };
+}
+
+/** The nodes/status patches that wrote InotifyPressure with this status, and when (ms). */
+function patchTimes(h: Harness, status: 'True' | 'False'): number[] {
+  return statusPatches(h)
+    .filter((p) => p.status === 200 && p.inotify?.status === status)
+    .map((p) => p.at);
+}
+
+test('two agents on one Node that disagree do not patch it in a loop: a handful of patches, and it is said', async (t) => {
+  const h = await harness(t);
+  // as configured by default (heartbeat a minute, rewrites 5 s apart at first)
+  const { seeing, notSeeing } = await disagreeingAgents(t, h, {});
+  await sleep(2000);
+  const patches = statusPatches(h).length;
+  // each writes its view, and writes it again once when the other overwrites it; the one
+  // overwritten again then waits (before: 1848 patches in these 2 s)
+  assert.ok(patches >= 2 && patches <= 6, `${String(patches)} patches in 2 s`);
+  const agents = [seeing, notSeeing];
+  assert.deepEqual(
+    agents.flatMap((a) => a.contested),
+    [true],
+  );
+  const said = agents.flatMap((a) =>
+    a.lines.filter((l) => l.event === 'kube.conditions.contested'),
+  );
+  assert.equal(said.length, 1);
+  assert.equal(said[0]?.type, 'InotifyPressure');
+});
+
+test("a contested condition's rewrites are spaced out up to the heartbeat period; once the other writer is gone, it is uncontested", async (t) => {
+  const h = await harness(t);
+  const { sinks, seeing } = await disagreeingAgents(t, h, {
+    heartbeatMs: 800,
+    rewriteFloorMs: 100,
+  });
+  const started = Date.now(); // as the fake stamps requests
+  await sleep(4000);
+  const mine = patchTimes(h, 'True');
+  // its first write, its first rewrite at once, then 100, 200, 400, 800, 800 ... ms apart
+  const gaps = mine.slice(2).map((at, i) => at - (mine[i + 1] as number));
+  assert.ok(
+    gaps.every((gap) => gap >= 90),
+    `never closer than the first wait: ${gaps.map(Math.round).join(', ')} ms`,
+  );
+  assert.ok(mine.length <= 12, `${String(mine.length)} patches in 4 s`);
+  const lastTwoPeriods = mine.filter((at) => at >= started + 4000 - 1600);
+  assert.ok(
+    lastTwoPeriods.length <= 3,
+    `at most one per heartbeat period by now: ${mine.map((at) => Math.round(at - started)).join(', ')} ms`,
+  );
+  assert.deepEqual(seeing.contested, [true]);
+
+  // the other agent goes: the condition keeps this one's value, and after two periods it says so
+  sinks[1]?.stop();
+  await eventually(
+    () => (seeing.contested.length === 2 ? true : undefined),
+    6000,
+    'the contest to end',
+  );
+  assert.deepEqual(seeing.contested, [true, false]);
+  assert.equal(condition(h, 'InotifyPressure')?.status, 'True');
+  assert.deepEqual(
+    seeing.lines
+      .filter((l) => l.event?.startsWith('kube.conditions.') === true)
+      .map((l) => l.event),
+    ['kube.conditions.contested', 'kube.conditions.uncontested'],
+  );
+});
 
 test('an unchanged True condition is heartbeaten on its period, and keeps going when the wall clock steps back', async (t) => {
   const h = await harness(t);

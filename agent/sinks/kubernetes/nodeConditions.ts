@@ -15,8 +15,12 @@
 // never writes, are still the agent's.
 //
 // What the agent compares with is the Node as its watch last delivered it, not what it last
-// wrote: a condition removed or changed behind its back is written again at once, not at the
-// next heartbeat.
+// wrote: a condition removed or changed behind its back is written again at once. Not in a
+// loop, though: when it is changed again soon after (a second agent on the node that sees
+// otherwise, or a tool that "corrects" it), each further rewrite of that type waits longer, from
+// REWRITE_FLOOR_MS doubling up to the heartbeat period; one log line and
+// node_auditor_node_condition_contested 1 until it has kept the agent's value for two periods.
+// Two writers that disagree then cost a patch each per heartbeat period, not thousands a second.
 //
 // Patched on nodes/status as a strategic merge patch: it merges conditions by type and keeps
 // every other writer's (the fixtures show a JSON merge patch replaces the whole list, Ready
@@ -137,6 +141,16 @@ export const NODE_CONDITIONS: readonly ConditionRule[] = [
 /** What begins every reason the agent writes, and no other writer's. */
 export const REASON_PREFIX = 'NodeAuditor';
 
+/** Enough to find a write's version among those delivered while its answer was on its way. */
+const DELIVERED_KEPT = 16;
+
+/**
+ * How long after rewriting a condition changed behind its back the agent waits before it
+ * rewrites it again, the first time; the wait doubles with each rewrite up to the heartbeat
+ * period, and starts afresh once the condition has kept the agent's value for two periods.
+ */
+export const REWRITE_FLOOR_MS = 5000;
+
 export interface NodeConditionsOptions {
   api: KubeApi;
   nodeName: string;
@@ -149,6 +163,13 @@ export interface NodeConditionsOptions {
   log: Logger;
   /** A condition type is another writer's (true) and left alone, or the agent's again (false). */
   onForeign?: (type: string, foreign: boolean) => void;
+  /**
+   * A condition type of the agent's is changed again and again behind its back (true: its
+   * rewrites are spaced out), or has kept the agent's value for two heartbeat periods (false).
+   */
+  onContested?: (type: string, contested: boolean) => void;
+  /** The first wait between two rewrites of a contested condition (REWRITE_FLOOR_MS; tests shorten it). */
+  rewriteFloorMs?: number;
   /** Wall time, for the timestamps written into the conditions only. */
   now?: () => Date;
   /** Monotonic milliseconds, for the heartbeat period and the backoff (tests may drive it). */
@@ -177,14 +198,20 @@ export class NodeConditions {
   /** What we last wrote: type -> status|reason|message. */
   private written = new Map<string, string>();
   /**
-   * The Node's resourceVersion when we last wrote: while the watch still delivers that one, it
-   * has not caught up with the write, and `written` is what the Node says.
+   * The Node's resourceVersion our last write gave it. Until the watch has delivered it, the
+   * watched Node is older than our write (it may be our write before) and `written` is what the
+   * Node says; from then on, the watched Node is.
    */
-  private writtenOver: string | undefined;
+  private writtenAs: string | undefined;
+  private caughtUp = true;
+  /** The resourceVersions the watch delivered lately, newest last (a write's answer may come after its event). */
+  private readonly delivered: string[] = [];
   /** Status and transition time we last wrote (fresher than the watched Node right after a write). */
   private ours = new Map<string, { status: string; since: string }>();
   /** Condition types another writer holds (said once each time one is taken). */
   private readonly foreign = new Set<string>();
+  /** Condition types of ours changed behind our back lately, and how their rewrites are spaced. */
+  private readonly contests = new Map<string, Contest>();
   /** No write before this (monotonic ms): the backoff after a failure, or a Retry-After. */
   private notBefore = -Infinity;
   /** When the last write succeeded (monotonic ms). */
@@ -195,6 +222,21 @@ export class NodeConditions {
     this.rules = options.rules ?? NODE_CONDITIONS;
     this.now = options.now ?? (() => new Date());
     this.monotonic = options.monotonic ?? (() => performance.now());
+    options.ownNode.onChange((node) => {
+      const version = node?.metadata?.resourceVersion;
+      if (version === undefined) return;
+      if (version === this.writtenAs) this.caughtUp = true;
+      this.delivered.push(version);
+      if (this.delivered.length > DELIVERED_KEPT) this.delivered.shift();
+    });
+  }
+
+  /** Whether the watched Node is at least as new as our last write. */
+  private watchCaughtUp(): boolean {
+    // the session's listener may ask for a sync before ours has seen the version
+    if (this.options.ownNode.node?.metadata?.resourceVersion === this.writtenAs)
+      this.caughtUp = true;
+    return this.caughtUp;
   }
 
   /** Call once the first pass is done: from now on the conditions are kept current. */
@@ -264,6 +306,7 @@ export class NodeConditions {
     // what we wrote of it no longer stands: if it is ours again one day, it starts afresh
     this.written.delete(type);
     this.ours.delete(type);
+    this.endContest(type);
     if (this.foreign.has(type)) return;
     this.foreign.add(type);
     this.options.onForeign?.(type, true);
@@ -287,15 +330,106 @@ export class NodeConditions {
     return fromRules === undefined ? rule.problems : [...rule.problems, ...fromRules];
   }
 
-  /** Conditions whose status, reason or message differ from the Node's (as far as we know it). */
-  private differs(conditions: readonly NodeCondition[]): boolean {
+  /**
+   * How the conditions compare with the Node (as far as we know it): whether to write now (one
+   * of ours changed, or a rewrite is due), the conditions another writer changed since we wrote
+   * them (a write now writes them over), and how long until a rewrite held back is due.
+   */
+  private compare(
+    conditions: readonly NodeCondition[],
+    now: number,
+  ): { write: boolean; overwritten: string[]; dueInMs: number } {
     const node = this.options.ownNode;
-    const caughtUp = node.node?.metadata?.resourceVersion !== this.writtenOver;
-    return conditions.some((c) => {
-      if (!caughtUp) return this.written.get(c.type) !== signature(c);
+    const caughtUp = this.watchCaughtUp();
+    let write = false;
+    let dueInMs = Infinity;
+    const overwritten: string[] = [];
+    for (const c of conditions) {
+      const mine = this.written.get(c.type) === signature(c);
+      if (!caughtUp) {
+        if (!mine) write = true;
+        continue;
+      }
       const live = node.condition(c.type);
-      return live === undefined || signature(live) !== signature(c);
-    });
+      if (live !== undefined && signature(live) === signature(c)) continue;
+      // what the findings say changed: at once
+      if (!mine) {
+        write = true;
+        continue;
+      }
+      // what we wrote was removed or changed behind our back: at once the first time; again
+      // soon after, only once its wait since our last write is over
+      const theirs = live === undefined ? 'removed' : describe(live);
+      overwritten.push(c.type);
+      const contest = this.contests.get(c.type);
+      let due = now;
+      if (contest !== undefined && now - contest.at < this.quietMs()) {
+        this.sayContested(c.type, contest, theirs, c);
+        due = this.lastWriteAt + contest.waitMs;
+      }
+      if (due <= now) write = true;
+      else dueInMs = Math.min(dueInMs, due - now);
+    }
+    return { write, overwritten, dueInMs };
+  }
+
+  /** A condition changed behind our back was written over at `at`: the next rewrite waits longer. */
+  private rewritten(type: string, at: number): void {
+    let contest = this.contests.get(type);
+    if (contest === undefined || at - contest.at >= this.quietMs()) {
+      // once, or long after the last time: no contest (yet)
+      contest = { rewrites: 0, at, waitMs: 0, said: contest?.said ?? false };
+      this.contests.set(type, contest);
+    }
+    contest.rewrites++;
+    contest.at = at;
+    const cap = this.options.heartbeatMs;
+    const floor = Math.min(this.options.rewriteFloorMs ?? REWRITE_FLOOR_MS, cap);
+    contest.waitMs = Math.min(cap, floor * 2 ** (contest.rewrites - 1));
+  }
+
+  /** Once per contest: a condition we rewrote was changed again soon after. */
+  private sayContested(type: string, contest: Contest, theirs: string, ours: NodeCondition): void {
+    if (contest.said) return;
+    contest.said = true;
+    this.options.onContested?.(type, true);
+    this.options.log.warn(
+      { event: 'kube.conditions.contested', type, ours: describe(ours), theirs },
+      `NodeCondition ${type} was changed again soon after the agent wrote it (${theirs}; the agent says ${describe(ours)}): another writer disagrees (a second agent on this node, or a tool correcting it?); the agent writes it again less and less often, at most once every ${seconds(this.options.heartbeatMs)}`,
+    );
+  }
+
+  /** Contests over: conditions that have kept our value for two heartbeat periods. */
+  private settle(conditions: readonly NodeCondition[], now: number): void {
+    const node = this.options.ownNode;
+    const caughtUp = this.watchCaughtUp();
+    for (const [type, contest] of this.contests) {
+      if (now - contest.at < this.quietMs()) continue;
+      const c = conditions.find((d) => d.type === type);
+      const live = node.condition(type);
+      const kept =
+        c !== undefined && caughtUp && live !== undefined && signature(live) === signature(c);
+      // not while it still differs (a write that failed since): the next rewrite is then due
+      if (c !== undefined && !kept) continue;
+      this.endContest(type);
+      if (c !== undefined && contest.said)
+        this.options.log.info(
+          { event: 'kube.conditions.uncontested', type },
+          `NodeCondition ${type} has kept the agent's value for ${seconds(this.quietMs())}; nothing contests it any more`,
+        );
+    }
+  }
+
+  private endContest(type: string): void {
+    const contest = this.contests.get(type);
+    if (contest === undefined) return;
+    this.contests.delete(type);
+    if (contest.said) this.options.onContested?.(type, false);
+  }
+
+  /** How long a condition must keep our value before a change of it is a fresh one. */
+  private quietMs(): number {
+    return 2 * this.options.heartbeatMs;
   }
 
   private async write(): Promise<void> {
@@ -312,26 +446,33 @@ export class NodeConditions {
         this.schedule(this.options.heartbeatMs);
         return;
       }
-      const heartbeatDue = this.monotonic() - this.lastWriteAt >= this.options.heartbeatMs;
-      if (this.differs(conditions) || heartbeatDue) {
-        const over = this.options.ownNode.node.metadata?.resourceVersion;
-        await this.options.api.request({
+      const now = this.monotonic();
+      const heartbeatDue = now - this.lastWriteAt >= this.options.heartbeatMs;
+      const { write, overwritten, dueInMs } = this.compare(conditions, now);
+      if (write || heartbeatDue) {
+        const answer = await this.options.api.request<{ metadata?: { resourceVersion?: string } }>({
           verb: 'patch',
           path: `/api/v1/nodes/${this.options.nodeName}/status`,
           contentType: 'application/strategic-merge-patch+json',
           body: { status: { conditions } },
         });
-        this.writtenOver = over;
+        this.writtenAs = answer.metadata?.resourceVersion;
+        // without a version to wait for, the watched Node is taken as it comes
+        this.caughtUp = this.writtenAs === undefined || this.delivered.includes(this.writtenAs);
         this.written = new Map(conditions.map((c) => [c.type, signature(c)]));
         for (const c of conditions)
           this.ours.set(c.type, { status: c.status, since: c.lastTransitionTime ?? '' });
         this.lastWriteAt = this.monotonic();
         this.retry.reset();
+        for (const type of overwritten) this.rewritten(type, this.lastWriteAt);
       }
+      this.settle(conditions, this.monotonic());
       // the next heartbeat is due a period after the last write, however often we were asked
       // in between (every change of the Node asks): waiting a whole period from each would
-      // stretch it
-      this.schedule(Math.max(0, this.lastWriteAt + this.options.heartbeatMs - this.monotonic()));
+      // stretch it. A rewrite held back may be due before.
+      const heartbeatIn = this.lastWriteAt + this.options.heartbeatMs - this.monotonic();
+      const rewriteIn = write || heartbeatDue ? Infinity : dueInMs;
+      this.schedule(Math.max(0, Math.min(heartbeatIn, rewriteIn)));
     } catch (error) {
       if (error instanceof KubeApiError && !error.transient) {
         this.options.log.error(
@@ -374,4 +515,25 @@ function ours(rule: ConditionRule, reason: string | undefined): boolean {
 
 function signature(c: NodeCondition): string {
   return `${c.status}|${c.reason ?? ''}|${c.message ?? ''}`;
+}
+
+/** A condition as a log line names it: "False (NodeAuditorInotifyHasHeadroom)". */
+function describe(c: NodeCondition): string {
+  return `${c.status} (${c.reason ?? 'no reason'})`;
+}
+
+function seconds(ms: number): string {
+  return `${Math.round(ms / 1000)}s`;
+}
+
+/** A condition of ours that another writer keeps changing (see REWRITE_FLOOR_MS). */
+interface Contest {
+  /** Rewrites, each less than two heartbeat periods after the one before. */
+  rewrites: number;
+  /** When it was last written over (monotonic ms). */
+  at: number;
+  /** The next rewrite not before waitMs after our last write (of any kind: each writes every type). */
+  waitMs: number;
+  /** Logged and reported (onContested) as contested. */
+  said: boolean;
 }

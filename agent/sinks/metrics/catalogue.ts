@@ -259,6 +259,12 @@ export const METRICS = [
     labels: ['type'],
   },
   {
+    name: 'node_auditor_node_condition_contested',
+    type: 'gauge',
+    help: "1 while another writer keeps changing this NodeCondition type of the agent's (a second agent on the node that sees otherwise, a tool correcting it): the agent rewrites it less and less often, at most once per heartbeat period. 0 once it has kept the agent's value for two periods.",
+    labels: ['type'],
+  },
+  {
     name: 'node_auditor_leader',
     type: 'gauge',
     help: 'Whether this agent holds the leader Lease and runs the cluster-scoped audits (1) or not (0).',
