@@ -8,7 +8,7 @@ import type { Finding } from '../findings/finding.ts';
 import { durationMs } from '../config/duration.ts';
 import { describeError } from '../errors.ts';
 import type { Change, Decision, Outcome } from './decisions.ts';
-import { DecisionHistory, EVENT_REASON, eventMessage } from './decisions.ts';
+import { DecisionHistory, EVENT_REASON, describeChanges, eventMessage } from './decisions.ts';
 import { causesFixedBy, HOST_ACTIONS, hostActionTriggers } from './triggers.ts';
 import type { Trigger } from './triggers.ts';
 
@@ -190,7 +190,9 @@ export class RemediationEngine {
       // The dry run already said what enforce would do; in enforce its fix would have cleared
       // the finding, which a dry run leaves, so the finding asks again every minute. Reporting
       // that as a skip would be a Warning per node per hour about something that never ran.
-      if (verdict.dryRunStands === true) {
+      // Only for the plan that dry run reported, though: another one (br_netfilter gone since,
+      // another finding) is held back by the cooldown in enforce, and is reported as a skip.
+      if (verdict.dryRunStands === true && this.dryRunSaid(trigger, planned)) {
         this.ports.log.debug(
           { event: 'remediation.dry-run-stands', action, reason: verdict.reason },
           `remediation ${action}: ${verdict.reason}; the dry run reported stands`,
@@ -232,6 +234,16 @@ export class RemediationEngine {
         );
       });
     }
+  }
+
+  /** Whether the action's last dry run was for these findings and these changes. */
+  private dryRunSaid(trigger: Trigger, planned: readonly Change[]): boolean {
+    const last = this.history.lastAt(trigger.action, ['dry_run']);
+    return (
+      last !== undefined &&
+      last.trigger.join('\n') === trigger.findings.join('\n') &&
+      describeChanges(last.changes) === describeChanges(planned)
+    );
   }
 
   /**

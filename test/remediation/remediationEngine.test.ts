@@ -12,13 +12,14 @@ import pino from 'pino';
 import * as v from 'valibot';
 import { remediationSchema } from '../../agent/config/remediationSchema.ts';
 import type { RemediationSettings } from '../../agent/config/remediationSchema.ts';
+import type { Finding } from '../../agent/findings/finding.ts';
 import { HostRoot } from '../../agent/host/hostRoot.ts';
 import { hostActionRunner } from '../../agent/remediation/actions/hostActionRunner.ts';
 import { RemediationRateLimit } from '../../agent/remediation/gates/rateLimit.ts';
 import { restartKubeletRunner } from '../../agent/remediation/actions/restartKubelet.ts';
 import { REDECIDE_MS, RemediationEngine } from '../../agent/remediation/remediationEngine.ts';
 import { connectSystemd } from '../../agent/remediation/systemd.ts';
-import { copyFixtureHost, tempDir } from '../helpers.ts';
+import { copyFixtureHost, tempDir, writeFiles } from '../helpers.ts';
 import { EXHAUSTED, OUT_OF_PROFILE } from './seedFindings.ts';
 import { afterFirstRestart, startBus, startFakeSystemd } from './systemdStandIn.ts';
 
@@ -318,6 +319,84 @@ test('engine: in dryRun, the dry run is reported once an hour and the cooldown a
     `Warning RemediationSkipped: inotify-limits: 3 of 10 nodes are NotReady; ${changes} (dry run: nothing was changed)`,
   );
   assert.equal(engine.decisions().at(-1)?.mode, 'dryRun');
+});
+
+test('engine: in dryRun, a different plan during the cooldown after a dry run is a skip, as in enforce, not silence', async (t) => {
+  // forwarding off; br_netfilter loaded, its keys right
+  const root = await tempDir(t);
+  await writeFiles(root, {
+    'proc/sys/net/ipv4/ip_forward': '0\n',
+    'proc/sys/net/bridge/bridge-nf-call-iptables': '1\n',
+    'proc/sys/net/bridge/bridge-nf-call-ip6tables': '1\n',
+    'sys/module/br_netfilter/initstate': 'live\n',
+    'etc/modules-load.d/k8s.conf': 'br_netfilter\n',
+    'etc/sysctl.d/k8s.conf':
+      'net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n',
+  });
+  const settings: RemediationSettings = await v.parseAsync(remediationSchema(), {
+    actions: { 'kernel-networking': { enabled: true } },
+  });
+  let clock = Date.parse('2026-11-22T03:00:00Z');
+  const limit = new RemediationRateLimit({
+    stateDir: await tempDir(t),
+    maxActionsPerHour: settings.rateLimit.maxActionsPerHour,
+    cooldownsMs: { 'kernel-networking': 3_600_000 },
+    now: () => clock,
+  });
+  const host = new HostRoot(root);
+  const events: string[] = [];
+  const engine = new RemediationEngine({
+    now: () => new Date(clock),
+    settings: () => settings,
+    log: pino({ level: 'silent' }),
+    count: () => undefined,
+    event: (reason, type, message) => {
+      events.push(`${type} ${reason}: ${message}`);
+    },
+    gates: (action, dryRun) => limit.check(action, { dryRun }),
+    lock: () => Promise.reject(new Error('a dry run takes no lock')),
+    spend: (action, dryRun) => limit.record(action, { dryRun }),
+    runner: () => hostActionRunner('kernel-networking', host, settings, () => Promise.resolve()),
+    kubeletHealthy: () => true,
+  });
+  const sysctlFinding = (id: string, problem: string): Finding => ({
+    ...OUT_OF_PROFILE,
+    id,
+    problem,
+    title: id,
+    message: id,
+  });
+  const forwarding = sysctlFinding('SysctlOutOfProfile:net.ipv4.ip_forward', 'SysctlOutOfProfile');
+  await engine.evaluate([forwarding]);
+  assert.equal(events.length, 1);
+  assert.match(
+    events[0] ?? '',
+    /^Normal RemediationDryRun: kernel-networking: set net\.ipv4\.ip_forward = 1;/,
+  );
+  // the same plan a minute later: the dry run said it, and stands
+  clock += REDECIDE_MS;
+  await engine.evaluate([forwarding]);
+  assert.equal(events.length, 1);
+
+  // five minutes later br_netfilter is gone: another plan, called for by another finding.
+  // Enforce would say its cooldown holds it back; so does the dry run
+  clock += 4 * REDECIDE_MS;
+  await fs.rm(path.join(root, 'sys/module/br_netfilter'), { recursive: true });
+  await fs.rm(path.join(root, 'proc/sys/net/bridge'), { recursive: true });
+  const notLoaded = sysctlFinding('BrNetfilterNotLoaded', 'BrNetfilterNotLoaded');
+  await engine.evaluate([forwarding, notLoaded]);
+  assert.equal(events.length, 2, events.join('\n'));
+  assert.match(
+    events[1] ?? '',
+    /^Warning RemediationSkipped: kernel-networking: kernel-networking was dry-run 5 min ago and its cooldown is 1 h \(allowed again in 55 min\); module br_netfilter not loaded -> loaded, .* \(dry run: nothing was changed\)$/,
+  );
+  assert.deepEqual(
+    engine.decisions().map((d) => [d.outcome, d.trigger]),
+    [
+      ['dry_run', ['sysctl/SysctlOutOfProfile:net.ipv4.ip_forward']],
+      ['skipped', ['sysctl/BrNetfilterNotLoaded', 'sysctl/SysctlOutOfProfile:net.ipv4.ip_forward']],
+    ],
+  );
 });
 
 test('engine: a host action is not started once the lock is lost after the gates', async (t) => {
