@@ -26,6 +26,8 @@ export interface UnitState {
   subState: string;
   /** When the unit last entered the active state, µs since the epoch; 0 if never. */
   activeEnterTimestampUs: bigint;
+  /** When the unit last left the inactive or failed state (began to start), µs since the epoch; 0 if never. */
+  inactiveExitTimestampUs: bigint;
 }
 
 export interface SystemdClient {
@@ -174,17 +176,20 @@ class SystemdManagerClient implements SystemdClient {
           throw error;
         path = await this.#unitPath('LoadUnit', unit, signal);
       }
-      const [loadState, activeState, subState, activeEnterTimestampUs] = await Promise.all([
-        this.#property(path, 'LoadState', 's', signal),
-        this.#property(path, 'ActiveState', 's', signal),
-        this.#property(path, 'SubState', 's', signal),
-        this.#property(path, 'ActiveEnterTimestamp', 't', signal),
-      ]);
+      const [loadState, activeState, subState, activeEnterTimestampUs, inactiveExitTimestampUs] =
+        await Promise.all([
+          this.#property(path, 'LoadState', 's', signal),
+          this.#property(path, 'ActiveState', 's', signal),
+          this.#property(path, 'SubState', 's', signal),
+          this.#property(path, 'ActiveEnterTimestamp', 't', signal),
+          this.#property(path, 'InactiveExitTimestamp', 't', signal),
+        ]);
       return {
         loadState: loadState as string,
         activeState: activeState as string,
         subState: subState as string,
         activeEnterTimestampUs: activeEnterTimestampUs as bigint,
+        inactiveExitTimestampUs: inactiveExitTimestampUs as bigint,
       };
     } catch (error) {
       throw inContext(`reading the state of ${unit}`, error);

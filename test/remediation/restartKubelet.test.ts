@@ -94,25 +94,32 @@ test('restart-kubelet: plans the restart of a kubelet up long enough, then resta
   assert.equal(s.restarts(), 1);
 });
 
-test('restart-kubelet: minUptime holds back a kubelet running or starting, not one that is not running', async (t) => {
+test('restart-kubelet: minUptime holds back a kubelet running or starting for less, not one that is not running', async (t) => {
   const planFor = async (state: Partial<FakeUnit>) => {
     const s = await setup(t, kubelet(60_000, state));
     if (s === undefined) return undefined;
     return s.runner.plan();
   };
-  // started a minute ago (its activeEnterTimestamp), in each state
+  // active since a minute ago (its ActiveEnterTimestamp), or starting since then (its
+  // InactiveExitTimestamp), in each state
+  const aMinuteAgo = BigInt(NOW_MS - 60_000) * 1000n;
   const cases: [Partial<FakeUnit>, RegExp][] = [
     [
       { activeState: 'active', subState: 'running' },
-      /^kubelet\.service has been active for only \d+s;/,
+      /^kubelet\.service has been active for only \d+s; it is restarted only once up for 10m \(restart-kubelet\.minUptime\)$/,
     ],
     [
       { activeState: 'reloading', subState: 'reload' },
-      /^kubelet\.service has been active for only \d+s;/,
+      /^kubelet\.service has been active for only \d+s; it is restarted only once up for 10m/,
     ],
     [
-      { activeState: 'activating', subState: 'start' },
-      /^kubelet\.service is starting \(activating \(start\)\);/,
+      {
+        activeState: 'activating',
+        subState: 'start',
+        activeEnterTimestampUs: 0n,
+        inactiveExitTimestampUs: aMinuteAgo,
+      },
+      /^kubelet\.service has been starting \(activating \(start\)\) for only (59|60|61)s; it is restarted only if still starting after 10m \(restart-kubelet\.minUptime\)$/,
     ],
   ];
   for (const [state, skip] of cases) {
@@ -120,21 +127,32 @@ test('restart-kubelet: minUptime holds back a kubelet running or starting, not o
     if (plan === undefined) return;
     assert.ok(!Array.isArray(plan), `${String(state.subState)}: ${JSON.stringify(plan)}`);
     assert.match(plan.skip, skip);
-    assert.match(
-      plan.skip,
-      /; it is restarted only once up for 10m \(restart-kubelet\.minUptime\)$/,
-    );
   }
-  // crash-looping between systemd's starts, given up on, or stopped: no start-up to cut short
+  // crash-looping between systemd's starts (auto-restart-queued since systemd 254: activating
+  // too), given up on, or stopped: no start-up to cut short
   for (const [activeState, subState] of [
     ['activating', 'auto-restart'],
+    ['activating', 'auto-restart-queued'],
     ['failed', 'failed'],
     ['inactive', 'dead'],
   ] as const) {
-    assert.deepEqual(await planFor({ activeState, subState }), [
-      { what: 'kubelet.service', before: `${activeState} (${subState})`, after: 'restarted' },
-    ]);
+    assert.deepEqual(
+      await planFor({ activeState, subState, inactiveExitTimestampUs: aMinuteAgo }),
+      [{ what: 'kubelet.service', before: `${activeState} (${subState})`, after: 'restarted' }],
+    );
   }
+  // stuck starting for longer than minUptime: a Type=notify kubelet that never says it is
+  // ready, with TimeoutStartSec=0 (as k3s's installer writes its unit), which systemd never
+  // times out
+  assert.deepEqual(
+    await planFor({
+      activeState: 'activating',
+      subState: 'start',
+      activeEnterTimestampUs: 0n,
+      inactiveExitTimestampUs: BigInt(NOW_MS - 20 * 60_000) * 1000n,
+    }),
+    [{ what: 'kubelet.service', before: 'activating (start)', after: 'restarted' }],
+  );
 });
 
 test('restart-kubelet: a failed job, a kubelet that stays unhealthy and a missing unit fail with the reason', async (t) => {

@@ -31,6 +31,7 @@ function kubeletUnits(): Record<string, FakeUnit> {
       activeState: 'active',
       subState: 'running',
       activeEnterTimestampUs: T0,
+      inactiveExitTimestampUs: T0 - 2_000_000n, // two seconds to start
     },
     'broken.service': {
       loadState: 'loaded',
@@ -100,6 +101,7 @@ test('systemd: a restart that completes resolves "done", and the unit shows its 
     activeState: 'active',
     subState: 'running',
     activeEnterTimestampUs: T0,
+    inactiveExitTimestampUs: T0 - 2_000_000n,
   });
   const timersBefore = timers();
   const restart = await systemd.restartUnit('kubelet.service');
@@ -107,6 +109,7 @@ test('systemd: a restart that completes resolves "done", and the unit shows its 
   assert.equal(timers(), timersBefore, 'the restart deadline is cleared');
   const after = await systemd.unitState('kubelet.service');
   assert.ok(after.activeEnterTimestampUs > T0, 'ActiveEnterTimestamp moved on');
+  assert.ok(after.inactiveExitTimestampUs > T0, 'InactiveExitTimestamp moved on');
   const restartCall = calls.find((c) => c.member === 'RestartUnit');
   assert.deepEqual(restartCall?.body, ['kubelet.service', 'replace']);
   assert.equal(
@@ -148,6 +151,7 @@ test('systemd: an unknown unit rejects with the NoSuchUnit error name', async (t
     activeState: 'inactive',
     subState: 'dead',
     activeEnterTimestampUs: 0n,
+    inactiveExitTimestampUs: 0n,
   });
 });
 
@@ -250,6 +254,14 @@ test('systemd: busctl (sd-bus) gets the same answers from the stand-in as our cl
     'ActiveEnterTimestamp',
   );
   assert.equal(timestamp.stdout, `t ${ours.activeEnterTimestampUs}\n`, timestamp.stderr);
+  const started = await runAsync(
+    'get-property',
+    'org.freedesktop.systemd1',
+    `${MANAGER_PATH}/unit/kubelet_2eservice`,
+    'org.freedesktop.systemd1.Unit',
+    'InactiveExitTimestamp',
+  );
+  assert.equal(started.stdout, `t ${ours.inactiveExitTimestampUs}\n`, started.stderr);
   const unknown = await runAsync(
     'call',
     'org.freedesktop.systemd1',

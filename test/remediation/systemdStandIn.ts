@@ -72,6 +72,8 @@ export interface FakeUnit {
   activeState: string;
   subState: string;
   activeEnterTimestampUs: bigint;
+  /** When it began to start (InactiveExitTimestamp); 0 (never) if absent. */
+  inactiveExitTimestampUs?: bigint;
   /** What the restart job ends with. */
   result?: string;
   /** Never answer RestartUnit, or answer but never end the job. */
@@ -123,6 +125,7 @@ export async function startFakeSystemd(
         if (result === 'done') {
           unit.activeState = 'active';
           unit.activeEnterTimestampUs = BigInt(Date.now()) * 1000n;
+          unit.inactiveExitTimestampUs = unit.activeEnterTimestampUs;
         }
         service.emitSignal({
           path: MANAGER_PATH,
@@ -167,6 +170,7 @@ export async function startFakeSystemd(
         ActiveState: ['s', owner.activeState],
         SubState: ['s', owner.subState],
         ActiveEnterTimestamp: ['t', owner.activeEnterTimestampUs],
+        InactiveExitTimestamp: ['t', owner.inactiveExitTimestampUs ?? 0n],
       };
       const found = values[second ?? ''];
       if (found === undefined) {

@@ -42,24 +42,29 @@ export function restartKubeletRunner(deps: RestartKubeletDeps): ActionRunner {
       if (state.loadState !== 'loaded')
         throw new Error(`${unit} is ${state.loadState} on this host (restart-kubelet.unit)`);
       // A kubelet that (re)started a moment ago may still be coming up: restarting it again
-      // would only reset its start-up (the issue's "only after kubelet has been up longer").
-      // One that is not running has no start-up to cut short: crash-looping (activating
-      // (auto-restart), between systemd's starts, each failing while the limits were low),
-      // failed (systemd gave up) or inactive. Restarting it only starts it now, with the fix.
+      // would only reset its start-up (the issue's "only after kubelet has been up longer"):
+      // it is left alone while it has been active, or starting, for less than minUptime. One
+      // starting for longer is stuck (a Type=notify unit that never says it is ready, with
+      // TimeoutStartSec=0 as k3s's installer writes it, stays "activating (start)" for ever)
+      // and is restarted. One that is not running has no start-up to cut short: crash-looping
+      // (between systemd's starts, each failing while the limits were low: "auto-restart", and
+      // "auto-restart-queued" since systemd 254, both activating), failed (systemd gave up) or
+      // inactive. Restarting it only starts it now, with the fix.
       const minMs = durationMs(minUptime);
-      const starting = state.activeState === 'activating' && state.subState !== 'auto-restart';
-      if (starting && minMs > 0) {
-        return {
-          skip: `${unit} is starting (${describeState(state)}); it is restarted only once up for ${minUptime} (restart-kubelet.minUptime)`,
-        };
-      }
+      const betweenRestarts = state.subState.startsWith('auto-restart');
+      const starting = state.activeState === 'activating' && !betweenRestarts;
       const running = state.activeState === 'active' || state.activeState === 'reloading';
-      const upMs =
-        state.activeEnterTimestampUs > 0n ? now() - usToMs(state.activeEnterTimestampUs) : 0;
-      if (running && upMs < minMs) {
-        return {
-          skip: `${unit} has been active for only ${seconds(upMs)}; it is restarted only once up for ${minUptime} (restart-kubelet.minUptime)`,
-        };
+      if (starting || running) {
+        const since = running ? state.activeEnterTimestampUs : state.inactiveExitTimestampUs;
+        // no time known: as if it had just begun
+        const forMs = since > 0n ? now() - usToMs(since) : 0;
+        if (forMs < minMs) {
+          return {
+            skip: running
+              ? `${unit} has been active for only ${seconds(forMs)}; it is restarted only once up for ${minUptime} (restart-kubelet.minUptime)`
+              : `${unit} has been starting (${describeState(state)}) for only ${seconds(forMs)}; it is restarted only if still starting after ${minUptime} (restart-kubelet.minUptime)`,
+          };
+        }
       }
       return [{ what: unit, before: describeState(state), after: 'restarted' }];
     },
