@@ -9,7 +9,7 @@ import { durationMs } from '../config/duration.ts';
 import { describeError } from '../errors.ts';
 import type { Change, Decision, Outcome } from './decisions.ts';
 import { DecisionHistory, EVENT_REASON, describeChanges, eventMessage } from './decisions.ts';
-import { causesFixedBy, HOST_ACTIONS, hostActionTriggers } from './triggers.ts';
+import { ACTION_KEYS, causesFixedBy, HOST_ACTIONS, hostActionTriggers } from './triggers.ts';
 import type { Trigger } from './triggers.ts';
 
 /** dryRunStands: the cooldown after the action's own dry run (gates/blockers.ts Denied). */
@@ -130,10 +130,11 @@ export class RemediationEngine {
   /**
    * restart-kubelet is called for only when the kubelet is unhealthy, a cause it does not
    * recover from by itself is reported now (inotify exhaustion: cAdvisor's watches fail at
-   * start-up), and the action that removes that cause ran within recentFix. Whatever that run
-   * was called for by: the sysctl check's SysctlOutOfProfile usually reaches the engine before
-   * the logs or inotify finding carrying the exhaustion, and the fix it calls for is the same.
-   * Restarting a kubelet for any other reason is not ours to do.
+   * start-up), and the action that removes that cause ran within recentFix and changed one of
+   * its keys at runtime (a run that only wrote the file removed nothing the kubelet would find
+   * on a restart). Whatever that run was called for by: the sysctl check's SysctlOutOfProfile
+   * usually reaches the engine before the logs or inotify finding carrying the exhaustion, and
+   * the fix it calls for is the same. Restarting a kubelet for any other reason is not ours to do.
    */
   private restartTrigger(active: readonly Finding[]): Trigger | undefined {
     const settings = this.ports.settings();
@@ -147,6 +148,8 @@ export class RemediationEngine {
       if (fix === undefined) continue;
       const at = Date.parse(fix.at);
       if (now - at > durationMs(restart.recentFix)) continue;
+      const keys: readonly string[] = ACTION_KEYS[action];
+      if (!fix.changes.some((c) => keys.includes(c.what) && c.before !== c.after)) continue;
       const { findings, causes } = causesFixedBy(active, action);
       if (causes.length === 0) continue;
       if (latest === undefined || at >= latest.at)

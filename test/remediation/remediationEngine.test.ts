@@ -164,6 +164,33 @@ test('engine: the restart follows the inotify fix whichever finding reached the 
   assert.deepEqual(s.counted, ['inotify-limits/applied', 'restart-kubelet/applied']);
 });
 
+test('engine: no restart after an inotify fix that only persisted the limits: no runtime value changed', async (t) => {
+  const s = await engineOn(t, { healthy: false });
+  if (s === undefined) return;
+  // someone raised the limits at runtime by hand; nothing persists them
+  for (const [key, value] of [
+    ['max_user_watches', '1048576'],
+    ['max_user_instances', '8192'],
+  ])
+    await fs.writeFile(path.join(s.root, 'proc/sys/fs/inotify', key as string), `${value}\n`);
+  await s.engine.evaluate([EXHAUSTED]);
+  const decisions = s.engine.decisions();
+  assert.deepEqual(
+    decisions.map((d) => [d.action, d.outcome]),
+    [['inotify-limits', 'applied']],
+  );
+  assert.deepEqual(
+    decisions[0]?.changes.map((c) => c.what),
+    ['/etc/sysctl.d/zz-node-auditor-inotify-limits.conf'],
+    'the file written, no limit raised',
+  );
+  assert.equal(
+    s.restarts(),
+    0,
+    'the kubelet is not restarted for a fix that changed nothing it uses',
+  );
+});
+
 test('engine: an exhaustion reported after recentFix has passed since the fix restarts nothing', async (t) => {
   const clock = { now: Date.now() };
   const s = await engineOn(t, { healthy: false }, clock);
