@@ -280,6 +280,28 @@ test('on a systemd host, an explicit key in a file sorted after ours is reported
   assert.equal(plan.warnings.length, 1);
 });
 
+test('on a systemd host, a "-key" line in a file sorted after ours, which leaves the key unset at boot, is reported too', async (t) => {
+  // systemd-sysctl: a later "-key" cancels an explicit assignment (procps lets the explicit one
+  // stand); test/checks/sysctlPersistenceRealTools.test.ts runs both
+  const h = await host(t, INOTIFY_LOW, {
+    'usr/lib/systemd/systemd-sysctl': '',
+    'run/sysctl.d/zzzz-cloud.conf': '# the cloud image manages it\n-fs.inotify.max_user_watches\n',
+  });
+  const plan = await planInotifyLimits(h.host, TARGETS, { now: () => T1 });
+  assert.deepEqual(
+    plan.persist.map((p) => p.overriddenBy),
+    [{ applier: 'systemd-sysctl', file: '/run/sysctl.d/zzzz-cloud.conf', line: 2 }, undefined],
+  );
+  assert.deepEqual(plan.warnings, [
+    `/run/sysctl.d/zzzz-cloud.conf:2 has "-fs.inotify.max_user_watches" and systemd-sysctl applies it after ${INOTIFY_FILE}, leaving the key unset at boot; the value set now will not survive a reboot (node-auditor does not edit files it does not own)`,
+  ]);
+  // the runtime values are set and the file written; only the cancelled key is not held to it
+  const result = await applyPlan(h.writer, plan, noModules);
+  assert.equal(result.outcome, 'applied', result.reason);
+  assert.deepEqual(result.warnings, plan.warnings);
+  assert.equal(await h.sysctl('fs.inotify.max_user_watches'), '1048576');
+});
+
 test('a read-back that differs at the end rolls back the file and every runtime value', async (t) => {
   // Two keys sharing one inode: setting the second changes the first, as a kernel (or another
   // agent) can undo a value after it was read back once.

@@ -48,6 +48,8 @@ export interface PersistedView {
   applier: Applier;
   /** The assignment that takes effect, if any. */
   winner: PersistedAssignment | undefined;
+  /** The "-key" line that leaves the key unset (systemd-sysctl: one after the last explicit assignment). */
+  excludedBy?: { pattern: string; file: string; line: number };
 }
 
 export interface SysctlConfigFile {
@@ -192,7 +194,14 @@ export class PersistedSysctls {
         : exclusion !== undefined
           ? undefined
           : candidates.at(-1)?.assignment;
-    return { applier: 'systemd-sysctl', winner };
+    const file = exclusion === undefined ? undefined : this.sources[exclusion.at[0]]?.path;
+    if (winner !== undefined || exclusion === undefined || file === undefined)
+      return { applier: 'systemd-sysctl', winner };
+    return {
+      applier: 'systemd-sysctl',
+      winner,
+      excludedBy: { pattern: exclusion.pattern, file, line: exclusion.at[1] },
+    };
   }
 
   /** The views that decide whether a value persists: boot first, then `sysctl --system` if it differs. */

@@ -65,10 +65,11 @@ export interface PersistTarget {
   expect: string;
   /**
    * A host file applied after ours that sets the key short of the target (/etc/sysctl.conf
-   * under procps, most often): the value will not survive that applier, and the agent will
-   * not edit a file it does not own. Verification does not hold the action to this key.
+   * under procps, most often), or (no value) cancels it with a "-key" line (systemd-sysctl):
+   * the value will not survive that applier, and the agent will not edit a file it does not
+   * own. Verification does not hold the action to this key.
    */
-  overriddenBy?: { applier: Applier; file: string; line: number; value: string };
+  overriddenBy?: { applier: Applier; file: string; line: number; value?: string };
 }
 
 export interface ActionPlan {
@@ -388,16 +389,25 @@ async function planSysctls(
   persist.forEach((target, i) => {
     if (!written.has(target.key)) return;
     const spec = specs[i] as KeySpec;
-    const view = withOurs
-      .views(target.key)
-      .find(
-        (v) => v.winner !== undefined && v.winner.file !== filePath && !meets(spec, v.winner.value),
+    const views = withOurs.views(target.key);
+    const beaten = views.find(
+      (v) => v.winner !== undefined && v.winner.file !== filePath && !meets(spec, v.winner.value),
+    );
+    if (beaten?.winner !== undefined) {
+      const { file: by, line, value } = beaten.winner;
+      target.overriddenBy = { applier: beaten.applier, file: by, line, value };
+      warnings.push(
+        `${by}:${line} sets ${target.key} = ${value} and ${beaten.applier} applies it after ${filePath}; the value set now will not survive it (node-auditor does not edit files it does not own)`,
       );
-    if (view?.winner === undefined) return;
-    const { file: by, line, value } = view.winner;
-    target.overriddenBy = { applier: view.applier, file: by, line, value };
+      return;
+    }
+    // a "-key" after our line: systemd-sysctl then sets nothing for it at boot
+    const cancelled = views.find((v) => v.winner === undefined && v.excludedBy !== undefined);
+    if (cancelled?.excludedBy === undefined) return;
+    const { file: by, line, pattern } = cancelled.excludedBy;
+    target.overriddenBy = { applier: cancelled.applier, file: by, line };
     warnings.push(
-      `${by}:${line} sets ${target.key} = ${value} and ${view.applier} applies it after ${filePath}; the value set now will not survive it (node-auditor does not edit files it does not own)`,
+      `${by}:${line} has "-${pattern}" and ${cancelled.applier} applies it after ${filePath}, leaving the key unset at boot; the value set now will not survive a reboot (node-auditor does not edit files it does not own)`,
     );
   });
   let file: SysctlPart['file'];
