@@ -6,6 +6,7 @@
 // node:https (kubeApi.ts).
 import { spawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import type { Logger } from 'pino';
 import * as fs from '../host/asyncFs.ts';
 import path from 'node:path';
 import { newClusters, newContexts, newUsers } from '@kubernetes/client-node/dist/config_types.js';
@@ -15,6 +16,7 @@ import { AuditorError, ErrorCode, describeError, errnoCode, fileErrorReason } fr
 import { jsYaml } from '../parsers/yaml.ts';
 import type { KubeSource } from './kubeDiscovery.ts';
 import { TokenFile } from './tokenFile.ts';
+import type { TokenFileOptions } from './tokenFile.ts';
 
 export interface TlsMaterial {
   ca?: string;
@@ -53,6 +55,8 @@ export interface KubeAccessOptions {
   credentialTimeoutMs?: number;
   /** Monotonic milliseconds, for the age of a token read from a file (tests may drive it). */
   monotonic?: () => number;
+  /** Where a token file that cannot be read again is said (kube.token.unreadable). */
+  log?: Logger;
 }
 
 /** Open what discovery found. Throws AuditorError (a configuration error) for a bad kubeconfig. */
@@ -69,7 +73,7 @@ async function fromServiceAccount(
   { host, port, dir }: { host: string; port: string; dir: string },
   options: KubeAccessOptions,
 ): Promise<KubeAccess> {
-  const token = new TokenFile(path.join(dir, 'token'), options.monotonic);
+  const token = new TokenFile(path.join(dir, 'token'), tokenFileOptions(options));
   const ca = await readOptional(path.join(dir, 'ca.crt'));
   const namespace = (await readOptional(path.join(dir, 'namespace')))?.trim();
   return {
@@ -136,14 +140,20 @@ async function fromKubeconfig(file: string, options: KubeAccessOptions): Promise
   const ca = await material(cluster.caData, cluster.caFile);
   const cert = await material(user.certData, user.certFile);
   const key = await material(user.keyData, user.keyFile);
-  // a token wins over a token file (client-go's order); the file is read now, so that one
-  // that cannot be read is a configuration error, and again every minute after
+  // A token file is read now, so that one that cannot be read is a configuration error, and
+  // again every minute after. With a `token` beside it, as client-go (clientcmd, then
+  // transport.NewBearerAuthWithRefreshRoundTripper): the file's token whenever the file can be
+  // read, the `token` while it never could, and no error up front.
   const tokenFileName = text(tokenFileOf(doc.users, user.name));
+  const inlineToken = text(user.token)?.trim();
   let tokenFile: TokenFile | undefined;
-  if (text(user.token) === undefined && tokenFileName !== undefined) {
-    tokenFile = new TokenFile(path.resolve(dir, tokenFileName), options.monotonic);
+  if (tokenFileName !== undefined) {
+    tokenFile = new TokenFile(path.resolve(dir, tokenFileName), {
+      ...tokenFileOptions(options),
+      ...(inlineToken === undefined ? {} : { fallback: inlineToken }),
+    });
     try {
-      await tokenFile.get();
+      if (inlineToken === undefined) await tokenFile.get();
     } catch (error) {
       throw fail(describeError(error), error);
     }
@@ -199,10 +209,10 @@ async function fromKubeconfig(file: string, options: KubeAccessOptions): Promise
         );
         credentials = run.catch(() => undefined);
         await run;
-      } else if (text(user.token) !== undefined) {
-        request.headers.Authorization = `Bearer ${text(user.token)?.trim() ?? ''}`;
       } else if (tokenFile !== undefined) {
         request.headers.Authorization = `Bearer ${await tokenFile.get()}`;
+      } else if (inlineToken !== undefined) {
+        request.headers.Authorization = `Bearer ${inlineToken}`;
       } else if (text(user.username) !== undefined && text(user.password) !== undefined) {
         request.headers.Authorization = `Basic ${Buffer.from(`${text(user.username) ?? ''}:${text(user.password) ?? ''}`).toString('base64')}`;
       }
@@ -264,6 +274,13 @@ function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T>
   return Promise.race([work, deadline]).finally(() => {
     clearTimeout(timer);
   });
+}
+
+function tokenFileOptions(options: KubeAccessOptions): TokenFileOptions {
+  return {
+    ...(options.monotonic === undefined ? {} : { monotonic: options.monotonic }),
+    ...(options.log === undefined ? {} : { log: options.log }),
+  };
 }
 
 /** The kubeconfig's users with no `token-file` (kept by tokenFileOf). */

@@ -403,7 +403,10 @@ export async function openKubeApi(
   source: KubeSource,
   options: { timeoutMs: number; log: Logger; onError?: (verb: Verb, error: KubeApiError) => void },
 ): Promise<KubeApi> {
-  const access = await openKubeAccess(source, { credentialTimeoutMs: options.timeoutMs });
+  const access = await openKubeAccess(source, {
+    credentialTimeoutMs: options.timeoutMs,
+    log: options.log,
+  });
   const api = new KubeApi(access, {
     timeoutMs: options.timeoutMs,
     ...(options.onError === undefined ? {} : { onError: options.onError }),

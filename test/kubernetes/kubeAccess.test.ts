@@ -7,6 +7,7 @@ import type { TestContext } from 'node:test';
 import pino from 'pino';
 import { openKubeAccess } from '../../agent/kubernetes/kubeAccess.ts';
 import type { KubeAccess, KubeAccessOptions } from '../../agent/kubernetes/kubeAccess.ts';
+import { RETRY_MS } from '../../agent/kubernetes/tokenFile.ts';
 import { KubeApi, KubeApiError, openKubeApi } from '../../agent/kubernetes/kubeApi.ts';
 import { discoverKube } from '../../agent/kubernetes/kubeDiscovery.ts';
 import type { KubeSource } from '../../agent/kubernetes/kubeDiscovery.ts';
@@ -124,6 +125,57 @@ test('in-cluster: the ServiceAccount token is re-read when it rotates', async (t
   assert.equal(await authorization(access), 'Bearer second');
 });
 
+test('a token file that cannot be read again: said once per run of failures (never the token), tried again every few seconds, and said when it can be read again', async (t) => {
+  const dir = await tempDir(t);
+  await writeFiles(dir, { token: 'tok-first', 'ca.crt': 'CA' });
+  let now = 0;
+  const lines: { event?: string; level: number; msg: string; file?: string; reason?: string }[] =
+    [];
+  const log = pino(
+    { level: 'info' },
+    { write: (line: string) => lines.push(JSON.parse(line) as (typeof lines)[number]) },
+  );
+  const access = await openKubeAccess(
+    { kind: 'in-cluster', host: '10.0.0.1', port: '443', dir },
+    { monotonic: () => now, log },
+  );
+  const file = path.join(dir, 'token');
+  assert.equal(await authorization(access), 'Bearer tok-first');
+
+  // the file is gone when it is due again: the token read before is used, and it is said once
+  await fs.rm(file);
+  now += 61_000;
+  for (let i = 0; i < 3; i++) assert.equal(await authorization(access), 'Bearer tok-first');
+  assert.deepEqual(
+    lines.map((l) => [l.event, l.file, l.reason]),
+    [['kube.token.unreadable', file, 'no such file']],
+  );
+  assert.match(
+    lines[0]?.msg ?? '',
+    /^cannot read the token file .*\/token \(no such file\); the token read before is used until it can \(tried again every 5s\)$/,
+  );
+
+  // it is back: not read again before the few seconds are over, then used, and said once
+  await fs.writeFile(file, 'tok-second\n');
+  now += 1000;
+  assert.equal(await authorization(access), 'Bearer tok-first', 'not tried on every request');
+  now += RETRY_MS;
+  assert.equal(await authorization(access), 'Bearer tok-second');
+  assert.equal(await authorization(access), 'Bearer tok-second');
+  assert.deepEqual(
+    lines.map((l) => l.event),
+    ['kube.token.unreadable', 'kube.token.readable'],
+  );
+
+  // a later run of failures is said again
+  await fs.writeFile(file, '\n');
+  now += 61_000;
+  assert.equal(await authorization(access), 'Bearer tok-second');
+  assert.equal(lines.at(-1)?.event, 'kube.token.unreadable');
+  assert.equal(lines.at(-1)?.reason, 'it is empty');
+  assert.ok(!JSON.stringify(lines).includes('tok-'), 'no token in the log');
+});
+
 /** The Authorization header the access adds to a request. */
 async function authorization(access: KubeAccess): Promise<string | undefined> {
   const request = { headers: {} as Record<string, string> };
@@ -184,6 +236,32 @@ test("a kubeconfig's token-file: relative to the kubeconfig, trimmed, read again
     openKubeAccess({ kind: 'kubeconfig', file }),
     /cannot read the token file .*conf\/sa-token: no such file/,
   );
+});
+
+test("a kubeconfig with both token and token-file: the file's token whenever it can be read, the token while it cannot, as client-go (against the API server)", async (t) => {
+  const fake = await startFakeKubeApi();
+  t.after(() => fake.close());
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'kubeconfig');
+  await fake.writeKubeconfig(file, 'node'); // its token: the node identity's
+  await fs.writeFile(
+    file,
+    (await fs.readFile(file, 'utf8')).replace(/^( {4}token: .*)$/m, '$1\n    token-file: sa-token'),
+  );
+  // the file is not there yet: no configuration error, the token is used
+  let now = 0;
+  const { api, errors } = await clientOf(t, { kind: 'kubeconfig', file }, { monotonic: () => now });
+  const listNodes = () => api.request({ verb: 'list', path: '/api/v1/nodes' });
+  const identities = () => fake.requests.map((r) => r.identity);
+  await listNodes();
+  assert.deepEqual(identities(), ['node']);
+
+  // once it can be read, the file's token wins (and is read again every minute)
+  await fs.writeFile(path.join(dir, 'sa-token'), `${fake.tokens.sa}\n`);
+  now += RETRY_MS;
+  await listNodes();
+  assert.deepEqual(identities(), ['node', 'sa']);
+  assert.deepEqual(errors, []);
 });
 
 test('in-cluster: a token file ending in a newline works (against the API server)', async (t) => {
