@@ -353,14 +353,20 @@ const MAX_PAGES = 1000;
  * A whole list read page by page (limit and continue), so that no one response is larger than
  * a page: how a list from etcd (no resourceVersion) should be read. Not for resourceVersion
  * "0": the API server's watch cache ignores limit then and answers everything at once. The
- * resourceVersion is the first page's, the snapshot all pages come from.
+ * resourceVersion is the first page's, the snapshot all pages come from. With `onPage`, each
+ * page's items are handed to it as they come and none is kept (items is then empty): a caller
+ * that only counts holds one page at a time. A continue token that expired (410 Expired: the
+ * pages took longer than etcd keeps the first one's revision, 5 minutes by default) fails the
+ * list, as kubectl's does: the pages read so far are no consistent list.
  */
-// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the items' type, as with request<T>
 export async function listPages<T = Record<string, unknown>>(
   api: KubeApi,
-  options: Omit<RequestOptions, 'verb' | 'body' | 'contentType'> & { pageSize?: number },
+  options: Omit<RequestOptions, 'verb' | 'body' | 'contentType'> & {
+    pageSize?: number;
+    onPage?: (items: readonly T[]) => void;
+  },
 ): Promise<{ items: T[]; resourceVersion: string | undefined }> {
-  const { pageSize = LIST_PAGE_SIZE, ...request } = options;
+  const { pageSize = LIST_PAGE_SIZE, onPage, ...request } = options;
   const items: T[] = [];
   let resourceVersion: string | undefined;
   let token: string | undefined;
@@ -374,7 +380,8 @@ export async function listPages<T = Record<string, unknown>>(
       query: { ...request.query, limit: String(pageSize), continue: token },
     });
     if (page === 0) resourceVersion = list.metadata?.resourceVersion;
-    for (const item of list.items ?? []) items.push(item);
+    if (onPage === undefined) for (const item of list.items ?? []) items.push(item);
+    else onPage(list.items ?? []);
     token = list.metadata?.continue;
     if (token === undefined || token === '') return { items, resourceVersion };
   }

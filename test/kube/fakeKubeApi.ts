@@ -238,7 +238,10 @@ export interface FakeKubeApi {
   /** Listen again on the same port. */
   comeBack(): Promise<void>;
   failNext(count: number, status: 429 | 500 | 503, opts?: FailNextOptions): void;
-  /** Every resourceVersion so far becomes too old for a watch (410 Expired in the stream). */
+  /**
+   * Every resourceVersion so far becomes too old: for a watch (410 Expired in the stream), and
+   * for a list's continue token (410 Expired, with a token for the rest at the current one).
+   */
   compactAll(): void;
   /**
    * compactAll while watches are open, overtaking them as an etcd compaction overtakes a watch
@@ -1775,6 +1778,10 @@ function fieldErrorBody(e: FieldError): string {
 }
 
 /** A metav1.Status with Go's field order and omitempty. */
+/** kube-apiserver's message for a continue token whose revision etcd compacted (storage/etcd3). */
+const INCONSISTENT_CONTINUE =
+  'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.';
+
 function failure(code: number, reason: string, message: string, details?: StatusDetails): JsonObj {
   const out: JsonObj = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure' };
   if (message !== '') out.message = message;
@@ -3300,18 +3307,39 @@ class FakeKubeApiServer implements FakeKubeApi {
     const w: Watcher = { def, namespace, ...sel, send: () => undefined };
     let items = this.sorted(def).filter((o) => this.matches(w, o));
     const meta: JsonObj = { resourceVersion: String(this.rv) };
+    // the revision all pages of a list are read at: the first page's (this fake keeps no old
+    // versions of objects, only the number)
+    let snapshot = this.rv;
     const cont = ex.url.searchParams.get('continue');
     if (cont !== null && cont !== '') {
       let start = '';
+      let rv: unknown;
       try {
         const token = JSON.parse(Buffer.from(cont, 'base64').toString('utf8')) as {
           start?: unknown;
+          rv?: unknown;
         };
         start = typeof token.start === 'string' ? token.start : '';
+        rv = token.rv;
       } catch {
         ex.status(badRequest('continue key is not valid: illegal base64 data at input byte 0'));
         return;
       }
+      // The pages are read at the first one's revision: once etcd compacted it, the API
+      // server's etcd3 store answers 410 Expired (handleCompactedErrorForPaging), with a token
+      // that reads the rest at the current revision (rv -1), inconsistently.
+      if (typeof rv === 'number' && rv !== -1 && rv < this.compactedBelow) {
+        const status = failure(410, 'Expired', INCONSISTENT_CONTINUE);
+        status.metadata = {
+          continue: Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv: -1, start })).toString(
+            'base64',
+          ),
+        };
+        ex.status(status);
+        return;
+      }
+      if (typeof rv === 'number' && rv !== -1) snapshot = rv;
+      meta.resourceVersion = String(snapshot);
       items = items.filter((o) => this.objectKey(def, o) > start);
     }
     // resourceVersion=0 is answered from the watch cache, which ignores limit (v1.26's
@@ -3324,7 +3352,7 @@ class FakeKubeApiServer implements FakeKubeApi {
       const last = page[page.length - 1];
       const token = {
         v: 'meta.k8s.io/v1',
-        rv: this.rv,
+        rv: snapshot,
         start: `${last === undefined ? '' : this.objectKey(def, last)}\u0000`,
       };
       meta.continue = Buffer.from(JSON.stringify(token)).toString('base64');

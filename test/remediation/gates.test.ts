@@ -18,6 +18,7 @@ import {
   RemediationRateLimit,
 } from '../../agent/remediation/gates/rateLimit.ts';
 import { checkStormGuard, stormDecision } from '../../agent/remediation/gates/stormGuard.ts';
+import { KubeApiError, listPages } from '../../agent/kubernetes/kubeApi.ts';
 import { tempDir } from '../helpers.ts';
 import { forbidden, harness } from '../kubernetes/kubeHarness.ts';
 
@@ -75,6 +76,66 @@ test('storm guard: an API that cannot be read denies', async (t) => {
   assert.match(
     reasonOf(await checkStormGuard({ api: h.api, maxUnhealthyShare: 0.2 })),
     /^cannot decide: cannot list nodes: /,
+  );
+});
+
+test("storm guard: nodes are counted page by page (listPages' onPage), none kept; a continue token etcd compacted fails the list", async (t) => {
+  const h = await harness(t, { nodes: TEN_NODES });
+  const pages: string[][] = [];
+  const list = await listPages<{ metadata: { name: string } }>(h.api, {
+    path: '/api/v1/nodes',
+    pageSize: 3,
+    onPage: (nodes) => pages.push(nodes.map((n) => n.metadata.name)),
+  });
+  assert.deepEqual(
+    pages.map((p) => p.length),
+    [3, 3, 3, 1],
+  );
+  assert.deepEqual(pages.flat(), TEN_NODES);
+  assert.deepEqual(list.items, [], 'handed over, not kept');
+
+  // etcd compacts the first page's revision before the second is asked for (a list that took
+  // longer than etcd's compaction interval): the API server answers 410 Expired
+  const seen: number[] = [];
+  const expired = await listPages(h.api, {
+    path: '/api/v1/nodes',
+    pageSize: 3,
+    onPage: (nodes) => {
+      seen.push(nodes.length);
+      h.fake.compactAll();
+    },
+  }).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  assert.ok(expired instanceof KubeApiError, String(expired));
+  assert.equal(expired.status, 410);
+  assert.equal(expired.reason, 'Expired');
+  assert.match(expired.message, /The provided continue parameter is too old/);
+  assert.deepEqual(seen, [3], 'no page after the expired one');
+});
+
+test('storm guard: a continue token that expires between two pages denies, whatever the pages read so far said', async (t) => {
+  const h = await harness(t, { nodes: TEN_NODES });
+  // the first page's three nodes are Ready, the other seven NotReady: part of the list allows
+  for (const node of TEN_NODES.slice(3)) h.fake.setNodeReady(node, false);
+  // etcd compacts the list's revision while the second page is on its way
+  h.fake.setLatency(200);
+  const compact = setInterval(() => {
+    if (!h.fake.requests.some((r) => r.path === '/api/v1/nodes')) return;
+    clearInterval(compact);
+    h.fake.compactAll();
+  }, 5);
+  t.after(() => {
+    clearInterval(compact);
+  });
+  assert.match(
+    reasonOf(await checkStormGuard({ api: h.api, maxUnhealthyShare: 0.2, pageSize: 3 })),
+    /^cannot decide: cannot list nodes: list \/api\/v1\/nodes: 410 .*The provided continue parameter is too old/,
+  );
+  assert.deepEqual(
+    h.fake.requests.filter((r) => r.path === '/api/v1/nodes').map((r) => r.status),
+    [200, 410],
   );
 });
 

@@ -8,6 +8,7 @@
 // are not. Note that the node being remediated usually counts itself: in a cluster of fewer
 // than five nodes one NotReady node is already more than 20%.
 import { describeError } from '../../errors.ts';
+import { listPages } from '../../kubernetes/kubeApi.ts';
 import type { KubeApi } from '../../kubernetes/kubeApi.ts';
 import { ALLOWED, cannotDecide } from './blockers.ts';
 import type { GateDecision } from './blockers.ts';
@@ -29,38 +30,33 @@ export interface NodeHealthCount {
   notReady: string[];
 }
 
-interface NodeList {
-  metadata?: { continue?: string };
-  items?: {
-    metadata?: { name?: string };
-    status?: { conditions?: { type?: string; status?: string }[] };
-  }[];
+interface NodeItem {
+  metadata?: { name?: string };
+  status?: { conditions?: { type?: string; status?: string }[] };
 }
 
-/** 5000 nodes (the documented cluster limit) at 100 a page is 50 pages; this bounds a bad server. */
-const MAX_PAGES = 1000;
 /** At most this many NotReady nodes are named in a reason. */
 const NAMED_NODES = 5;
 
-/** Every node, page by page; a node without a Ready condition is NotReady (not yet known good). */
+/**
+ * Every node, page by page, counted as the pages come (one page in memory at a time); a node
+ * without a Ready condition is NotReady (not yet known good). A page that fails, an expired
+ * continue token included, fails the count: no decision on part of the cluster.
+ */
 export async function countNotReadyNodes(api: KubeApi, pageSize = 100): Promise<NodeHealthCount> {
   const count: NodeHealthCount = { total: 0, notReady: [] };
-  let token: string | undefined;
-  for (let page = 0; page < MAX_PAGES; page++) {
-    const list = await api.request<NodeList>({
-      verb: 'list',
-      path: '/api/v1/nodes',
-      query: { limit: String(pageSize), continue: token },
-    });
-    for (const node of list.items ?? []) {
-      count.total++;
-      const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-      if (ready?.status !== 'True') count.notReady.push(node.metadata?.name ?? '(unnamed)');
-    }
-    token = list.metadata?.continue;
-    if (token === undefined || token === '') return count;
-  }
-  throw new Error(`the node list did not end after ${MAX_PAGES} pages`);
+  await listPages<NodeItem>(api, {
+    path: '/api/v1/nodes',
+    pageSize,
+    onPage: (nodes) => {
+      for (const node of nodes) {
+        count.total++;
+        const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+        if (ready?.status !== 'True') count.notReady.push(node.metadata?.name ?? '(unnamed)');
+      }
+    },
+  });
+  return count;
 }
 
 /** The decision for a count (pure; the boundary is tested here). */
