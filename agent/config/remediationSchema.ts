@@ -93,7 +93,7 @@ export function remediationSchema() {
               ),
               'kubelet.service',
             ),
-            /** The kubelet must have been up this long: never restart one that is starting. */
+            /** A kubelet running, or starting, for less than this is left alone (restartKubelet.ts). */
             minUptime: v.optional(duration(0), '10m'),
             /** Only after another action fixed a cause the restart clears, within this long. */
             recentFix: v.optional(duration(1000), '15m'),
