@@ -8,7 +8,7 @@ import type { Check } from './checks/check.ts';
 import { CHECKS } from './checks/registry.ts';
 import type { Config } from './config/configSchema.ts';
 import { formatListenAddress, parseListenAddress } from './config/listenAddress.ts';
-import { loadConfig } from './config/loadConfig.ts';
+import { loadConfig, logLoaded } from './config/loadConfig.ts';
 import type { ConfigInputs, LoadedConfig } from './config/loadConfig.ts';
 import { AuditorError, ErrorCode, describeError } from './errors.ts';
 import { FindingStore } from './findings/findingStore.ts';
@@ -263,6 +263,7 @@ export class Agent {
       );
       return false;
     }
+    logLoaded(this.log, loaded);
     const next = { ...loaded.config };
     for (const key of RESTART_ONLY) {
       if (JSON.stringify(next[key]) !== JSON.stringify(this.config[key])) {

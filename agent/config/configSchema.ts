@@ -152,11 +152,11 @@ export function checkSettingsSchema(check: Check) {
   });
   // A check's own time limit for one step (probeTimeout, requestTimeout) must end before the
   // run's: else a slow runtime or server fails the whole run ("did not finish within its
-  // timeout") instead of being reported as what it is.
-  const stepLimits = Object.keys(check.options).filter((key) => /.Timeout$/.test(key));
+  // timeout") instead of being reported as what it is. (A built-in step limit is lowered to fit
+  // a shorter timeout before this: loadConfig's fitStepLimits.)
   return v.pipeAsync(
     settings,
-    ...stepLimits.map((key) =>
+    ...stepLimitKeys(check).map((key) =>
       crossField<v.InferOutput<typeof settings>>(
         [key, 'timeout'],
         (section) =>
@@ -166,6 +166,11 @@ export function checkSettingsSchema(check: Check) {
       ),
     ),
   );
+}
+
+/** A check's options that limit one step of its run (probeTimeout, requestTimeout). */
+export function stepLimitKeys(check: Check): string[] {
+  return Object.keys(check.options).filter((key) => /.Timeout$/.test(key));
 }
 
 export function configSchema(checks: readonly Check[]) {

@@ -12,7 +12,8 @@ import type { Check } from '../checks/check.ts';
 import { AuditorError, ErrorCode, fileErrorReason } from '../errors.ts';
 import { closestName } from '../parsers/closestName.ts';
 import { jsYaml } from '../parsers/yaml.ts';
-import { configSchema } from './configSchema.ts';
+import { configSchema, stepLimitKeys } from './configSchema.ts';
+import { formatDuration, parseDuration } from './duration.ts';
 import { crossFieldKeys } from './schemaParts.ts';
 import type { Config } from './configSchema.ts';
 import { describeSchema, keysAt } from './schemaWalk.ts';
@@ -58,6 +59,8 @@ export interface LoadedConfig {
   warnings?: string[];
 }
 
+const DEFAULTS_SOURCE = 'built-in defaults';
+
 type Doc = Record<string, unknown>;
 type Path = readonly PropertyKey[];
 interface Layer {
@@ -72,7 +75,7 @@ export async function loadConfig(
   const schema = configSchema(checks);
   const env = inputs.env ?? {};
   const file = inputs.file ?? nonEmpty(env[CONFIG_FILE_ENV]);
-  const layers: Layer[] = [{ source: 'built-in defaults', doc: await v.parseAsync(schema, {}) }];
+  const layers: Layer[] = [{ source: DEFAULTS_SOURCE, doc: await v.parseAsync(schema, {}) }];
   // A path from the environment is named with its variable: the operator may not know it is set.
   const fileRead =
     file === undefined
@@ -92,6 +95,7 @@ export async function loadConfig(
   const provenance = new Map<string, string>();
   const merged: Doc = {};
   for (const layer of layers) mergeInto(merged, layer.doc, layer.source, [], provenance);
+  const warnings = await fitStepLimits(merged, checks, provenance);
 
   const result = await v.safeParseAsync(schema, merged);
   if (!result.success) {
@@ -118,11 +122,51 @@ export async function loadConfig(
     stateDir: absolute('stateDir'),
   };
   await requireDirectory(config.hostRoot, hostRootSource);
+  if (fromHost?.warning !== undefined) warnings.push(fromHost.warning);
   return {
     config: deepFreeze(config),
     ...(file === undefined || fileRead === undefined ? {} : { file, fileText: fileRead.text }),
-    ...(fromHost?.warning === undefined ? {} : { warnings: [fromHost.warning] }),
+    ...(warnings.length === 0 ? {} : { warnings }),
   };
+}
+
+/**
+ * A check's step limit (probeTimeout, requestTimeout) must be shorter than its timeout. When
+ * the step limit is the built-in default and the operator shortened only timeout
+ * (container-runtime: {timeout: 3s} under the default probeTimeout 3s), the step limit is
+ * lowered to half of timeout, with a warning: rejecting a configuration over a value nobody
+ * wrote would crash-loop the agent after an upgrade. Half leaves the other half of the run for
+ * what the check does besides that one step. A step limit the operator set is left alone: the
+ * schema rejects it, naming both settings. Returns the warnings; `merged` is changed in place.
+ */
+async function fitStepLimits(
+  merged: Doc,
+  checks: readonly Check[],
+  provenance: Map<string, string>,
+): Promise<string[]> {
+  const warnings: string[] = [];
+  const sections = isPlainObject(merged.checks) ? merged.checks : {};
+  for (const check of checks) {
+    const section = sections[check.id];
+    if (!isPlainObject(section) || typeof section.timeout !== 'string') continue;
+    const timeoutMs = parseDuration(section.timeout);
+    if (timeoutMs === undefined) continue;
+    for (const key of stepLimitKeys(check)) {
+      const value = section[key];
+      const path = ['checks', check.id, key];
+      if (typeof value !== 'string' || provenance.get(pathKey(path)) !== DEFAULTS_SOURCE) continue;
+      const limitMs = parseDuration(value);
+      if (limitMs === undefined || limitMs < timeoutMs) continue;
+      const lowered = formatDuration(Math.floor(timeoutMs / 2));
+      // Below the option's own minimum (a timeout of 100ms): nothing fits; the schema says so.
+      if (!(await v.safeParseAsync(check.options[key] as AnySchema, lowered)).success) continue;
+      section[key] = lowered;
+      warnings.push(
+        `${formatPath(path)} is lowered from its default ${value} to ${lowered}, half of checks.${check.id}.timeout (${section.timeout}, from ${sourceOf(['checks', check.id, 'timeout'], provenance)}), to end before the run does; set ${key} to choose another value`,
+      );
+    }
+  }
+  return warnings;
 }
 
 /**
@@ -336,7 +380,7 @@ function sourceOf(path: Path, provenance: Map<string, string>): string {
     const source = provenance.get(pathKey(path.slice(0, n)));
     if (source !== undefined) return source;
   }
-  return 'built-in defaults';
+  return DEFAULTS_SOURCE;
 }
 
 /** checks.sysctl.profile["fs.inotify.max_user_watches"].expect */

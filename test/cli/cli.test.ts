@@ -299,6 +299,29 @@ test('what was set from the environment is named with its variable', async () =>
   );
 });
 
+test("a config that shortens only a check's timeout runs, its default probe limit lowered", async (t) => {
+  const dir = await tempDir(t);
+  await writeFiles(dir, { 'c.yaml': 'checks:\n  container-runtime: {timeout: 3s}\n' });
+  // probeTimeout's default is 3s too: this file was exit 2 ("probeTimeout must be shorter than
+  // timeout") although it set no probeTimeout, and run crash-looped on it.
+  const r = await runCli([
+    'check',
+    '--only',
+    'container-runtime',
+    '--config',
+    path.join(dir, 'c.yaml'),
+    '--host-root',
+    fixtureHost('compliant'),
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const [warning] = r.stderr
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { event: string; msg: string });
+  assert.equal(warning?.event, 'config.adjusted');
+  assert.match(warning.msg, /probeTimeout is lowered from its default 3s to 1\.5s/);
+});
+
 test('config prints the effective configuration, YAML or JSON', async (t) => {
   const dir = await tempDir(t);
   await writeFiles(dir, { 'c.yaml': 'checks:\n  sysctl:\n    interval: 5m\n' });

@@ -170,6 +170,36 @@ test('the probe or request time limit of a check must be shorter than its timeou
   );
 });
 
+test('a default step limit is lowered to fit a shorter timeout, with a warning', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'c.yaml');
+  await writeFiles(dir, { 'c.yaml': 'checks:\n  container-runtime: {timeout: 3s}\n' });
+  // Only timeout was written; probeTimeout 3s is the built-in default. Rejecting the file over
+  // a value the operator never wrote crash-looped an agent whose config had worked before.
+  const loaded = await loadConfig({
+    file,
+    env: { NODE_AUDITOR_CHECKS__KUBELET_ANONYMOUS__TIMEOUT: '5s' },
+  });
+  assert.equal(loaded.config.checks['container-runtime']?.probeTimeout, '1.5s');
+  assert.equal(loaded.config.checks['container-runtime']?.timeout, '3s');
+  assert.equal(loaded.config.checks['kubelet-anonymous']?.requestTimeout, '2.5s');
+  // A default that already fits is left as it is.
+  assert.equal(loaded.config.checks.cve?.probeTimeout, '5s');
+  assert.deepEqual(loaded.warnings, [
+    `checks.container-runtime.probeTimeout is lowered from its default 3s to 1.5s, half of checks.container-runtime.timeout (3s, from ${file}), to end before the run does; set probeTimeout to choose another value`,
+    'checks.kubelet-anonymous.requestTimeout is lowered from its default 5s to 2.5s, half of checks.kubelet-anonymous.timeout (5s, from environment variable NODE_AUDITOR_CHECKS__KUBELET_ANONYMOUS__TIMEOUT), to end before the run does; set requestTimeout to choose another value',
+  ]);
+  // The defaults alone need no adjustment.
+  assert.equal((await loadConfig({ env: { NODE_NAME: 'n1' } })).warnings, undefined);
+  // A timeout so short that no step limit fits (the option's minimum is 100ms) stays an error.
+  assert.match(
+    await configError(
+      loadConfig({ env: { NODE_AUDITOR_CHECKS__CONTAINER_RUNTIME__TIMEOUT: '150ms' } }),
+    ),
+    /built-in defaults: checks\.container-runtime\.probeTimeout \(3s\) and environment variable NODE_AUDITOR_CHECKS__CONTAINER_RUNTIME__TIMEOUT: checks\.container-runtime\.timeout \(150ms\): probeTimeout must be shorter than timeout/,
+  );
+});
+
 test('Kubernetes service-link variables of a Service named node-auditor are not settings', async () => {
   const { config } = await loadConfig({
     env: {
