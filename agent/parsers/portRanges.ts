@@ -26,6 +26,28 @@ export function parsePortRanges(text: string): PortRange[] | undefined {
   return mergePortRanges(ranges);
 }
 
+/**
+ * A port list an operator wrote in the configuration (a profile's `expect: includes ...`):
+ * never written to the kernel, so read as a person means it: space around items and dashes
+ * ("30000 - 32767, 40000"), decimal numbers, one trailing comma. Values read from /proc/sys and
+ * sysctl.d files go through parsePortRanges, the kernel's grammar.
+ */
+export function parseConfiguredPortRanges(text: string): PortRange[] | undefined {
+  let body = text.trim();
+  if (body === '') return [];
+  if (body.endsWith(',')) body = body.slice(0, -1);
+  const ranges: [number, number][] = [];
+  for (const item of body.split(',')) {
+    const m = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(item);
+    if (m === null) return undefined;
+    const start = Number(m[1]);
+    const end = m[2] === undefined ? start : Number(m[2]);
+    if (start > 65535 || end > 65535 || end < start) return undefined;
+    ranges.push([start, end]);
+  }
+  return mergePortRanges(ranges);
+}
+
 /** A number as strtoul(text, 0) reads all of it: hex after 0x, octal after 0, else decimal. */
 function kernelNumber(text: string): number | undefined {
   if (/^0[xX][0-9A-Fa-f]{1,8}$/.test(text)) return parseInt(text.slice(2), 16);

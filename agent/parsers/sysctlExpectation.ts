@@ -5,6 +5,7 @@ import {
   coversPortRanges,
   formatPortRanges,
   mergePortRanges,
+  parseConfiguredPortRanges,
   parsePortRanges,
 } from './portRanges.ts';
 import type { PortRange } from './portRanges.ts';
@@ -43,7 +44,9 @@ export function parseExpectation(text: string): Expectation | string {
       return { op, value, text: `${op} ${operand}` };
     }
     case 'includes': {
-      const ranges = parsePortRanges(operand);
+      // The operator's words, not the kernel's input: spaces are fine here (what is compared
+      // with it, the value in /proc/sys or a sysctl.d file, is read strictly).
+      const ranges = parseConfiguredPortRanges(operand);
       if (ranges === undefined)
         return `"includes" needs a port list such as 30000-32767, got "${operand}"`;
       return { op: 'includes', ranges, text: `includes ${formatPortRanges(ranges)}` };

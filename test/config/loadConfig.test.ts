@@ -81,6 +81,22 @@ test('a profile entry is merged field by field: overriding expect keeps the reas
   assert.ok(profile['net.ipv4.ip_forward'], 'default keys stay');
 });
 
+test("a port list in a profile's expect may be written with spaces", async (t) => {
+  const dir = await tempDir(t);
+  await writeFiles(dir, {
+    'c.yaml': [
+      'checks:',
+      '  sysctl:',
+      '    profile:',
+      '      net.ipv4.ip_local_reserved_ports: {expect: "includes 30000-32767, 40000"}',
+      '',
+    ].join('\n'),
+  });
+  const { config } = await loadConfig({ file: path.join(dir, 'c.yaml'), env: {} });
+  const profile = config.checks.sysctl?.profile as Record<string, { expect: string }>;
+  assert.equal(profile['net.ipv4.ip_local_reserved_ports']?.expect, 'includes 30000-32767, 40000');
+});
+
 test('errors name the key and the file, all of them at once', async (t) => {
   const dir = await tempDir(t);
   const file = path.join(dir, 'config.yaml');

@@ -82,6 +82,23 @@ test('"includes" checks a reserved-port list covers the NodePort range', () => {
   assert.equal(valueToWrite(nodePorts, '8080', undefined), '8080,30000-32767');
 });
 
+test('an "includes" list in the config may be written with spaces; the kernel\'s value may not', () => {
+  // An expectation is the operator's words and never reaches the kernel: the strict grammar
+  // made "includes 30000-32767, 40000" a configuration error (exit 2).
+  const spaced = expectation('includes 30000 - 32767, 40000,');
+  assert.equal(spaced.text, 'includes 30000-32767,40000');
+  assert.deepEqual(evaluateExpectation(spaced, '30000-32767,40000'), { ok: true });
+  assert.deepEqual(evaluateExpectation(spaced, '30000-32767'), { ok: false, problem: 'mismatch' });
+  // the value read from /proc/sys or a sysctl.d file is still read as the kernel reads it
+  assert.deepEqual(evaluateExpectation(spaced, '30000-32767, 40000'), {
+    ok: false,
+    problem: 'not-port-list',
+  });
+  assert.equal(valueToWrite(spaced, '8080', undefined), '8080,30000-32767,40000');
+  assert.equal(typeof parseExpectation('includes 30000-32767,,40000'), 'string');
+  assert.equal(typeof parseExpectation('includes 70000'), 'string');
+});
+
 test('bad expectations are rejected with a message saying what is accepted', () => {
   const rejected = (text: string): string => {
     const result = parseExpectation(text);
