@@ -108,16 +108,17 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
   }
 }
 
-/**
- * The text of a file that must be a regular file (the config file). Anything else is refused
- * with code E_NOT_REGULAR, a directory with EISDIR: a FIFO read with readFile blocks until a
- * writer comes, which hangs the command (and parks one of libuv's four threadpool threads for
- * good). O_NONBLOCK makes the open of a FIFO return at once so fstat can tell; it has no effect
- * on a regular file. /dev/null is let through as an empty file.
- */
 /** /dev/null's device number (major 1, minor 3): read as an empty file, the usual "no file". */
 const DEV_NULL = (1 << 8) | 3;
 
+/**
+ * The text of a file that must be a regular file (the config file, the kubeconfig and the
+ * files it names, token files). Anything else is refused with code E_NOT_REGULAR, a directory
+ * with EISDIR: a FIFO read with readFile blocks until a writer comes, which hangs the command
+ * (and parks one of libuv's four threadpool threads for good). O_NONBLOCK makes the open of a
+ * FIFO return at once so fstat can tell; it has no effect on a regular file. /dev/null is let
+ * through as an empty file.
+ */
 export async function readRegularFile(file: string): Promise<string> {
   const handle = await open(
     file,

@@ -93,7 +93,8 @@ async function fromKubeconfig(file: string, options: KubeAccessOptions): Promise
     new AuditorError(ErrorCode.ConfigInvalid, `kubeconfig ${file}: ${why}`, { cause });
   let parsed: unknown;
   try {
-    const text = await fs.readFile(file, 'utf8');
+    // A regular file, as the config file: a FIFO or a device would hold start-up forever.
+    const text = await fs.readRegularFile(file);
     parsed = (await jsYaml()).load(text);
   } catch (error) {
     throw fail(
@@ -132,9 +133,9 @@ async function fromKubeconfig(file: string, options: KubeAccessOptions): Promise
     if (inline !== undefined) return Buffer.from(inline, 'base64').toString('utf8');
     if (text(name) === undefined) return undefined;
     try {
-      return await fs.readFile(path.resolve(dir, String(name)), 'utf8');
+      return await fs.readRegularFile(path.resolve(dir, String(name)));
     } catch (error) {
-      throw fail(`cannot read ${String(name)}: ${describeError(error)}`, error);
+      throw fail(`cannot read ${String(name)}: ${fileErrorReason(error)}`, error);
     }
   };
   const ca = await material(cluster.caData, cluster.caFile);
@@ -310,7 +311,7 @@ function text(value: unknown): string | undefined {
 
 async function readOptional(file: string): Promise<string | undefined> {
   try {
-    return await fs.readFile(file, 'utf8');
+    return await fs.readRegularFile(file);
   } catch {
     return undefined;
   }

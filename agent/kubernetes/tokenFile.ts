@@ -12,7 +12,8 @@
 // token" each time, a failed re-read is tried again after RETRY_MS, and said once per run of
 // failures (the file and why, never the token), with one line when it can be read again: when
 // the kept token expires, the 401s that follow have that line to explain them.
-// Read without blocking the event loop (client-node's FileAuth reads synchronously).
+// Read without blocking the event loop (client-node's FileAuth reads synchronously), and only
+// as a regular file: a FIFO would hold start-up, and then every request, forever.
 import type { Logger } from 'pino';
 import * as fs from '../host/asyncFs.ts';
 import { fileErrorReason } from '../errors.ts';
@@ -68,7 +69,7 @@ export class TokenFile {
 
   private async read(): Promise<string> {
     try {
-      const token = (await fs.readFile(this.file, 'utf8')).trim();
+      const token = (await fs.readRegularFile(this.file)).trim();
       if (token === '') throw new Error('it is empty');
       this.token = token;
       this.readAt = this.monotonic();

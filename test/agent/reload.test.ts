@@ -1,12 +1,15 @@
 // Reloading the configuration of a running agent: on file change (also a ConfigMap's atomic
 // "..data" symlink swap) and on SIGHUP; a bad configuration is rejected and the old one kept.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import {
+  BIN,
+  cleanEnv,
+  cleanup,
   eventually,
   fixtureHost,
   httpGet,
@@ -16,6 +19,7 @@ import {
   tempDir,
 } from '../helpers.ts';
 import type { RunningAgent } from '../helpers.ts';
+import { holdOpens } from '../heldOpens.ts';
 
 const watchesAtLeast = (n: number, extra = '') =>
   `checks:\n  sysctl:\n    interval: 60s\n${extra}    profile:\n      fs.inotify.max_user_watches:\n        expect: ">= ${n}"\n`;
@@ -169,44 +173,52 @@ test('disabling a check clears its findings and metrics; restart-only settings s
 });
 
 /**
- * An agent held in start-up after it listens: its kubeconfig is a FIFO, whose read waits for a
- * writer. Returns the function that lets start-up go on (writes a kubeconfig for an API that is
- * not there: the Kubernetes side then retries in the background, as on a node whose API is down).
+ * An agent held in start-up after it listens: the read of its kubeconfig does not return (the
+ * open is held, as on a hung disk) until release(). The kubeconfig names an API that is not
+ * there: once released, the Kubernetes side retries in the background, as on a node whose API
+ * is down. Undefined when the test is skipped (holding an open needs root and gcc).
  */
 async function agentInStartUp(
   t: TestContext,
   config: string,
-): Promise<{ agent: RunningAgent; release: () => Promise<void> }> {
+): Promise<{ agent: RunningAgent; release: () => Promise<void> } | undefined> {
   const dir = await tempDir(t);
   const kubeconfig = path.join(dir, 'kubeconfig');
-  const made = spawnSync('mkfifo', [kubeconfig]);
-  assert.equal(made.status, 0, String(made.stderr));
+  await fs.writeFile(
+    kubeconfig,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]',
+      'users: [{name: u, user: {token: t}}]',
+      'contexts: [{name: x, context: {cluster: c, user: u}}]',
+      'current-context: x',
+      '',
+    ].join('\n'),
+  );
+  const held = await holdOpens(t, [kubeconfig]);
+  if (held === undefined) return undefined;
   const agent = await startAgent(
     t,
     ['--config', config, '--host-root', fixtureHost('compliant'), '--kubeconfig', kubeconfig],
     { waitFor: 'listening' },
   );
-  const release = () =>
-    fs.writeFile(
-      kubeconfig,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]',
-        'users: [{name: u, user: {token: t}}]',
-        'contexts: [{name: x, context: {cluster: c, user: u}}]',
-        'current-context: x',
-        '',
-      ].join('\n'),
-    );
-  return { agent, release };
+  await sleep(200);
+  assert.equal(
+    agent.logs.find((l) => l.event === 'kube.on'),
+    undefined,
+    'start-up went past the kubeconfig',
+  );
+  return { agent, release: () => held.release() };
 }
 
 test('SIGHUP during start-up does not kill the agent: the reload waits for start-up', async (t) => {
   const dir = await tempDir(t);
   const file = path.join(dir, 'config.yaml');
   await fs.writeFile(file, watchesAtLeast(524288));
-  const { agent, release } = await agentInStartUp(t, file);
+  const held = await agentInStartUp(t, file);
+  if (held === undefined) return;
+  const { agent, release } = held;
   await fs.writeFile(file, watchesAtLeast(2097152));
   agent.process.kill('SIGHUP');
   await sleep(300);
@@ -225,14 +237,112 @@ test('SIGHUP during start-up does not kill the agent: the reload waits for start
   assert.equal(await agent.stop(), 0);
 });
 
-test('SIGTERM during start-up stops the agent cleanly, exit 0', async (t) => {
+test('SIGTERM during start-up stops the agent cleanly once start-up is done, exit 0', async (t) => {
   const dir = await tempDir(t);
   const file = path.join(dir, 'config.yaml');
   await fs.writeFile(file, watchesAtLeast(524288));
-  const { agent, release } = await agentInStartUp(t, file);
+  const held = await agentInStartUp(t, file);
+  if (held === undefined) return;
+  const { agent, release } = held;
   const exited = agent.stop();
   await agent.waitForLog((l) => l.event === 'agent.stopping' && l.signal === 'SIGTERM');
   await release();
   assert.equal(await exited, 0, agent.stderr());
   assert.equal(agent.process.signalCode, null);
+  assert.equal(
+    agent.logs.find((l) => l.event === 'agent.stop-deadline'),
+    undefined,
+  );
+});
+
+/**
+ * Milliseconds from sending `signals` (one after the other) to the agent's exit, and how it
+ * ended: an exit status, or the signal that ended it.
+ */
+async function exitAfter(
+  agent: RunningAgent,
+  signals: NodeJS.Signals[],
+): Promise<{ ms: number; ended: number | string | null }> {
+  const exited = new Promise<number | string | null>((resolve) => {
+    agent.process.once('exit', (code, signal) => {
+      resolve(code ?? signal);
+    });
+  });
+  const sent = performance.now();
+  for (const signal of signals) {
+    agent.process.kill(signal);
+    await sleep(100);
+  }
+  const ended = await Promise.race([exited, sleep(15_000).then(() => 'still running')]);
+  return { ms: performance.now() - sent, ended };
+}
+
+test('SIGTERM or SIGINT during a start-up that hangs: the agent ends after 5 s, not never', async (t) => {
+  // Kubernetes sends one SIGTERM, then waits out the grace period: the agent waited for its
+  // start-up forever (only a second SIGTERM, Node's default, ended it). A read stuck in the
+  // kernel keeps Node's own exit waiting too, so it ends as the signal ends a process (143 for
+  // SIGTERM); what matters is that it ends.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    const dir = await tempDir(t);
+    const file = path.join(dir, 'config.yaml');
+    await fs.writeFile(file, watchesAtLeast(524288));
+    const held = await agentInStartUp(t, file);
+    if (held === undefined) return;
+    const { agent } = held;
+    const { ms, ended } = await exitAfter(agent, [signal]);
+    assert.equal(ended, signal, agent.stderr());
+    assert.ok(ms >= 4500 && ms < 9000, `${signal}: exited after ${Math.round(ms)} ms`);
+    const late = await agent.waitForLog((l) => l.event === 'agent.stop-deadline');
+    assert.equal(late.signal, signal);
+    assert.equal(late.msg, `start-up did not finish within 5 s of ${signal}: exiting without it`);
+  }
+});
+
+test('a second stop signal during start-up ends the agent at once', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'config.yaml');
+  await fs.writeFile(file, watchesAtLeast(524288));
+  const held = await agentInStartUp(t, file);
+  if (held === undefined) return;
+  const { agent } = held;
+  // SIGINT after SIGTERM did nothing; a second SIGTERM killed the agent (exit 143)
+  const { ms, ended } = await exitAfter(agent, ['SIGTERM', 'SIGINT']);
+  assert.equal(ended, 'SIGINT', agent.stderr());
+  assert.ok(ms < 2000, `exited after ${Math.round(ms)} ms`);
+  const now = await agent.waitForLog((l) => l.event === 'agent.stopping' && l.signal === 'SIGINT');
+  assert.equal(now.msg, 'SIGINT after SIGTERM: exiting now');
+});
+
+test('SIGTERM while the config file cannot be read yet: the agent ends after 5 s', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'config.yaml');
+  await fs.writeFile(file, watchesAtLeast(524288));
+  const held = await holdOpens(t, [file]);
+  if (held === undefined) return;
+  // Signals were only queued while the configuration loaded: nothing but SIGKILL ended it.
+  const child = spawn(process.execPath, [BIN, 'run', '--config', file, '--listen', '127.0.0.1:0'], {
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  cleanup(t, () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | string | null>((resolve) =>
+    child.once('close', (code, signal) => {
+      resolve(code ?? signal);
+    }),
+  );
+  await sleep(1000); // Node is up and reading the file
+  const sent = performance.now();
+  child.kill('SIGTERM');
+  const ended = await Promise.race([exited, sleep(15_000).then(() => 'still running')]);
+  const ms = performance.now() - sent;
+  assert.equal(ended, 'SIGTERM', stderr);
+  assert.ok(ms >= 4500 && ms < 9000, `exited after ${Math.round(ms)} ms`);
+  assert.equal(
+    stderr,
+    'node-auditor: start-up did not finish within 5 s of SIGTERM: exiting without it\n',
+  );
 });

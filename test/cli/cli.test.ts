@@ -279,6 +279,28 @@ test('a config file that is not a regular file (a FIFO) is refused at once, exit
   assert.equal(none.code, 0, none.stderr);
 });
 
+test('run with a kubeconfig that is a FIFO is refused at once, exit 2', async (t) => {
+  const dir = await tempDir(t);
+  const fifo = path.join(dir, 'kubeconfig');
+  const made = spawnSync('mkfifo', [fifo]);
+  assert.equal(made.status, 0, String(made.stderr));
+  // Read with readFile, it held start-up for good (and a SIGTERM waited for it).
+  const r = await runCli(
+    [
+      'run',
+      '--kubeconfig',
+      fifo,
+      '--listen',
+      '127.0.0.1:0',
+      '--host-root',
+      fixtureHost('compliant'),
+    ],
+    { timeoutMs: 10_000, env: { NODE_AUDITOR_STATE_DIR: dir } },
+  );
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr, `node-auditor: kubeconfig ${fifo}: not a regular file (it is a FIFO)\n`);
+});
+
 test('what was set from the environment is named with its variable', async () => {
   const r = await runCli(['check'], { env: { NODE_AUDITOR_CONFIG: '/nope.yaml' } });
   assert.equal(r.code, 2);

@@ -1,6 +1,7 @@
 // Finding the API and its credentials: the order DESIGN.md fixes, kubeconfig details, errors.
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -12,7 +13,7 @@ import { KubeApi, KubeApiError, openKubeApi } from '../../agent/kubernetes/kubeA
 import { discoverKube } from '../../agent/kubernetes/kubeDiscovery.ts';
 import type { KubeSource } from '../../agent/kubernetes/kubeDiscovery.ts';
 import { startFakeKubeApi } from '../kube/fakeKubeApi.ts';
-import { eventually, tempDir, writeFiles } from '../helpers.ts';
+import { eventually, sleep, tempDir, writeFiles } from '../helpers.ts';
 
 const kubeconfig = (
   server: string,
@@ -324,6 +325,58 @@ test('a broken kubeconfig is an error naming the file and what is wrong', async 
   );
   await fs.writeFile(file, kubeconfig('https://h', {}, { 'certificate-authority': 'missing.crt' }));
   await assert.rejects(openKubeAccess({ kind: 'kubeconfig', file }), /cannot read missing\.crt/);
+});
+
+test('a kubeconfig, a file it names or a token file that is a FIFO is an error at once, not a hang', async (t) => {
+  const dir = await tempDir(t);
+  const fifo = path.join(dir, 'fifo');
+  const made = spawnSync('mkfifo', [fifo]);
+  assert.equal(made.status, 0, String(made.stderr));
+  // Read with readFile, a FIFO waits for a writer: the agent sat in start-up, and a SIGTERM
+  // then waited for it. Should an old reader be waiting, a writer that comes and goes lets it
+  // end (EOF) when the test is over.
+  t.after(async () => {
+    const writer = await fs.open(fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => null);
+    await writer?.close();
+  });
+  const notRegular = 'not a regular file (it is a FIFO)';
+  const within = <T>(promise: Promise<T>): Promise<T> =>
+    Promise.race([
+      promise,
+      sleep(3000).then(() => {
+        throw new Error('still reading after 3 s');
+      }),
+    ]);
+  await assert.rejects(within(openKubeAccess({ kind: 'kubeconfig', file: fifo })), {
+    message: `kubeconfig ${fifo}: ${notRegular}`,
+  });
+  const file = path.join(dir, 'kubeconfig');
+  for (const [user, cluster] of [
+    [{ 'token-file': 'fifo' }, {}],
+    [{ 'client-certificate': 'fifo', 'client-key': 'fifo' }, {}],
+    [{ token: 'abc' }, { 'certificate-authority': 'fifo' }],
+  ] as const) {
+    await fs.writeFile(file, kubeconfig('https://10.0.0.1:6443', user, cluster));
+    await assert.rejects(
+      within(openKubeAccess({ kind: 'kubeconfig', file })),
+      (error: Error) =>
+        error.message.startsWith(`kubeconfig ${file}: `) && error.message.includes(notRegular),
+    );
+  }
+  // in-cluster: the ServiceAccount's token
+  await fs.mkdir(path.join(dir, 'sa'));
+  await fs.symlink(fifo, path.join(dir, 'sa', 'token'));
+  const access = await within(
+    openKubeAccess({
+      kind: 'in-cluster',
+      host: '10.0.0.1',
+      port: '443',
+      dir: path.join(dir, 'sa'),
+    }),
+  );
+  await assert.rejects(within(access.authenticate({ headers: {} })), {
+    message: `cannot read the token file ${path.join(dir, 'sa', 'token')}: ${notRegular}`,
+  });
 });
 
 test('exec plugins: a relative command runs from the kubeconfig directory; one that hangs is killed at the deadline', async (t) => {
