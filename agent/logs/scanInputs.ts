@@ -189,10 +189,55 @@ async function fileInput(
     }
   }
   return {
-    input: { path: p, kind: 'file', stat, format: textFormat(head), gzip },
-    // A NUL byte is what grep and git take for binary: no log line holds one.
-    binary: head.includes(0),
+    input: { path: p, kind: 'file', stat, format: textFormat(dropNuls(head)), gzip },
+    binary: looksBinary(path.basename(p), head),
   };
+}
+
+/**
+ * Magic numbers of what lies beside logs and is not text (gzip is read, above): logs compressed
+ * with xz, zstd, bzip2 or lz4, core dumps and programs (ELF), SQLite and zip files.
+ */
+/* eslint-disable no-control-regex -- magic numbers are bytes, control characters among them */
+const MAGIC_NUMBERS = [
+  /^\xfd7zXZ\0/, // xz
+  /^\x28\xb5\x2f\xfd/, // zstd
+  /^\x04"M\x18/, // lz4 frame
+  /^BZh[1-9](?:1AY&SY|\x17rE8P\x90)/, // bzip2: block size, then a block or the end
+  /^\x7fELF/,
+  /^SQLite format 3\0/,
+  /^PK\x03\x04/, // zip
+];
+/* eslint-enable no-control-regex */
+/** Login records (utmp(5), lastlog, faillog), rotated ones too (wtmp.1, btmp-20260201). */
+const LOGIN_RECORDS = /^(?:wtmp|btmp|utmp|lastlog|faillog)(?:[.-].*)?$/;
+/** Control bytes text has: tab, newline, vertical tab, form feed, carriage return, escape. */
+const TEXT_CONTROLS = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1b]);
+
+/**
+ * Binary, by its name or magic number, or by its bytes: more than one in 20 of the bytes that
+ * are not NUL is a control character no text has (wtmp's record types and pids, compressed
+ * data: about one in ten). NUL bytes alone say nothing: a log written when the machine went
+ * down holds runs of them where blocks were allocated but never written (an unclean shutdown),
+ * and a just-rotated syslog then starts with them.
+ */
+function looksBinary(name: string, head: Buffer): boolean {
+  if (LOGIN_RECORDS.test(name)) return true;
+  const start = head.toString('latin1', 0, 16);
+  if (MAGIC_NUMBERS.some((magic) => magic.test(start))) return true;
+  let text = 0;
+  let control = 0;
+  for (const byte of head) {
+    if (byte === 0) continue;
+    text++;
+    if ((byte < 0x20 && !TEXT_CONTROLS.has(byte)) || byte === 0x7f) control++;
+  }
+  return control * 20 > text;
+}
+
+/** The bytes without their NULs: what the format is told from. */
+function dropNuls(head: Buffer): Buffer {
+  return head.includes(0) ? Buffer.from(head.filter((byte) => byte !== 0)) : head;
 }
 
 async function readHead(p: string): Promise<Buffer> {

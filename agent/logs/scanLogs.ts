@@ -18,7 +18,7 @@ import { JournalExportParser, parseJournalJson } from '../parsers/journalEntry.t
 import type { JournalEntry } from '../parsers/journalEntry.ts';
 import { RuleSet } from '../rules/ruleSet.ts';
 import type { RuleInput } from '../rules/ruleSet.ts';
-import { recordFromJournalEntry, recordFromSyslogLine } from '../sources/logRecord.ts';
+import { recordFromJournalEntry, recordFromSyslogLine, withoutNuls } from '../sources/logRecord.ts';
 import type { LogRecord } from '../sources/logRecord.ts';
 import { matchArguments } from '../sources/journaldSource.ts';
 import { streamErrorReason } from './scanInputs.ts';
@@ -242,7 +242,8 @@ async function readJournalctl(
 }
 
 /** `dmesg` ("[12345.678901] text") or `dmesg -T` ("[Thu Dec  7 00:05:15 2017] text") output. */
-function dmesgRecord(line: string, source: string, reference: number): LogRecord {
+function dmesgRecord(text: string, source: string, reference: number): LogRecord {
+  const line = withoutNuls(text);
   const m = /^\[([^\]]+)\] ?(.*)$/.exec(line);
   const stamp = m?.[1] ?? '';
   const message = m?.[2] ?? line;

@@ -22,11 +22,12 @@ export interface LogRecord {
 
 /** A line of a syslog-style file (or journalctl text) as a record. */
 export function recordFromSyslogLine(
-  line: string,
+  text: string,
   source: string,
   referenceMs: number,
   options: { kind?: SourceKind; identifier?: string; plain?: boolean } = {},
 ): LogRecord {
+  const line = withoutNuls(text);
   const parsed = options.plain === true ? { message: line } : parseSyslogLine(line, referenceMs);
   const identifier = parsed.identifier ?? options.identifier;
   return {
@@ -61,4 +62,13 @@ export function recordFromJournalEntry(
   const identifier = entry.identifier ?? entry.unit?.replace(/\.service$/, '');
   if (identifier !== undefined) record.identifier = identifier;
   return record;
+}
+
+/**
+ * The line without NUL bytes. A log file the machine went down while writing holds runs of them
+ * where blocks were allocated but never written (an unclean shutdown); the first line written
+ * after the reboot then starts with them, and its time and program would not be read.
+ */
+export function withoutNuls(line: string): string {
+  return line.includes('\0') ? line.replaceAll('\0', '') : line;
 }

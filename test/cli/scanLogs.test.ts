@@ -4,6 +4,7 @@
 // journalctl); the JSON contract; exit codes; the progress line for files over 100 MB.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -277,6 +278,63 @@ describe('scan-logs', () => {
       new RegExp(
         `^node-auditor scan-logs: 3 inputs, \\d+ lines, 2 incidents\n  ${dir}/syslog\\.2\\.gz \\(syslog\\): \\d+ lines\n  ${dir}/syslog\\.1 \\(syslog\\): 5 lines\n  ${dir}/syslog \\(syslog\\): 1 line\n`,
       ),
+    );
+  });
+
+  it('a syslog with a NUL run (an unclean shutdown) is read; binary files are told by name, magic number and bytes', async (t) => {
+    const dir = await tempDir(t);
+    // The node went down while rsyslog wrote: the blocks it had allocated hold NULs, and the
+    // first line after the reboot follows them. Any NUL in the first 4 KiB made the file
+    // "binary": left out, and this OOM kill with it.
+    await fs.writeFile(
+      path.join(dir, 'syslog'),
+      Buffer.concat([
+        Buffer.from('Feb 20 12:10:01 k1-node01 CRON[2211]: (root) CMD (command -v debian-sa1)\n'),
+        Buffer.alloc(3072),
+        Buffer.from(
+          [
+            'Feb 20 12:14:49 k1-node01 kernel: [   41.123456] Out of memory: Killed process 1436 (python) total-vm:869012kB, anon-rss:607516kB, file-rss:44kB, shmem-rss:0kB, UID:1000 pgtables:1264kB oom_score_adj:0',
+            'Feb 20 12:14:50 k1-node01 systemd[1]: Started Session 3 of user root.',
+            '',
+          ].join('\n'),
+        ),
+      ]),
+    );
+    const noise = (n: number) => {
+      const parts: Buffer[] = [];
+      for (let i = 0; parts.length * 32 < n; i++)
+        parts.push(createHash('sha256').update(String(i)).digest());
+      return Buffer.concat(parts).subarray(0, n);
+    };
+    // a login record (utmp(5)): by its name, as the rotated one
+    await fs.writeFile(path.join(dir, 'wtmp.1'), Buffer.from([7, 0, 0, 0, 0xd2, 4, 0, 0]));
+    // sparse: its first 4 KiB are NULs, as on a host where root never logged in
+    await fs.writeFile(path.join(dir, 'lastlog'), Buffer.alloc(8192));
+    // by magic number
+    await fs.writeFile(
+      path.join(dir, 'kern.log.2.xz'),
+      Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), noise(2000)]),
+    );
+    // by its bytes: LZMA-alone has no magic number
+    await fs.writeFile(
+      path.join(dir, 'kern.log.3.lzma'),
+      Buffer.concat([Buffer.from([0x5d, 0, 0, 0x80, 0]), noise(4000)]),
+    );
+    for (const name of ['syslog', 'wtmp.1', 'lastlog', 'kern.log.2.xz', 'kern.log.3.lzma']) {
+      const at = new Date('2026-02-21T00:00:00Z');
+      await fs.utimes(path.join(dir, name), at, at);
+    }
+    const r = await runCli(['scan-logs', '--output', 'json', dir], { env: UTC });
+    assert.equal(r.code, 1, r.stderr);
+    const json = JSON.parse(r.stdout) as ScanJson;
+    assert.deepEqual(
+      json.incidents.map((i) => [i.cause, i.rule, i.count, i.firstSeen]),
+      [['MemoryPressure', 'kernel-oom-global', 1, '2026-02-20T12:14:49.000Z']],
+    );
+    assert.match(json.incidents[0]?.evidence[0] ?? '', /^Feb 20 12:14:49 k1-node01 kernel: /);
+    assert.match(
+      unwrapped(r.stderr),
+      /binary files not read: kern\.log\.2\.xz, kern\.log\.3\.lzma, lastlog, wtmp\.1\n/,
     );
   });
 
