@@ -251,18 +251,31 @@ async function readHead(p: string): Promise<Buffer> {
   }
 }
 
-/** The first decompressed bytes of a .gz; rejects when not even those can be had. */
-function gunzipHead(p: string): Promise<Buffer> {
-  const stream = createReadStream(p).pipe(createGunzip());
+/**
+ * The first decompressed bytes of a .gz; rejects when not even those can be had (a read error
+ * or corrupt data). Both streams are destroyed once it is settled: destroying the gunzip does
+ * not close the file piped into it (one descriptor left open per .gz), and pipe() does not
+ * pass the file's read error on (the gunzip would wait for more forever).
+ */
+export function gunzipHead(p: string): Promise<Buffer> {
+  const raw = createReadStream(p);
+  const gunzip = createGunzip();
   return new Promise<Buffer>((resolve, reject) => {
-    stream.once('data', (chunk: Buffer) => {
-      resolve(chunk.subarray(0, HEAD_BYTES));
-      stream.destroy();
+    const settle = (error: Error | undefined, head?: Buffer) => {
+      raw.destroy();
+      gunzip.destroy();
+      if (error === undefined) resolve(head ?? Buffer.alloc(0));
+      else reject(error);
+    };
+    raw.once('error', settle);
+    gunzip.once('error', settle);
+    gunzip.once('data', (chunk: Buffer) => {
+      settle(undefined, chunk.subarray(0, HEAD_BYTES));
     });
-    stream.once('error', reject);
-    stream.once('end', () => {
-      resolve(Buffer.alloc(0));
+    gunzip.once('end', () => {
+      settle(undefined);
     });
+    raw.pipe(gunzip);
   });
 }
 
