@@ -192,3 +192,22 @@ test('globs in several files and in /etc/sysctl.conf, explicit keys and exclusio
   assert.deepEqual(both('vm.overcommit_memory'), ['1', '']);
   assert.deepEqual(both('vm.panic_on_oom'), ['', '']);
 });
+
+test('a "-key" exclusion is a name, not a pattern: "-kernel.pan*" keeps no glob away', async (t) => {
+  const found = tools(t);
+  if (found === undefined) return;
+  const root = await copyFixtureHost(t, 'compliant');
+  await fs.rm(path.join(root, 'etc/sysctl.d/99-kubernetes.conf'));
+  await writeFiles(root, {
+    // before the glob and after it, in a drop-in and in /etc/sysctl.conf (procps reads it)
+    'etc/sysctl.d/05-exclude.conf': '-kernel.pan*\n',
+    'etc/sysctl.d/10-glob.conf': 'kernel.* = 1\n',
+    'etc/sysctl.d/20-exclude.conf': '-kernel.panic_on_*\n',
+    'etc/sysctl.conf': '-kernel.p*\n',
+  });
+  const { procps, systemd } = await compare(t, root, found);
+  // the agent took each for a pattern and said the glob set neither key
+  const both = (key: string) => [procps.values[key], systemd.values[key]];
+  assert.deepEqual(both('kernel.panic'), ['1', '1']);
+  assert.deepEqual(both('kernel.panic_on_oops'), ['1', '1']);
+});

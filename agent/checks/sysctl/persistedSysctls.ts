@@ -5,7 +5,8 @@
 // and the surviving files are applied sorted by file name, whatever their directory. A file
 // that is a symlink to /dev/null masks that name. For both, the last explicit assignment of a
 // key wins, an explicit key beats any glob whatever the file order, "-key" keeps globs away
-// from that key, and among globs the last wins. Then they differ:
+// from that key (that name only: a glob after "-" is no pattern), and among globs the last
+// wins. Then they differ:
 //   - procps `sysctl --system` also reads /etc/sysctl.conf, last, and a "-key" leaves an
 //     explicit assignment of the key alone;
 //   - systemd-sysctl (what applies them at boot on a systemd host) does not read
@@ -80,9 +81,12 @@ interface Entry {
   at: readonly [number, number];
 }
 
-/** A "-key" line: no glob sets that key. */
+/**
+ * A "-key" line: no glob sets that key. The key is a name, never a pattern: "-kernel.pan*"
+ * excludes only a key named so (none), as procps 4 and systemd-sysctl read it.
+ */
 interface Exclusion {
-  pattern: string;
+  key: string;
   tail: boolean;
   at: readonly [number, number];
 }
@@ -133,8 +137,7 @@ export class PersistedSysctls {
           at: [i, a.line],
         });
       }
-      for (const x of conf.exclusions)
-        this.exclusions.push({ pattern: x.key, tail, at: [i, x.line] });
+      for (const x of conf.exclusions) this.exclusions.push({ key: x.key, tail, at: [i, x.line] });
     });
   }
 
@@ -169,7 +172,7 @@ export class PersistedSysctls {
   procps(key: string): PersistedView {
     const candidates = this.entries.filter((e) => sysctlKeyMatches(e.assignment.pattern, key));
     const explicit = candidates.filter((e) => !e.glob).at(-1);
-    const excluded = this.exclusions.some((x) => sysctlKeyMatches(x.pattern, key));
+    const excluded = this.exclusions.some((x) => x.key === key);
     return {
       applier: 'sysctl --system',
       winner: explicit?.assignment ?? (excluded ? undefined : candidates.at(-1)?.assignment),
@@ -185,9 +188,7 @@ export class PersistedSysctls {
       (e) => !e.tail && sysctlKeyMatches(e.assignment.pattern, key),
     );
     const explicit = candidates.filter((e) => !e.glob).at(-1);
-    const exclusion = this.exclusions
-      .filter((x) => !x.tail && sysctlKeyMatches(x.pattern, key))
-      .at(-1);
+    const exclusion = this.exclusions.filter((x) => !x.tail && x.key === key).at(-1);
     const winner =
       explicit !== undefined && (exclusion === undefined || after(explicit.at, exclusion.at))
         ? explicit.assignment
