@@ -80,6 +80,6 @@ export function fileErrorReason(error: unknown): string {
   if (code === 'ENOENT') return 'no such file';
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'EISDIR') return 'is a directory';
-  if (code === 'E_NOT_REGULAR') return describeError(error);
+  if (code === 'E_NOT_REGULAR' || code === 'E_PIPE') return describeError(error);
   return code ?? describeError(error).split('\n')[0] ?? 'unreadable';
 }

@@ -23,13 +23,15 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'version':
       process.stdout.write(`node-auditor ${VERSION} (node ${process.version})\n`);
       return 0;
-    case 'command':
+    case 'command': {
+      // All but run read the configuration once: their config file may be a pipe.
+      const once = { ...line.inputs, once: true };
       switch (line.command) {
         case 'run':
           return runCommand(line.inputs);
         case 'check':
           return checkCommand(
-            line.inputs,
+            once,
             {
               ...(line.output === undefined ? {} : { output: line.output }),
               ...(line.only === undefined ? {} : { only: line.only }),
@@ -37,12 +39,12 @@ async function main(argv: readonly string[]): Promise<number> {
             process.stdout,
           );
         case 'config':
-          return configCommand(line.inputs, line.output, process.stdout);
+          return configCommand(once, line.output, process.stdout);
         case 'scan-logs': {
           // Loaded when used: the agent (`run`) does not carry scan-logs' readers (zlib).
           const { scanLogsCommand } = await import('./scanLogsCommand.ts');
           return scanLogsCommand(
-            line.inputs,
+            once,
             line.files ?? [],
             line.output,
             process.stdout,
@@ -50,6 +52,7 @@ async function main(argv: readonly string[]): Promise<number> {
           );
         }
       }
+    }
   }
 }
 

@@ -47,7 +47,16 @@ export interface ConfigInputs {
   file?: string | undefined;
   env?: NodeJS.ProcessEnv;
   flags?: Partial<Record<ConfigFlag, string>>;
+  /**
+   * The command reads the configuration once (check, config, scan-logs): the config file may
+   * then be a pipe, `--config <(...)`. `run` reads it again on every change and SIGHUP, which a
+   * pipe cannot give, so there it must be a file.
+   */
+  once?: boolean;
 }
+
+/** A pipe given as the config file (a one-shot command): read for at most this long, this much. */
+export const CONFIG_PIPE_LIMITS = { timeoutMs: 30_000, maxBytes: 4 * 1024 * 1024 };
 
 export interface LoadedConfig {
   config: Readonly<Config>;
@@ -83,6 +92,7 @@ export async function loadConfig(
       : await readConfigFile(
           file,
           inputs.file === undefined ? `${file} (from ${CONFIG_FILE_ENV})` : file,
+          inputs.once === true,
         );
   if (file !== undefined && fileRead !== undefined)
     layers.push({ source: file, doc: fileRead.doc });
@@ -212,13 +222,22 @@ export function logLoaded(log: Logger, loaded: LoadedConfig): void {
   );
 }
 
-/** `named`: the file as messages name it. */
-async function readConfigFile(file: string, named: string): Promise<{ doc: Doc; text: string }> {
+/** `named`: the file as messages name it; `once`: a pipe may be read (ConfigInputs.once). */
+async function readConfigFile(
+  file: string,
+  named: string,
+  once: boolean,
+): Promise<{ doc: Doc; text: string }> {
   let text: string;
   try {
-    text = await fs.readRegularFile(file);
+    text = await fs.readRegularFile(file, once ? { pipe: CONFIG_PIPE_LIMITS } : {});
   } catch (error) {
-    const why = fileErrorReason(error);
+    const fifo = (error as { kind?: unknown }).kind === 'a FIFO';
+    const why =
+      fileErrorReason(error) +
+      (fifo
+        ? '; run reads its config file again on every change and on SIGHUP, so it must be a file (check and config read a pipe once)'
+        : '');
     throw new AuditorError(ErrorCode.ConfigUnreadable, `cannot read config file ${named}: ${why}`, {
       cause: error,
     });

@@ -7,6 +7,7 @@
 // agent/ from importing it again. Tests and benchmarks may use it.
 import fs from 'node:fs';
 import type { Stats } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -47,6 +48,13 @@ export class FileHandle {
     position: number | null,
   ): Promise<{ bytesRead: number; buffer: Buffer }> {
     return readFd(this.open(), buffer, offset, length, position);
+  }
+
+  /** The descriptor, handed over: this handle no longer closes it (its new owner does). */
+  detach(): number {
+    const fd = this.open();
+    this.#fd = -1;
+    return fd;
   }
 
   async stat(): Promise<Stats> {
@@ -111,6 +119,12 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
 /** /dev/null's device number (major 1, minor 3): read as an empty file, the usual "no file". */
 const DEV_NULL = (1 << 8) | 3;
 
+/** How a pipe is read where one is allowed: at most this long and this much. */
+export interface PipeLimits {
+  timeoutMs: number;
+  maxBytes: number;
+}
+
 /**
  * The text of a file that must be a regular file (the config file, the kubeconfig and the
  * files it names, token files). Anything else is refused with code E_NOT_REGULAR, a directory
@@ -118,8 +132,15 @@ const DEV_NULL = (1 << 8) | 3;
  * (and parks one of libuv's four threadpool threads for good). O_NONBLOCK makes the open of a
  * FIFO return at once so fstat can tell; it has no effect on a regular file. /dev/null is let
  * through as an empty file.
+ *
+ * With `pipe`, a pipe or FIFO is read too (`--config <(...)` of a one-shot command), through
+ * the event loop rather than the threadpool, until its writer closes it, within the limits;
+ * beyond them it is refused with code E_PIPE.
  */
-export async function readRegularFile(file: string): Promise<string> {
+export async function readRegularFile(
+  file: string,
+  options: { pipe?: PipeLimits } = {},
+): Promise<string> {
   const handle = await open(
     file,
     fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY,
@@ -128,6 +149,8 @@ export async function readRegularFile(file: string): Promise<string> {
     const stat = await handle.stat();
     if (stat.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
     if (stat.isCharacterDevice() && stat.rdev === DEV_NULL) return '';
+    if (stat.isFIFO() && options.pipe !== undefined)
+      return await readPipe(handle.detach(), options.pipe);
     if (!stat.isFile()) {
       const kind = stat.isFIFO()
         ? 'a FIFO'
@@ -138,10 +161,41 @@ export async function readRegularFile(file: string): Promise<string> {
             : 'of another kind';
       throw Object.assign(new Error(`not a regular file (it is ${kind})`), {
         code: 'E_NOT_REGULAR',
+        kind,
       });
     }
     return await handle.readFile('utf8');
   } finally {
     await handle.close();
   }
+}
+
+/** A pipe's text, to its end; the descriptor (non-blocking) is the socket's, closed with it. */
+function readPipe(fd: number, limits: PipeLimits): Promise<string> {
+  const socket = new net.Socket({ fd, readable: true, writable: false });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  return new Promise<string>((resolve, reject) => {
+    const fail = (message: string) => {
+      settle(Object.assign(new Error(message), { code: 'E_PIPE' }));
+    };
+    const timer = setTimeout(() => {
+      fail(`a pipe whose writer did not finish within ${limits.timeoutMs / 1000} s`);
+    }, limits.timeoutMs);
+    const settle = (error?: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (error === undefined) resolve(Buffer.concat(chunks).toString('utf8'));
+      else reject(error);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limits.maxBytes) fail(`a pipe that gave more than ${limits.maxBytes} bytes`);
+      else chunks.push(chunk);
+    });
+    socket.once('end', () => {
+      settle();
+    });
+    socket.once('error', settle);
+  });
 }

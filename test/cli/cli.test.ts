@@ -258,21 +258,42 @@ test('configuration errors name the key and the file, exit 2, and print no usage
   assert.match(missing.stderr, /cannot read config file .*nope\.yaml: no such file/);
 });
 
-test('a config file that is not a regular file (a FIFO) is refused at once, exit 2', async (t) => {
+test('run refuses a config file that is a FIFO at once (exit 2); check and config read a pipe', async (t) => {
   const dir = await tempDir(t);
   const fifo = path.join(dir, 'config.yaml');
   const made = spawnSync('mkfifo', [fifo]);
   assert.equal(made.status, 0, String(made.stderr));
-  for (const command of ['check', 'run', 'config']) {
-    // Read with readFile, a FIFO waits for a writer that never comes: the command hung.
-    const r = await runCli([command, '--config', fifo, '--listen', '127.0.0.1:0'], {
-      timeoutMs: 5000,
-    });
-    assert.equal(r.code, 2, command);
-    assert.equal(
-      r.stderr,
-      `node-auditor: cannot read config file ${fifo}: not a regular file (it is a FIFO)\n`,
+  // Read with readFile, a FIFO waits for a writer that never comes: run hung. run reads the
+  // file again on every change and SIGHUP, which a pipe cannot give.
+  const r = await runCli(['run', '--config', fifo, '--listen', '127.0.0.1:0'], {
+    timeoutMs: 5000,
+  });
+  assert.equal(r.code, 2);
+  assert.equal(
+    r.stderr,
+    `node-auditor: cannot read config file ${fifo}: not a regular file (it is a FIFO); run reads its config file again on every change and on SIGHUP, so it must be a file (check and config read a pipe once)\n`,
+  );
+  // check and config read the configuration once: `--config <(...)` works, as it did before
+  // FIFOs were refused
+  for (const command of ['config', 'check --only sysctl']) {
+    const piped = spawnSync(
+      'bash',
+      [
+        '-c',
+        `exec "$0" "$1" ${command} --output json --host-root "$2" --config <(printf 'nodeName: from-a-pipe\\n'; sleep 0.3; printf 'checks: {sysctl: {interval: 5m}}\\n')`,
+        process.execPath,
+        BIN,
+        fixtureHost('compliant'),
+      ],
+      { encoding: 'utf8', env: cleanEnv(), timeout: 20_000 },
     );
+    assert.equal(piped.status, 0, `${command}: ${piped.stderr}`);
+    const out = JSON.parse(piped.stdout) as {
+      nodeName?: string;
+      node?: string;
+      checks: unknown;
+    };
+    assert.equal(out.nodeName ?? out.node, 'from-a-pipe', command);
   }
   // /dev/null stays the way to say "no file" (over $NODE_AUDITOR_CONFIG)
   const none = await runCli(['config', '--config', '/dev/null']);

@@ -1,11 +1,14 @@
 // The agent's promise-returning file calls (agent/host/asyncFs.ts), over Node's callback API:
 // the results callers rely on, and a descriptor closed only once.
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as fs from '../../agent/host/asyncFs.ts';
+import { sleep } from '../helpers.ts';
 
 test('asyncFs: read at a position and from the file position, stat, readFile', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'asyncfs-'));
@@ -66,4 +69,42 @@ test('asyncFs: writeFileAtomic replaces a state file whole, creates its director
   await fs.mkdir(path.join(blocked, 'history.json'), { recursive: true });
   await assert.rejects(fs.writeFileAtomic(path.join(blocked, 'history.json'), 'x'));
   assert.deepEqual(await fs.readdir(blocked), ['history.json']);
+});
+
+test('asyncFs: readRegularFile reads a pipe only where one is allowed, within its limits', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'asyncfs-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const fifo = path.join(dir, 'fifo');
+  const made = spawnSync('mkfifo', [fifo]);
+  assert.equal(made.status, 0, String(made.stderr));
+  const descriptors = () => readdirSync('/proc/self/fd').length;
+  const before = descriptors();
+  await assert.rejects(fs.readRegularFile(fifo), {
+    code: 'E_NOT_REGULAR',
+    message: 'not a regular file (it is a FIFO)',
+  });
+  const limits = { timeoutMs: 300, maxBytes: 64 };
+  // a writer that writes in two goes, then closes: all of it
+  const writer = spawn('sh', [
+    '-c',
+    '{ printf "a: 1\\n"; sleep 0.1; printf "b: 2\\n"; } > "$0"',
+    fifo,
+  ]);
+  assert.equal(await fs.readRegularFile(fifo, { pipe: limits }), 'a: 1\nb: 2\n');
+  await new Promise((resolve) => writer.once('close', resolve));
+  // no writer, or one that never closes: given up at the deadline, not waited for
+  const started = performance.now();
+  await assert.rejects(fs.readRegularFile(fifo, { pipe: limits }), {
+    code: 'E_PIPE',
+    message: 'a pipe whose writer did not finish within 0.3 s',
+  });
+  assert.ok(performance.now() - started < 2000);
+  const big = spawn('sh', ['-c', 'head -c 1000 /dev/zero | tr "\\0" x > "$0"', fifo]);
+  await assert.rejects(fs.readRegularFile(fifo, { pipe: limits }), {
+    code: 'E_PIPE',
+    message: 'a pipe that gave more than 64 bytes',
+  });
+  big.kill();
+  await sleep(100);
+  assert.equal(descriptors(), before, 'every descriptor closed');
 });
