@@ -12,13 +12,13 @@ import { configCommand } from './configCommand.ts';
 import { parseCommandLine } from './parseCommandLine.ts';
 import { runCommand } from './runCommand.ts';
 import { wrapHanging } from '../sinks/report/textWrap.ts';
-import { shortUsage, usage } from './usage.ts';
+import { commandUsage, shortUsage, usage } from './usage.ts';
 
 async function main(argv: readonly string[]): Promise<number> {
   const line = parseCommandLine(argv, process.env);
   switch (line.kind) {
     case 'help':
-      process.stdout.write(usage());
+      process.stdout.write(line.command === undefined ? usage() : commandUsage(line.command));
       return 0;
     case 'version':
       process.stdout.write(`node-auditor ${VERSION} (node ${process.version})\n`);

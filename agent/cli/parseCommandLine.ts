@@ -9,7 +9,8 @@ export const COMMANDS = ['run', 'check', 'config', 'scan-logs'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export type CommandLine =
-  | { kind: 'help' }
+  /** --help or `help`; with a command (`help check`, `check --help`), that command's help. */
+  | { kind: 'help'; command?: Command }
   | { kind: 'version' }
   | {
       kind: 'command';
@@ -55,7 +56,10 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     throw new AuditorError(ErrorCode.Usage, usageMessage(error));
   }
   const { values: lists, positionals } = parsed;
-  if (lists.help === true) return { kind: 'help' };
+  if (lists.help === true) {
+    const [first] = positionals;
+    return isCommand(first) ? { kind: 'help', command: first } : { kind: 'help' };
+  }
   if (lists.version === true) return { kind: 'version' };
   const values: Partial<Record<ValueFlag, string>> = {};
   for (const flag of Object.keys(OPTIONS) as (keyof typeof OPTIONS)[]) {
@@ -72,15 +76,33 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   const [command, ...extra] = positionals;
   if (command === undefined) throw new AuditorError(ErrorCode.Usage, 'no command given');
-  // `help` and `version` as the commands people type first, the same as the flags.
-  if ((command === 'help' || command === 'version') && extra.length === 0) return { kind: command };
-  if (!(COMMANDS as readonly string[]).includes(command)) {
+  // `help` and `version` as the commands people type first, the same as the flags; `help
+  // check` as `check --help`.
+  if (command === 'help') {
+    const [topic, ...more] = extra;
+    if (topic === undefined) return { kind: 'help' };
+    if (!isCommand(topic)) {
+      throw new AuditorError(
+        ErrorCode.Usage,
+        `help: unknown command "${topic}" (commands: ${COMMANDS.join(', ')})`,
+      );
+    }
+    if (more.length > 0)
+      throw new AuditorError(ErrorCode.Usage, `help takes one command, not "${extra.join(' ')}"`);
+    return { kind: 'help', command: topic };
+  }
+  if (command === 'version') {
+    if (extra.length > 0)
+      throw new AuditorError(ErrorCode.Usage, `version takes no argument ("${extra.join(' ')}")`);
+    return { kind: 'version' };
+  }
+  if (!isCommand(command)) {
     throw new AuditorError(
       ErrorCode.Usage,
       `unknown command "${command}" (commands: ${COMMANDS.join(', ')}, help, version)`,
     );
   }
-  const cmd = command as Command;
+  const cmd = command;
   if (extra.length > 0 && cmd !== 'scan-logs')
     throw new AuditorError(ErrorCode.Usage, `unexpected argument "${extra[0] ?? ''}"`);
   if (cmd === 'scan-logs' && extra.length === 0)
@@ -132,6 +154,10 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     ...(only === undefined ? {} : { only }),
     ...(cmd === 'scan-logs' ? { files: extra } : {}),
   };
+}
+
+function isCommand(word: string | undefined): word is Command {
+  return (COMMANDS as readonly (string | undefined)[]).includes(word);
 }
 
 /** parseArgs' messages, shortened to what an operator needs ("unknown flag --foo"). */

@@ -416,6 +416,37 @@ test('--help and --version', async () => {
   assert.equal(versionCommand.stdout, version.stdout);
 });
 
+test("help COMMAND and COMMAND --help print that command's usage", async () => {
+  // `help check` was "unknown command "help" (commands: ..., help, version)"
+  const check = await runCli(['help', 'check']);
+  assert.equal(check.code, 0, check.stderr);
+  assert.match(check.stdout, /^Usage: node-auditor check \[flags\]\n\nRun every check once/);
+  assert.match(check.stdout, /^ {2}--only ID\[,ID\] {6}Run only these checks/m);
+  assert.doesNotMatch(check.stdout, /--listen|--state-dir/, 'flags of run only');
+  assert.equal((await runCli(['check', '--help'])).stdout, check.stdout);
+  for (const command of ['run', 'config', 'scan-logs']) {
+    const r = await runCli(['help', command]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^Usage: node-auditor ${command}`));
+    assert.deepEqual(
+      r.stdout.split('\n').filter((line) => line.length > 80),
+      [],
+      `help ${command} fits 80 columns`,
+    );
+  }
+  const scan = await runCli(['help', 'scan-logs']);
+  assert.match(scan.stdout, /^Usage: node-auditor scan-logs FILE\.\.\. \[flags\]/);
+  const unknown = await runCli(['help', 'frobnicate']);
+  assert.equal(unknown.code, 2);
+  assert.match(
+    unknown.stderr,
+    /^node-auditor: help: unknown command "frobnicate" \(commands: run, check, config,\s+scan-logs\)\n/,
+  );
+  const versionArg = await runCli(['version', 'check']);
+  assert.equal(versionArg.code, 2);
+  assert.match(versionArg.stderr, /^node-auditor: version takes no argument \("check"\)\n/);
+});
+
 test('a host name that is no valid node name is made one, with a warning', (t) => {
   if (!requireRoot(t, 'a UTS namespace with its own host name')) return;
   // "_" is not allowed in a node name: NODE_NAME=my_laptop is rejected, and the host name
