@@ -236,7 +236,7 @@ async function readConfigFile(
     const why =
       fileErrorReason(error) +
       (fifo
-        ? '; run reads its config file again on every change and on SIGHUP, so it must be a file (check and config read a pipe once)'
+        ? '; run reads its config file again on every change and on SIGHUP, so it must be a file (check, config and scan-logs read a pipe once)'
         : '');
     throw new AuditorError(ErrorCode.ConfigUnreadable, `cannot read config file ${named}: ${why}`, {
       cause: error,

@@ -271,7 +271,7 @@ test('run refuses a config file that is a FIFO at once (exit 2); check and confi
   assert.equal(r.code, 2);
   assert.equal(
     r.stderr,
-    `node-auditor: cannot read config file ${fifo}: not a regular file (it is a FIFO); run reads its config file again on every change and on SIGHUP, so it must be a file (check and config read a pipe once)\n`,
+    `node-auditor: cannot read config file ${fifo}: not a regular file (it is a FIFO); run reads its config file again on every change and on SIGHUP, so it must be a file (check, config and scan-logs read a pipe once)\n`,
   );
   // check and config read the configuration once: `--config <(...)` works, as it did before
   // FIFOs were refused
