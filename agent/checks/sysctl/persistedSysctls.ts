@@ -50,7 +50,7 @@ export interface PersistedView {
   /** The assignment that takes effect, if any. */
   winner: PersistedAssignment | undefined;
   /** The "-key" line that leaves the key unset (systemd-sysctl: one after the last explicit assignment). */
-  excludedBy?: { pattern: string; file: string; line: number };
+  excludedBy?: { key: string; file: string; line: number };
 }
 
 export interface SysctlConfigFile {
@@ -201,7 +201,7 @@ export class PersistedSysctls {
     return {
       applier: 'systemd-sysctl',
       winner,
-      excludedBy: { pattern: exclusion.pattern, file, line: exclusion.at[1] },
+      excludedBy: { key: exclusion.key, file, line: exclusion.at[1] },
     };
   }
 

@@ -404,10 +404,10 @@ async function planSysctls(
     // a "-key" after our line: systemd-sysctl then sets nothing for it at boot
     const cancelled = views.find((v) => v.winner === undefined && v.excludedBy !== undefined);
     if (cancelled?.excludedBy === undefined) return;
-    const { file: by, line, pattern } = cancelled.excludedBy;
+    const { file: by, line, key } = cancelled.excludedBy;
     target.overriddenBy = { applier: cancelled.applier, file: by, line };
     warnings.push(
-      `${by}:${line} has "-${pattern}" and ${cancelled.applier} applies it after ${filePath}, leaving the key unset at boot; the value set now will not survive a reboot (node-auditor does not edit files it does not own)`,
+      `${by}:${line} has "-${key}" and ${cancelled.applier} applies it after ${filePath}, leaving the key unset at boot; the value set now will not survive a reboot (node-auditor does not edit files it does not own)`,
     );
   });
   let file: SysctlPart['file'];
