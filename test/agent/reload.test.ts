@@ -180,9 +180,10 @@ test('disabling a check clears its findings and metrics; restart-only settings s
  */
 async function agentInStartUp(
   t: TestContext,
-  config: string,
-): Promise<{ agent: RunningAgent; release: () => Promise<void> } | undefined> {
+): Promise<{ agent: RunningAgent; config: string; release: () => Promise<void> } | undefined> {
   const dir = await tempDir(t);
+  const config = path.join(dir, 'config.yaml');
+  await fs.writeFile(config, watchesAtLeast(524288));
   const kubeconfig = path.join(dir, 'kubeconfig');
   await fs.writeFile(
     kubeconfig,
@@ -209,17 +210,14 @@ async function agentInStartUp(
     undefined,
     'start-up went past the kubeconfig',
   );
-  return { agent, release: () => held.release() };
+  return { agent, config, release: () => held.release() };
 }
 
 test('SIGHUP during start-up does not kill the agent: the reload waits for start-up', async (t) => {
-  const dir = await tempDir(t);
-  const file = path.join(dir, 'config.yaml');
-  await fs.writeFile(file, watchesAtLeast(524288));
-  const held = await agentInStartUp(t, file);
+  const held = await agentInStartUp(t);
   if (held === undefined) return;
-  const { agent, release } = held;
-  await fs.writeFile(file, watchesAtLeast(2097152));
+  const { agent, config, release } = held;
+  await fs.writeFile(config, watchesAtLeast(2097152));
   agent.process.kill('SIGHUP');
   await sleep(300);
   assert.equal(agent.process.exitCode, null, `the agent died: ${agent.stderr()}`);
@@ -238,10 +236,7 @@ test('SIGHUP during start-up does not kill the agent: the reload waits for start
 });
 
 test('SIGTERM during start-up stops the agent cleanly once start-up is done, exit 0', async (t) => {
-  const dir = await tempDir(t);
-  const file = path.join(dir, 'config.yaml');
-  await fs.writeFile(file, watchesAtLeast(524288));
-  const held = await agentInStartUp(t, file);
+  const held = await agentInStartUp(t);
   if (held === undefined) return;
   const { agent, release } = held;
   const exited = agent.stop();
@@ -283,10 +278,7 @@ test('SIGTERM or SIGINT during a start-up that hangs: the agent ends after 5 s, 
   // kernel keeps Node's own exit waiting too, so it ends as the signal ends a process (143 for
   // SIGTERM); what matters is that it ends.
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    const dir = await tempDir(t);
-    const file = path.join(dir, 'config.yaml');
-    await fs.writeFile(file, watchesAtLeast(524288));
-    const held = await agentInStartUp(t, file);
+    const held = await agentInStartUp(t);
     if (held === undefined) return;
     const { agent } = held;
     const { ms, ended } = await exitAfter(agent, [signal]);
@@ -299,10 +291,7 @@ test('SIGTERM or SIGINT during a start-up that hangs: the agent ends after 5 s, 
 });
 
 test('a second stop signal during start-up ends the agent at once', async (t) => {
-  const dir = await tempDir(t);
-  const file = path.join(dir, 'config.yaml');
-  await fs.writeFile(file, watchesAtLeast(524288));
-  const held = await agentInStartUp(t, file);
+  const held = await agentInStartUp(t);
   if (held === undefined) return;
   const { agent } = held;
   // SIGINT after SIGTERM did nothing; a second SIGTERM killed the agent (exit 143)
