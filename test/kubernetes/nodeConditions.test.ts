@@ -327,6 +327,20 @@ function npdKernelMonitorWrites(h: Harness): void {
   );
 }
 
+/** What the agent's logs check reports when it sees a task hung in the kernel. */
+function deadlockSeen(): FindingStore {
+  const store = new FindingStore();
+  store.reconcile('logs', [
+    draft('KernelDeadlock', 'incident:kernel', {
+      severity: 'critical',
+      title: 'task containerd blocked for more than 120 seconds',
+      message: 'm',
+      evidence: [],
+    }),
+  ]);
+  return store;
+}
+
 /** node-problem-detector's kernel-monitor.json, loaded into the agent too (npdConfigs). */
 const NPD_RULE_PROBLEMS = new Map([
   ['KernelDeadlock', ['DockerHung']],
@@ -344,15 +358,7 @@ test("node-problem-detector's conditions, with NPD's own reasons, are never writ
     "the watch to see NPD's conditions",
   );
   // the agent sees a deadlock NPD does not, and no read-only filesystem
-  const store = new FindingStore();
-  store.reconcile('logs', [
-    draft('KernelDeadlock', 'incident:kernel', {
-      severity: 'critical',
-      title: 'task containerd blocked for more than 120 seconds',
-      message: 'm',
-      evidence: [],
-    }),
-  ]);
+  const store = deadlockSeen();
   const { log, lines } = capturingLog();
   const foreign: [string, boolean][] = [];
   const sink = wiredSink(t, h, node, store, ['logs'], {
@@ -396,15 +402,7 @@ test("node-problem-detector's conditions, with NPD's own reasons, are never writ
 test("a condition of the agent that NPD writes over is NPD's from then on; once NPD's is gone, the agent writes it again", async (t) => {
   const h = await harness(t);
   const node = await watching(t, h);
-  const store = new FindingStore();
-  store.reconcile('logs', [
-    draft('KernelDeadlock', 'incident:kernel', {
-      severity: 'critical',
-      title: 'task containerd blocked for more than 120 seconds',
-      message: 'm',
-      evidence: [],
-    }),
-  ]);
+  const store = deadlockSeen();
   const foreign: [string, boolean][] = [];
   const sink = wiredSink(t, h, node, store, ['logs'], {
     heartbeatMs: 1000,

@@ -21,7 +21,12 @@ import { REDECIDE_MS, RemediationEngine } from '../../agent/remediation/remediat
 import { connectSystemd } from '../../agent/remediation/systemd.ts';
 import { copyFixtureHost, tempDir, writeFiles } from '../helpers.ts';
 import { EXHAUSTED, OUT_OF_PROFILE } from './seedFindings.ts';
-import { afterFirstRestart, startBus, startFakeSystemd } from './systemdStandIn.ts';
+import {
+  afterFirstRestart,
+  crashLoopingKubelet,
+  startBus,
+  startFakeSystemd,
+} from './systemdStandIn.ts';
 
 async function engineOn(
   t: TestContext,
@@ -31,12 +36,7 @@ async function engineOn(
   const bus = await startBus(t);
   if (bus === undefined) return undefined;
   const systemd = await startFakeSystemd(t, bus.socket, {
-    'kubelet.service': {
-      loadState: 'loaded',
-      activeState: 'activating',
-      subState: 'auto-restart',
-      activeEnterTimestampUs: BigInt(Date.now() - 3_600_000) * 1000n,
-    },
+    'kubelet.service': crashLoopingKubelet(),
   });
   const root = await copyFixtureHost(t, 'bad-runtime');
   const settings: RemediationSettings = await v.parseAsync(remediationSchema(), {

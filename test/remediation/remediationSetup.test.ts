@@ -11,7 +11,12 @@ import { createRemediation } from '../../agent/remediation/remediationSetup.ts';
 import { copyFixtureHost, tempDir } from '../helpers.ts';
 import { harness, silent } from '../kubernetes/kubeHarness.ts';
 import { EXHAUSTED } from './seedFindings.ts';
-import { afterFirstRestart, startBus, startFakeSystemd } from './systemdStandIn.ts';
+import {
+  afterFirstRestart,
+  crashLoopingKubelet,
+  startBus,
+  startFakeSystemd,
+} from './systemdStandIn.ts';
 
 test('a lock lost while restart-kubelet waits for readiness ends the action, which says so', async (t) => {
   const root = await copyFixtureHost(t, 'bad-runtime');
@@ -19,12 +24,7 @@ test('a lock lost while restart-kubelet waits for readiness ends the action, whi
   const bus = await startBus(t, path.join(root, 'run/dbus/system_bus_socket'));
   if (bus === undefined) return;
   const systemd = await startFakeSystemd(t, bus.socket, {
-    'kubelet.service': {
-      loadState: 'loaded',
-      activeState: 'activating',
-      subState: 'auto-restart',
-      activeEnterTimestampUs: BigInt(Date.now() - 3_600_000) * 1000n,
-    },
+    'kubelet.service': crashLoopingKubelet(),
   });
   const restarts = () => systemd.calls.filter((c) => c.member === 'RestartUnit').length;
   const h = await harness(t, { remediationRbac: true });

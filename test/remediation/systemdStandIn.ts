@@ -83,6 +83,16 @@ export interface FakeUnit {
 }
 
 /** systemd's escaping of a unit name in an object path (kubelet.service -> kubelet_2eservice). */
+/** kubelet.service in a crash loop (systemd waiting to start it again), last up an hour ago. */
+export function crashLoopingKubelet(): FakeUnit {
+  return {
+    loadState: 'loaded',
+    activeState: 'activating',
+    subState: 'auto-restart',
+    activeEnterTimestampUs: BigInt(Date.now() - 3_600_000) * 1000n,
+  };
+}
+
 export function unitPath(name: string): string {
   const escaped = name.replace(
     /[^A-Za-z0-9]/g,
