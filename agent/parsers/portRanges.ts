@@ -10,20 +10,13 @@ export type PortRange = readonly [start: number, end: number];
  * around the whole value is dropped: sysctl and systemd-sysctl strip it before writing.
  */
 export function parsePortRanges(text: string): PortRange[] | undefined {
-  let body = text.trim();
-  if (body === '') return [];
-  if (body.endsWith(',')) body = body.slice(0, -1);
-  const ranges: [number, number][] = [];
-  for (const item of body.split(',')) {
+  return parseList(text, (item) => {
     const m = /^([0-9A-Fa-fXx]+)(?:-([0-9A-Fa-fXx]+))?$/.exec(item);
     if (m === null) return undefined;
     const start = kernelNumber(m[1] as string);
     const end = m[2] === undefined ? start : kernelNumber(m[2]);
-    if (start === undefined || end === undefined) return undefined;
-    if (start > 65535 || end > 65535 || end < start) return undefined;
-    ranges.push([start, end]);
-  }
-  return mergePortRanges(ranges);
+    return start === undefined || end === undefined ? undefined : [start, end];
+  });
 }
 
 /**
@@ -33,17 +26,29 @@ export function parsePortRanges(text: string): PortRange[] | undefined {
  * sysctl.d files go through parsePortRanges, the kernel's grammar.
  */
 export function parseConfiguredPortRanges(text: string): PortRange[] | undefined {
-  let body = text.trim();
-  if (body === '') return [];
-  if (body.endsWith(',')) body = body.slice(0, -1);
-  const ranges: [number, number][] = [];
-  for (const item of body.split(',')) {
+  return parseList(text, (item) => {
     const m = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(item);
     if (m === null) return undefined;
     const start = Number(m[1]);
-    const end = m[2] === undefined ? start : Number(m[2]);
+    return [start, m[2] === undefined ? start : Number(m[2])];
+  });
+}
+
+/** Comma-separated items (one trailing comma allowed), each a port or range; merged. */
+function parseList(
+  text: string,
+  readItem: (item: string) => PortRange | undefined,
+): PortRange[] | undefined {
+  let body = text.trim();
+  if (body === '') return [];
+  if (body.endsWith(',')) body = body.slice(0, -1);
+  const ranges: PortRange[] = [];
+  for (const item of body.split(',')) {
+    const range = readItem(item);
+    if (range === undefined) return undefined;
+    const [start, end] = range;
     if (start > 65535 || end > 65535 || end < start) return undefined;
-    ranges.push([start, end]);
+    ranges.push(range);
   }
   return mergePortRanges(ranges);
 }
